@@ -1,0 +1,116 @@
+//! BlobNet inference: weights loading ([`weights`]) and backends that run the forward pass ([`cpu`]).
+//!
+//! A backend sees only rows of 256 input floats and 52-bit legal masks; it never sees game rules.
+//! Every backend implements [`Backend`], so search and self-play can run on any of them.
+
+pub mod cpu;
+pub mod weights;
+
+use thiserror::Error;
+
+/// Width of one encoded state (BlobMaster's v1/v2 encoder).
+pub const INPUT_DIM: usize = 256;
+/// Width of the action space: bids 0..=13 and card indices 0..=51 share one 52-wide vector.
+pub const POLICY_DIM: usize = 52;
+
+/// Inputs of one batch: `rows` encoded states, row-major `[rows, INPUT_DIM]`, and one legal
+/// mask per row (bit `a` set = action `a` legal).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchIn<'a> {
+    pub inputs: &'a [f32],
+    pub masks: &'a [u64],
+}
+
+impl BatchIn<'_> {
+    pub fn rows(&self) -> usize {
+        self.masks.len()
+    }
+}
+
+/// Outputs of one batch: masked softmax policy `[rows, POLICY_DIM]` (exactly 0 on illegal
+/// actions) and tanh value `[rows]`.
+#[derive(Debug)]
+pub struct BatchOut<'a> {
+    pub policy: &'a mut [f32],
+    pub value: &'a mut [f32],
+}
+
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error("batch of {rows} rows exceeds the backend's maximum of {max}")]
+    BatchTooLarge { rows: usize, max: usize },
+    #[error("batch buffers disagree: {0}")]
+    Shape(String),
+    #[error("backend {backend} failed at {stage}: {message}")]
+    Backend {
+        backend: &'static str,
+        stage: &'static str,
+        message: String,
+    },
+}
+
+/// One network evaluator. `forward` fills `out` for every row of `inp`.
+pub trait Backend: Send {
+    /// Short name for logs and JSON ("cpu", "cuda", "uniform").
+    fn name(&self) -> &'static str;
+    /// Largest batch one `forward` call accepts.
+    fn max_batch(&self) -> usize;
+    fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError>;
+}
+
+/// Checks that the buffers of a batch agree with each other and with `max_batch`.
+pub fn check_batch(
+    inp: &BatchIn<'_>,
+    out: &BatchOut<'_>,
+    max_batch: usize,
+) -> Result<usize, NetError> {
+    let rows = inp.rows();
+    if rows > max_batch {
+        return Err(NetError::BatchTooLarge {
+            rows,
+            max: max_batch,
+        });
+    }
+    if inp.inputs.len() != rows * INPUT_DIM {
+        return Err(NetError::Shape(format!(
+            "{} input floats for {rows} masks (expected {})",
+            inp.inputs.len(),
+            rows * INPUT_DIM
+        )));
+    }
+    if out.policy.len() != rows * POLICY_DIM || out.value.len() != rows {
+        return Err(NetError::Shape(format!(
+            "outputs hold {} policy floats and {} values for {rows} rows",
+            out.policy.len(),
+            out.value.len()
+        )));
+    }
+    Ok(rows)
+}
+
+/// Test and benchmark backend (KataGo's `debugSkipNeuralNet`): uniform policy over legal
+/// actions, value 0. Costs nothing, so it isolates search and ring overheads.
+#[derive(Clone, Debug, Default)]
+pub struct UniformBackend {
+    pub max_batch: usize,
+}
+
+impl Backend for UniformBackend {
+    fn name(&self) -> &'static str {
+        "uniform"
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError> {
+        check_batch(&inp, &out, self.max_batch)?;
+        for (row, &mask) in out.policy.chunks_exact_mut(POLICY_DIM).zip(inp.masks) {
+            let n = (mask & ((1u64 << POLICY_DIM) - 1)).count_ones().max(1) as f32;
+            for (a, p) in row.iter_mut().enumerate() {
+                *p = if mask >> a & 1 == 1 { 1.0 / n } else { 0.0 };
+            }
+        }
+        out.value.fill(0.0);
+        Ok(())
+    }
+}
