@@ -2,8 +2,13 @@
 //!
 //! Modules in dependency order: [`game`] → [`encode`] → [`net`].
 
+pub mod arena;
 pub mod encode;
+pub mod fsio;
 pub mod game;
 pub mod net;
+pub mod ring;
+pub mod search;
+pub mod selfplay;
 pub mod vectors;
 pub mod verify;

@@ -3,11 +3,15 @@
 
 use crate::encode::{encode, EncoderVersion};
 use crate::game::{Phase, Round, Seat};
-use crate::vectors::{mask_bits, Decision, GamesFile, RecordedRound};
-use anyhow::Result;
+use crate::net::cpu::CpuBackend;
+use crate::net::weights::{PreparedWeights, Weights};
+use crate::net::{Backend, BatchIn, BatchOut, POLICY_DIM};
+use crate::vectors::{mask_bits, Decision, GamesFile, NetIoFile, RecordedRound};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Largest allowed |ours − reference| on network outputs.
 pub const NET_TOLERANCE: f32 = 1e-5;
@@ -199,6 +203,75 @@ fn round_result_failure(rec: &RecordedRound, round: &Round) -> Option<String> {
     })
 }
 
-fn check_net(_: &Path, _: &Encodings, _: &mut Report) -> Result<()> {
+fn check_net(dir: &Path, encodings: &Encodings, report: &mut Report) -> Result<()> {
+    let io = NetIoFile::load(&dir.join("net_io.json"))?;
+    let weights = Weights::load(&dir.join("net.safetensors"))?;
+    let rows = io.cases.len();
+    let mut backend = CpuBackend::new(Arc::new(PreparedWeights::new(&weights)), rows.max(1));
+    let inputs: Vec<f32> = io
+        .cases
+        .iter()
+        .flat_map(|c| c.input.iter().copied())
+        .collect();
+    let masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
+    let mut policy = vec![0.0; rows * POLICY_DIM];
+    let mut value = vec![0.0; rows];
+    backend
+        .forward(
+            BatchIn {
+                inputs: &inputs,
+                masks: &masks,
+            },
+            BatchOut {
+                policy: &mut policy,
+                value: &mut value,
+            },
+        )
+        .context("CPU forward of net_io.json's cases")?;
+    for (i, case) in io.cases.iter().enumerate() {
+        let p = &policy[i * POLICY_DIM..(i + 1) * POLICY_DIM];
+        let dp = p
+            .iter()
+            .zip(&case.policy)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        let dv = (value[i] - case.value).abs();
+        report.max_policy_diff = report.max_policy_diff.max(dp);
+        report.max_value_diff = report.max_value_diff.max(dv);
+        let illegal_mass = p
+            .iter()
+            .enumerate()
+            .any(|(a, &x)| masks[i] >> a & 1 == 0 && x != 0.0);
+        let mut ok = report.check(
+            "network",
+            (dp > NET_TOLERANCE || dv > NET_TOLERANCE || illegal_mass || case.input.len() != 256)
+                .then(|| format!("case {}: |policy diff| {dp:.3e}, |value diff| {dv:.3e}, illegal mass {illegal_mass}", case.id)),
+        );
+        if let Some(r) = &case.reference {
+            // Real states are recorded unrounded: our encoder must give the same f32 bits.
+            let exact = encodings.get(&(r.round_id, r.step));
+            ok &= report.check(
+                "exact encodings",
+                match exact {
+                    None => Some(format!(
+                        "case {}: round {} step {} is not in games.json",
+                        case.id, r.round_id, r.step
+                    )),
+                    Some(e)
+                        if e.iter()
+                            .zip(&case.input)
+                            .any(|(a, b)| a.to_bits() != b.to_bits()) =>
+                    {
+                        Some(format!(
+                            "case {}: encoding of round {} step {} differs in its bits",
+                            case.id, r.round_id, r.step
+                        ))
+                    }
+                    Some(_) => None,
+                },
+            );
+        }
+        report.item(ok);
+    }
     Ok(())
 }

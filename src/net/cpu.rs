@@ -1,1 +1,628 @@
-//! placeholder
+//! CPU backend: BlobNet's forward pass in f32.
+//!
+//! A batch is cut into row blocks that rayon spreads over the cores; each block runs the whole
+//! network on its rows with one thread's scratch buffers, so activations stay in that core's
+//! cache while the weights stream past once per block. Every matrix product goes through
+//! [`Dense::apply`]: the AVX-512 packed-panel kernel ([`avx512`]) where the CPU has it, the
+//! `gemm` crate elsewhere ([`CpuKernel::Portable`]). Bias, ReLU and residual adds are fused
+//! into the product's output pass; LayerNorm, softmax and tanh are short row passes.
+//!
+//! Policy: softmax over the legal actions of the row's mask, illegal ones exactly 0. A row
+//! whose mask has no legal action (bits ≥ 52 are ignored) gets the softmax over all 52
+//! actions, as BlobNet gives without a mask, rather than NaNs.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rayon::prelude::*;
+
+use super::weights::{LayerNorm, Linear, PreparedWeights, LAYER_NORM_EPS};
+use super::{check_batch, Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+
+/// Activation buffers have row strides padded to this many floats, the AVX-512 panel width,
+/// so every dense layer can write whole panels (padding columns hold zeros or don't-cares
+/// that no later layer reads).
+const PAD: usize = 32;
+/// Largest block of rows one thread runs through the network at a time. Measured on a
+/// 2-core AVX-512 box at B = 256/1024 (see `benches/forward.rs`).
+const MAX_BLOCK_ROWS: usize = 128;
+/// Batches of at least this many rows per thread are split across all threads.
+const MIN_SPLIT_ROWS: usize = 16;
+const ALL_ACTIONS: u64 = (1 << POLICY_DIM) - 1;
+
+/// Which matrix-product kernel a [`CpuBackend`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuKernel {
+    /// Packed-panel AVX-512F kernel (x86-64 with AVX-512F only).
+    Avx512,
+    /// The `gemm` crate (runtime dispatch to AVX2/FMA/SSE/NEON).
+    Portable,
+}
+
+impl CpuKernel {
+    /// The fastest kernel the running CPU supports.
+    pub fn detect() -> CpuKernel {
+        if CpuKernel::Avx512.is_supported() {
+            CpuKernel::Avx512
+        } else {
+            CpuKernel::Portable
+        }
+    }
+
+    pub fn is_supported(self) -> bool {
+        self.engine().is_some()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CpuKernel::Avx512 => "avx512",
+            CpuKernel::Portable => "portable",
+        }
+    }
+
+    fn engine(self) -> Option<Engine> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            CpuKernel::Avx512 => avx512::Avx512::detect().map(Engine::Avx512),
+            #[cfg(not(target_arch = "x86_64"))]
+            CpuKernel::Avx512 => None,
+            CpuKernel::Portable => Some(Engine::Portable),
+        }
+    }
+}
+
+/// A selected kernel, with the proof of CPU support the AVX-512 one needs.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    #[cfg(target_arch = "x86_64")]
+    Avx512(avx512::Avx512),
+    Portable,
+}
+
+/// What a dense layer does to `x · W + bias` before storing it.
+#[derive(Clone, Copy)]
+enum Epilogue<'a> {
+    None,
+    Relu,
+    /// Adds a matrix with the output's row stride (the residual stream).
+    Residual(&'a [f32]),
+}
+
+/// One linear layer in the layout of the backend's kernel.
+struct Dense {
+    inputs: usize,
+    outputs: usize,
+    /// Zero-padded to a multiple of [`PAD`].
+    bias: Vec<f32>,
+    /// Avx512: packed panels ([`avx512::pack`]); Portable: `[inputs, outputs]` row-major.
+    weight: Vec<f32>,
+}
+
+impl Dense {
+    fn new(linear: &Linear, engine: Engine) -> Dense {
+        let mut bias = linear.bias.clone();
+        bias.resize(padded(linear.outputs), 0.0);
+        let weight = match engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx512(_) => avx512::pack(linear),
+            Engine::Portable => linear.weight.clone(),
+        };
+        Dense {
+            inputs: linear.inputs,
+            outputs: linear.outputs,
+            bias,
+            weight,
+        }
+    }
+
+    /// `out[r] = epilogue(x[r] · W + bias)` for `r < rows`; rows of `x` and `out` are
+    /// `x_stride` and `out_stride` floats apart.
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        engine: Engine,
+        rows: usize,
+        x: &[f32],
+        x_stride: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        epilogue: Epilogue<'_>,
+    ) {
+        let (residual, relu) = match epilogue {
+            Epilogue::None => (None, false),
+            Epilogue::Relu => (None, true),
+            Epilogue::Residual(r) => (Some(r), false),
+        };
+        match engine {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx512(cpu) => avx512::dense(
+                cpu,
+                rows,
+                self.inputs,
+                &self.weight,
+                &self.bias,
+                x,
+                x_stride,
+                out,
+                out_stride,
+                residual,
+                relu,
+            ),
+            Engine::Portable => {
+                self.apply_portable(rows, x, x_stride, out, out_stride, residual, relu)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_portable(
+        &self,
+        rows: usize,
+        x: &[f32],
+        x_stride: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        residual: Option<&[f32]>,
+        relu: bool,
+    ) {
+        if rows == 0 {
+            return;
+        }
+        let (inputs, outputs) = (self.inputs, self.outputs);
+        assert!(x.len() >= (rows - 1) * x_stride + inputs, "x too short");
+        assert!(
+            out_stride >= outputs && out.len() >= (rows - 1) * out_stride + outputs,
+            "out too short"
+        );
+        // SAFETY: the asserts bound every row of x (inputs floats) and out (outputs floats);
+        // the weight is [inputs, outputs] row-major.
+        unsafe {
+            gemm::gemm(
+                rows,
+                outputs,
+                inputs,
+                out.as_mut_ptr(),
+                1,
+                out_stride as isize,
+                false,
+                x.as_ptr(),
+                1,
+                x_stride as isize,
+                self.weight.as_ptr(),
+                1,
+                outputs as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for r in 0..rows {
+            let row = &mut out[r * out_stride..][..outputs];
+            for (y, b) in row.iter_mut().zip(&self.bias) {
+                *y += b;
+            }
+            if let Some(res) = residual {
+                for (y, s) in row.iter_mut().zip(&res[r * out_stride..][..outputs]) {
+                    *y += s;
+                }
+            }
+            if relu {
+                row.iter_mut().for_each(|y| *y = y.max(0.0));
+            }
+        }
+    }
+}
+
+struct CpuLayer {
+    attention: Dense,
+    norm1: LayerNorm,
+    ffn_in: Dense,
+    ffn_out: Dense,
+    norm2: LayerNorm,
+}
+
+/// The network in the kernel's layout. The two head hidden layers read the same input, so
+/// they run as one product (`policy_hidden ‖ value_hidden`).
+struct CpuNet {
+    embedding: usize,
+    ffn: usize,
+    policy_hidden: usize,
+    value_hidden: usize,
+    embed: Dense,
+    input_norm: LayerNorm,
+    layers: Vec<CpuLayer>,
+    heads_hidden: Dense,
+    policy_out: Dense,
+    value_out: Dense,
+}
+
+impl CpuNet {
+    fn new(w: &PreparedWeights, engine: Engine) -> CpuNet {
+        let dense = |linear: &Linear| Dense::new(linear, engine);
+        CpuNet {
+            embedding: w.dims.embedding,
+            ffn: w.dims.ffn,
+            policy_hidden: w.dims.policy_hidden,
+            value_hidden: w.dims.value_hidden,
+            embed: dense(&w.embed),
+            input_norm: w.input_norm.clone(),
+            layers: w
+                .layers
+                .iter()
+                .map(|l| CpuLayer {
+                    attention: dense(&l.attention),
+                    norm1: l.norm1.clone(),
+                    ffn_in: dense(&l.ffn_in),
+                    ffn_out: dense(&l.ffn_out),
+                    norm2: l.norm2.clone(),
+                })
+                .collect(),
+            heads_hidden: dense(&concat_outputs(&w.policy_hidden, &w.value_hidden)),
+            policy_out: dense(&w.policy_out),
+            value_out: dense(&w.value_out),
+        }
+    }
+}
+
+/// `[a ‖ b]`: one linear layer computing both `a` and `b` of the same input.
+fn concat_outputs(a: &Linear, b: &Linear) -> Linear {
+    let outputs = a.outputs + b.outputs;
+    let weight = a
+        .weight
+        .chunks_exact(a.outputs)
+        .zip(b.weight.chunks_exact(b.outputs))
+        .flat_map(|(ra, rb)| ra.iter().chain(rb).copied())
+        .collect();
+    Linear {
+        inputs: a.inputs,
+        outputs,
+        weight,
+        bias: [&a.bias[..], &b.bias[..]].concat(),
+    }
+}
+
+fn padded(width: usize) -> usize {
+    width.next_multiple_of(PAD)
+}
+
+/// One thread's activations for a block of rows, each `[rows, padded(width)]`.
+#[derive(Default)]
+struct Scratch {
+    hidden: Vec<f32>,
+    pre_norm: Vec<f32>,
+    ffn: Vec<f32>,
+    heads: Vec<f32>,
+    logits: Vec<f32>,
+    value: Vec<f32>,
+}
+
+impl Scratch {
+    /// Grows the buffers to `rows` rows; after the first block of the largest size this
+    /// never allocates again.
+    fn reserve(&mut self, net: &CpuNet, rows: usize) {
+        let grow = |buf: &mut Vec<f32>, width: usize| {
+            if buf.len() < rows * padded(width) {
+                buf.resize(rows * padded(width), 0.0);
+            }
+        };
+        grow(&mut self.hidden, net.embedding);
+        grow(&mut self.pre_norm, net.embedding);
+        grow(&mut self.ffn, net.ffn);
+        grow(&mut self.heads, net.policy_hidden + net.value_hidden);
+        grow(&mut self.logits, POLICY_DIM);
+        grow(&mut self.value, 1);
+    }
+}
+
+/// BlobNet on the CPU in f32. Uses the global rayon pool (`RAYON_NUM_THREADS` sets its size).
+pub struct CpuBackend {
+    net: CpuNet,
+    engine: Engine,
+    kernel: CpuKernel,
+    max_batch: usize,
+    /// One per rayon thread plus one for a caller outside the pool, indexed by thread.
+    scratch: Vec<Mutex<Scratch>>,
+}
+
+impl CpuBackend {
+    /// A backend with the fastest kernel this CPU supports ([`CpuKernel::detect`]).
+    pub fn new(weights: Arc<PreparedWeights>, max_batch: usize) -> CpuBackend {
+        let kernel = CpuKernel::detect();
+        let engine = kernel.engine().expect("detected kernel is supported");
+        CpuBackend::build(&weights, max_batch, kernel, engine)
+    }
+
+    /// A backend with a given kernel; fails if this CPU cannot run it.
+    pub fn with_kernel(
+        weights: Arc<PreparedWeights>,
+        max_batch: usize,
+        kernel: CpuKernel,
+    ) -> Result<CpuBackend, NetError> {
+        let engine = kernel.engine().ok_or_else(|| NetError::Backend {
+            backend: "cpu",
+            stage: "kernel selection",
+            message: format!("this CPU cannot run the {} kernel", kernel.as_str()),
+        })?;
+        Ok(CpuBackend::build(&weights, max_batch, kernel, engine))
+    }
+
+    fn build(
+        weights: &PreparedWeights,
+        max_batch: usize,
+        kernel: CpuKernel,
+        engine: Engine,
+    ) -> CpuBackend {
+        CpuBackend {
+            net: CpuNet::new(weights, engine),
+            engine,
+            kernel,
+            max_batch,
+            scratch: (0..=rayon::current_num_threads())
+                .map(|_| Mutex::default())
+                .collect(),
+        }
+    }
+
+    pub fn kernel(&self) -> CpuKernel {
+        self.kernel
+    }
+
+    /// [`Backend::forward`] that also writes the raw policy logits `[rows, POLICY_DIM]`.
+    pub fn forward_with_logits(
+        &mut self,
+        inp: BatchIn<'_>,
+        out: BatchOut<'_>,
+        logits: &mut [f32],
+    ) -> Result<(), NetError> {
+        if logits.len() != inp.rows() * POLICY_DIM {
+            return Err(NetError::Shape(format!(
+                "{} logits for {} rows",
+                logits.len(),
+                inp.rows()
+            )));
+        }
+        self.run(inp, out, Some(logits))
+    }
+
+    fn run(
+        &self,
+        inp: BatchIn<'_>,
+        out: BatchOut<'_>,
+        logits: Option<&mut [f32]>,
+    ) -> Result<(), NetError> {
+        let rows = check_batch(&inp, &out, self.max_batch)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let block = block_rows(rows, rayon::current_num_threads());
+        let run_block =
+            |i: usize, policy: &mut [f32], value: &mut [f32], logits: Option<&mut [f32]>| {
+                let rows = i * block..i * block + value.len();
+                let slot = rayon::current_thread_index().map_or(0, |t| t + 1) % self.scratch.len();
+                // A panic elsewhere cannot leave scratch in a state that matters: it is rewritten.
+                let mut scratch = self.scratch[slot]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                self.forward_block(
+                    &mut scratch,
+                    &inp.inputs[rows.start * INPUT_DIM..rows.end * INPUT_DIM],
+                    &inp.masks[rows],
+                    policy,
+                    value,
+                    logits,
+                );
+            };
+        let (policy, value) = (out.policy, out.value);
+        match logits {
+            _ if rows <= block => run_block(0, policy, value, logits),
+            Some(logits) => policy
+                .par_chunks_mut(block * POLICY_DIM)
+                .zip(value.par_chunks_mut(block))
+                .zip(logits.par_chunks_mut(block * POLICY_DIM))
+                .enumerate()
+                .for_each(|(i, ((p, v), l))| run_block(i, p, v, Some(l))),
+            None => policy
+                .par_chunks_mut(block * POLICY_DIM)
+                .zip(value.par_chunks_mut(block))
+                .enumerate()
+                .for_each(|(i, (p, v))| run_block(i, p, v, None)),
+        }
+        Ok(())
+    }
+
+    /// The whole network on one block of rows.
+    fn forward_block(
+        &self,
+        s: &mut Scratch,
+        inputs: &[f32],
+        masks: &[u64],
+        policy: &mut [f32],
+        value: &mut [f32],
+        logits: Option<&mut [f32]>,
+    ) {
+        let (net, engine, rows) = (&self.net, self.engine, masks.len());
+        s.reserve(net, rows);
+        let hs = padded(net.embedding);
+        let fs = padded(net.ffn);
+        let gs = padded(net.policy_hidden + net.value_hidden);
+        let (ls, vs) = (padded(POLICY_DIM), padded(1));
+
+        net.embed.apply(
+            engine,
+            rows,
+            inputs,
+            INPUT_DIM,
+            &mut s.pre_norm,
+            hs,
+            Epilogue::None,
+        );
+        layer_norm(
+            engine,
+            rows,
+            &s.pre_norm,
+            &mut s.hidden,
+            hs,
+            &net.input_norm,
+        );
+        for layer in &net.layers {
+            let residual = Epilogue::Residual(&s.hidden);
+            layer
+                .attention
+                .apply(engine, rows, &s.hidden, hs, &mut s.pre_norm, hs, residual);
+            layer_norm(engine, rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm1);
+            layer
+                .ffn_in
+                .apply(engine, rows, &s.hidden, hs, &mut s.ffn, fs, Epilogue::Relu);
+            let residual = Epilogue::Residual(&s.hidden);
+            layer
+                .ffn_out
+                .apply(engine, rows, &s.ffn, fs, &mut s.pre_norm, hs, residual);
+            layer_norm(engine, rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm2);
+        }
+        net.heads_hidden.apply(
+            engine,
+            rows,
+            &s.hidden,
+            hs,
+            &mut s.heads,
+            gs,
+            Epilogue::Relu,
+        );
+        net.policy_out.apply(
+            engine,
+            rows,
+            &s.heads,
+            gs,
+            &mut s.logits,
+            ls,
+            Epilogue::None,
+        );
+        let value_hidden = &s.heads[net.policy_hidden..];
+        net.value_out.apply(
+            engine,
+            rows,
+            value_hidden,
+            gs,
+            &mut s.value,
+            vs,
+            Epilogue::None,
+        );
+
+        for (r, (p, &mask)) in policy.chunks_exact_mut(POLICY_DIM).zip(masks).enumerate() {
+            masked_softmax(&s.logits[r * ls..][..POLICY_DIM], mask, p);
+        }
+        for (r, v) in value.iter_mut().enumerate() {
+            *v = s.value[r * vs].tanh();
+        }
+        if let Some(logits) = logits {
+            for (r, l) in logits.chunks_exact_mut(POLICY_DIM).enumerate() {
+                l.copy_from_slice(&s.logits[r * ls..][..POLICY_DIM]);
+            }
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError> {
+        self.run(inp, out, None)
+    }
+}
+
+/// Rows per block: at most [`MAX_BLOCK_ROWS`], and, once the batch is large enough to be
+/// worth splitting, a block count that is a multiple of the thread count so that all
+/// threads get the same work.
+fn block_rows(rows: usize, threads: usize) -> usize {
+    let mut blocks = rows.div_ceil(MAX_BLOCK_ROWS);
+    if rows >= threads * MIN_SPLIT_ROWS {
+        blocks = blocks.next_multiple_of(threads);
+    }
+    rows.div_ceil(blocks)
+}
+
+/// `dst[r] = LayerNorm(src[r])` over the first `gamma.len()` columns of each row.
+fn layer_norm(
+    engine: Engine,
+    rows: usize,
+    src: &[f32],
+    dst: &mut [f32],
+    stride: usize,
+    norm: &LayerNorm,
+) {
+    match engine {
+        #[cfg(target_arch = "x86_64")]
+        Engine::Avx512(cpu) => avx512::layer_norm(cpu, rows, src, dst, stride, norm),
+        Engine::Portable => layer_norm_rows(rows, src, dst, stride, norm),
+    }
+}
+
+/// The body of [`layer_norm`], inlined into each caller so it is vectorised for that
+/// caller's target features.
+#[inline(always)]
+fn layer_norm_rows(rows: usize, src: &[f32], dst: &mut [f32], stride: usize, norm: &LayerNorm) {
+    let width = norm.gamma.len();
+    for (s, d) in src.chunks(stride).zip(dst.chunks_mut(stride)).take(rows) {
+        let s = &s[..width];
+        let mean = lane_sum(s, |x| x) / width as f32;
+        let var = lane_sum(s, |x| (x - mean) * (x - mean)) / width as f32;
+        let inv_std = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+        for ((y, &x), (g, b)) in d[..width]
+            .iter_mut()
+            .zip(s)
+            .zip(norm.gamma.iter().zip(&norm.beta))
+        {
+            *y = (x - mean) * inv_std * g + b;
+        }
+    }
+}
+
+/// Σ f(x) with 16 independent partial sums, which the compiler vectorises (a plain float
+/// sum is one serial dependency chain).
+#[inline(always)]
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let chunks = xs.chunks_exact(16);
+    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += f(x);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Softmax of `logits` over the actions legal in `mask` (all 52 if none is); illegal
+/// actions get exactly 0.
+fn masked_softmax(logits: &[f32], mask: u64, out: &mut [f32]) {
+    let legal = match mask & ALL_ACTIONS {
+        0 => ALL_ACTIONS,
+        m => m,
+    };
+    let is_legal = |a: usize| legal >> a & 1 == 1;
+    let max = (0..POLICY_DIM)
+        .filter(|&a| is_legal(a))
+        .map(|a| logits[a])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for (a, p) in out.iter_mut().enumerate() {
+        *p = if is_legal(a) {
+            (logits[a] - max).exp()
+        } else {
+            0.0
+        };
+        sum += *p;
+    }
+    out.iter_mut().for_each(|p| *p /= sum);
+}

@@ -3,6 +3,7 @@
 //! A backend sees only rows of 256 input floats and 52-bit legal masks; it never sees game rules.
 //! Every backend implements [`Backend`], so search and self-play can run on any of them.
 
+pub mod bench;
 pub mod cpu;
 pub mod weights;
 

@@ -1,0 +1,34 @@
+//! Parity with BlobMaster over a directory of recorded vectors: `$ENGINE_VECTORS`
+//! (default `tests/vectors`), the same checks `engine verify` runs.
+
+use engine::verify::verify_dir;
+use std::path::PathBuf;
+
+fn vectors_dir() -> PathBuf {
+    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
+}
+
+#[test]
+fn every_recorded_vector_matches() {
+    let report = verify_dir(&vectors_dir()).expect("vector files load");
+    for f in &report.failures {
+        eprintln!("{f}");
+    }
+    assert_eq!(report.failed, 0, "{:?}", report.categories);
+    for name in [
+        "turns",
+        "states",
+        "legal masks",
+        "encodings",
+        "round results",
+        "network",
+        "exact encodings",
+    ] {
+        let c = report
+            .categories
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} checks ran"));
+        assert!(c.passed > 0 && c.failed == 0, "{c:?}");
+    }
+}
