@@ -1,0 +1,574 @@
+//! The search for one decision across all its worlds, as a gather/apply state machine.
+//!
+//! [`Search::gather`] selects leaves in every world (world order, then selection order, so the
+//! rows it asks for are deterministic), answers terminals and cache hits at once, and appends
+//! the remaining rows to the caller's [`Requests`]. The caller evaluates them, possibly packed
+//! with other searches' rows into one batch, and hands the outputs, in the same order, to
+//! [`Search::apply`], which fills the cache, expands the leaves and backs their values up.
+//! No threads, no blocking: a worker drives many searches at once.
+//!
+//! Cases of `gather`:
+//! - first call: the roots need priors. The searching seat's root row is the same in every
+//!   world (the encoder sees only that seat's information), so it is one row (or a cache hit);
+//!   its value counts as the roots' first visit. Simulations start once the roots are expanded.
+//! - later calls: per world, up to `leaves_per_gather` leaves sent to the network; a collision
+//!   with a leaf already in flight ends that world's selection for this call. A row identical
+//!   to one already requested in this call shares it.
+//! - all simulations backed up: [`Gathered::Done`]; [`Search::result`] holds the answer.
+
+use super::beliefs::{sample_world, BeliefError, WorldSampler};
+use super::cache::{legal_priors, CachedEval, EvalCache, RowKey, MAX_LEGAL};
+use super::tree::{SeatMask, Selection, Tree};
+use super::{LeafValues, SearchConfig};
+use crate::encode::{encode_into, Encoding};
+use crate::game::{Round, Seat, MAX_PLAYERS};
+use crate::net::{Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// Mask sent with rows asked only for their value (another seat's perspective): every action,
+/// so any backend's masked softmax is well defined; that policy is never used.
+const VALUE_ONLY_MASK: u64 = (1 << POLICY_DIM) - 1;
+
+/// Marks a seat or policy of a pending leaf that is already known (no row to wait for).
+const NO_ROW: u32 = u32::MAX;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SearchError {
+    #[error("invalid search settings: {0}")]
+    Config(String),
+    #[error("the round is over: there is no move to search")]
+    RoundOver,
+    #[error("no world given to search")]
+    NoWorlds,
+    #[error("world {0} shows the searching seat a different position than world 0")]
+    WorldsDisagree(usize),
+    #[error("cannot sample a world: {0}")]
+    Beliefs(#[from] BeliefError),
+}
+
+/// Network rows asked for by searches, in the layout of [`BatchIn`]: `inputs` row-major
+/// `[rows, 256]`, one legal mask per row.
+#[derive(Clone, Debug, Default)]
+pub struct Requests {
+    pub inputs: Vec<f32>,
+    pub masks: Vec<u64>,
+}
+
+impl Requests {
+    pub fn len(&self) -> usize {
+        self.masks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.masks.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.inputs.clear();
+        self.masks.clear();
+    }
+
+    pub fn push(&mut self, input: &Encoding, mask: u64) {
+        self.inputs.extend_from_slice(input);
+        self.masks.push(mask);
+    }
+
+    /// The rows as a backend batch.
+    pub fn batch(&self) -> BatchIn<'_> {
+        BatchIn {
+            inputs: &self.inputs,
+            masks: &self.masks,
+        }
+    }
+}
+
+/// What [`Search::gather`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gathered {
+    /// Appended this many rows to the requests; call [`Search::apply`] with their outputs.
+    NeedEval(usize),
+    /// The search is finished; nothing was appended.
+    Done,
+}
+
+/// Counters of one search.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Rows sent to the network.
+    pub nn_rows: u32,
+    /// Rows answered by the cache.
+    pub cache_hits: u32,
+    /// Rows identical to one already requested in the same gather, which shared it.
+    pub shared_rows: u32,
+    /// Selections that ran into a leaf already in flight.
+    pub collisions: u32,
+}
+
+/// The answer of a search: root statistics summed over the worlds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchResult {
+    pub searcher: Seat,
+    /// Legal actions at the root.
+    pub legal: u64,
+    /// Root visit counts per action, summed over worlds (exact, no rounding).
+    pub visits: [u32; POLICY_DIM],
+    /// Per action: sum and count of the searcher's values backed up through that child.
+    pub value_sum: [f32; POLICY_DIM],
+    pub value_count: [u32; POLICY_DIM],
+    pub stats: SearchStats,
+}
+
+impl SearchResult {
+    /// Simulations that reached a root child, over all worlds.
+    pub fn simulations(&self) -> u32 {
+        self.visits.iter().sum()
+    }
+
+    /// Mean value for the searcher after `action`, if any value reached that child.
+    pub fn mean_value(&self, action: u8) -> Option<f32> {
+        let a = usize::from(action);
+        (self.value_count[a] > 0).then(|| self.value_sum[a] / self.value_count[a] as f32)
+    }
+
+    /// The visit distribution (the policy training target).
+    pub fn policy(&self) -> [f32; POLICY_DIM] {
+        let total = self.simulations().max(1) as f32;
+        self.visits.map(|v| v as f32 / total)
+    }
+}
+
+/// Answer to one row a leaf needs.
+enum RowAnswer {
+    Known(CachedEval),
+    Row(u32),
+}
+
+/// A leaf waiting for network rows.
+#[derive(Clone, Copy, Debug)]
+struct PendingLeaf {
+    world: u32,
+    node: u32,
+    /// Its path: `paths[path_start..path_start + path_len]`.
+    path_start: u32,
+    path_len: u32,
+    mask: u64,
+    /// Seats whose values it backs up.
+    seats: SeatMask,
+    /// Per seat: the row holding its value, or [`NO_ROW`] if `values` already has it.
+    rows: [u32; MAX_PLAYERS],
+    values: [f32; MAX_PLAYERS],
+    /// Row holding the mover's policy, or [`NO_ROW`] if `priors` already has it.
+    policy_row: u32,
+    priors: [f32; MAX_LEGAL],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    ExpandRoots,
+    Simulate,
+    Done,
+}
+
+/// The search for one decision. Reuse it across decisions with [`Search::restart`] to keep its
+/// memory.
+#[derive(Debug)]
+pub struct Search {
+    config: SearchConfig,
+    rng: ChaCha8Rng,
+    searcher: Seat,
+    legal: u64,
+    stage: Stage,
+    /// One tree per world; only the first `config.worlds` are in use.
+    trees: Vec<Tree>,
+    sampler: WorldSampler,
+    /// Keys and masks of the rows the last gather asked for, in order.
+    rows: Vec<(RowKey, u64)>,
+    /// Row index of each key asked for in the current gather.
+    row_of_key: HashMap<RowKey, u32>,
+    pending: Vec<PendingLeaf>,
+    /// Paths of the pending leaves, concatenated.
+    paths: Vec<u32>,
+    /// Selection scratch.
+    path: Vec<u32>,
+    encoding: Encoding,
+    stats: SearchStats,
+}
+
+impl Search {
+    /// A search for the seat to act in `round`, over worlds sampled from its information.
+    pub fn new(round: &Round, config: SearchConfig, seed: u64) -> Result<Search, SearchError> {
+        let mut search = Search::empty(config)?;
+        search.restart(round, seed)?;
+        Ok(search)
+    }
+
+    /// A search over the given worlds (one tree each, `config.worlds` ignored): for analysis
+    /// with known hands, or tests. Every world must show the seat to act the same position.
+    pub fn with_worlds(
+        worlds: &[Round],
+        config: SearchConfig,
+        seed: u64,
+    ) -> Result<Search, SearchError> {
+        let mut search = Search::empty(config)?;
+        search.restart_with_worlds(worlds, seed)?;
+        Ok(search)
+    }
+
+    fn empty(config: SearchConfig) -> Result<Search, SearchError> {
+        config.validate()?;
+        Ok(Search {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(0),
+            searcher: Seat(0),
+            legal: 0,
+            stage: Stage::Done,
+            trees: Vec::new(),
+            sampler: WorldSampler::new(),
+            rows: Vec::new(),
+            row_of_key: HashMap::new(),
+            pending: Vec::new(),
+            paths: Vec::new(),
+            path: Vec::new(),
+            encoding: [0.0; INPUT_DIM],
+            stats: SearchStats::default(),
+        })
+    }
+
+    /// Starts a new decision for the seat to act in `round`, reusing this search's memory.
+    /// After an error the search is finished and holds no result.
+    pub fn restart(&mut self, round: &Round, seed: u64) -> Result<(), SearchError> {
+        self.stage = Stage::Done;
+        if round.is_over() {
+            return Err(SearchError::RoundOver);
+        }
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        let me = round.to_act();
+        let worlds = self.config.worlds as usize;
+        for w in 0..worlds {
+            let world = sample_world(round, me, &mut self.sampler, &mut self.rng)?;
+            match self.trees.get_mut(w) {
+                Some(tree) => tree.reset(world),
+                None => self.trees.push(Tree::new(world)),
+            }
+        }
+        self.trees.truncate(worlds);
+        self.begin(me, round.legal_mask());
+        Ok(())
+    }
+
+    /// Starts a new decision over the given worlds, reusing this search's memory.
+    pub fn restart_with_worlds(&mut self, worlds: &[Round], seed: u64) -> Result<(), SearchError> {
+        self.stage = Stage::Done;
+        let first = worlds.first().ok_or(SearchError::NoWorlds)?;
+        if first.is_over() {
+            return Err(SearchError::RoundOver);
+        }
+        let me = first.to_act();
+        let view = |r: &Round| {
+            let mut e = [0.0; INPUT_DIM];
+            encode_into(r, me, self.config.encoder, &mut e);
+            (e, r.to_act(), r.legal_mask())
+        };
+        let seen = view(first);
+        if let Some(w) = worlds.iter().position(|r| view(r) != seen) {
+            return Err(SearchError::WorldsDisagree(w));
+        }
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+        self.trees.truncate(worlds.len());
+        for (w, &world) in worlds.iter().enumerate() {
+            match self.trees.get_mut(w) {
+                Some(tree) => tree.reset(world),
+                None => self.trees.push(Tree::new(world)),
+            }
+        }
+        self.begin(me, first.legal_mask());
+        Ok(())
+    }
+
+    fn begin(&mut self, me: Seat, legal: u64) {
+        self.searcher = me;
+        self.legal = legal;
+        self.stage = Stage::ExpandRoots;
+        self.rows.clear();
+        self.pending.clear();
+        self.paths.clear();
+        self.stats = SearchStats::default();
+    }
+
+    pub fn config(&self) -> &SearchConfig {
+        &self.config
+    }
+
+    /// The seat this search decides for.
+    pub fn searcher(&self) -> Seat {
+        self.searcher
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.stage == Stage::Done
+    }
+
+    /// Selects leaves and appends the rows they need to `requests` (see the module doc).
+    ///
+    /// # Panics
+    /// If the rows of the previous call have not been applied.
+    pub fn gather(&mut self, cache: &mut EvalCache, requests: &mut Requests) -> Gathered {
+        assert!(
+            self.rows.is_empty(),
+            "gather called with {} rows not yet applied",
+            self.rows.len()
+        );
+        self.row_of_key.clear();
+        self.paths.clear();
+        match self.stage {
+            Stage::Done => return Gathered::Done,
+            Stage::ExpandRoots => {
+                let root = *self.trees[0].world();
+                match self.request_row(cache, requests, &root, self.searcher, self.legal) {
+                    RowAnswer::Known(eval) => self.expand_roots(eval.value, &eval.priors),
+                    RowAnswer::Row(_) => return Gathered::NeedEval(1),
+                }
+            }
+            Stage::Simulate => {}
+        }
+        for w in 0..self.trees.len() {
+            self.gather_world(w, cache, requests);
+        }
+        if self.rows.is_empty() {
+            // Selection only stops early on a collision, which needs a row in flight.
+            debug_assert!(self
+                .trees
+                .iter()
+                .all(|t| t.finished == self.config.sims_per_world));
+            self.stage = Stage::Done;
+            return Gathered::Done;
+        }
+        Gathered::NeedEval(self.rows.len())
+    }
+
+    fn gather_world(&mut self, w: usize, cache: &mut EvalCache, requests: &mut Requests) {
+        let sims = self.config.sims_per_world;
+        let mut sent = 0;
+        while self.trees[w].started < sims && sent < self.config.leaves_per_gather {
+            let selection = self.trees[w].select(&self.config, &mut self.rng, &mut self.path);
+            match selection {
+                Selection::Collision => {
+                    self.stats.collisions += 1;
+                    break;
+                }
+                Selection::Terminal { round } => {
+                    self.trees[w].started += 1;
+                    let mut values = [0.0; MAX_PLAYERS];
+                    for seat in round.seats() {
+                        values[seat.index()] = round.value_target(seat);
+                    }
+                    let all = seat_mask(&round);
+                    self.trees[w].backup(&self.path, &values, all, false);
+                }
+                Selection::Leaf { node, round, mask } => {
+                    self.trees[w].started += 1;
+                    let mover = round.to_act();
+                    let seats = match self.config.leaf_values {
+                        LeafValues::All => seat_mask(&round),
+                        LeafValues::Mover => 1 << mover.index(),
+                    };
+                    let mut leaf = PendingLeaf {
+                        world: w as u32,
+                        node,
+                        path_start: self.paths.len() as u32,
+                        path_len: self.path.len() as u32,
+                        mask,
+                        seats,
+                        rows: [NO_ROW; MAX_PLAYERS],
+                        values: [0.0; MAX_PLAYERS],
+                        policy_row: NO_ROW,
+                        priors: [0.0; MAX_LEGAL],
+                    };
+                    for seat in round.seats().filter(|s| seats >> s.index() & 1 == 1) {
+                        let row_mask = if seat == mover { mask } else { VALUE_ONLY_MASK };
+                        match self.request_row(cache, requests, &round, seat, row_mask) {
+                            RowAnswer::Known(eval) => {
+                                leaf.values[seat.index()] = eval.value;
+                                if seat == mover {
+                                    leaf.priors = eval.priors;
+                                }
+                            }
+                            RowAnswer::Row(r) => {
+                                leaf.rows[seat.index()] = r;
+                                if seat == mover {
+                                    leaf.policy_row = r;
+                                }
+                            }
+                        }
+                    }
+                    if leaf.policy_row == NO_ROW && leaf.rows.iter().all(|&r| r == NO_ROW) {
+                        let tree = &mut self.trees[w];
+                        tree.expand(node, mask, &leaf.priors);
+                        tree.backup(&self.path, &leaf.values, seats, true);
+                    } else {
+                        self.paths.extend_from_slice(&self.path);
+                        self.pending.push(leaf);
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Encodes `round` for `seat` and finds its evaluation: in the cache, in a row already
+    /// requested by this gather, or in a new row appended to `requests`.
+    fn request_row(
+        &mut self,
+        cache: &mut EvalCache,
+        requests: &mut Requests,
+        round: &Round,
+        seat: Seat,
+        mask: u64,
+    ) -> RowAnswer {
+        encode_into(round, seat, self.config.encoder, &mut self.encoding);
+        let key = RowKey::of(&self.encoding, mask);
+        if let Some(&row) = self.row_of_key.get(&key) {
+            self.stats.shared_rows += 1;
+            return RowAnswer::Row(row);
+        }
+        if let Some(eval) = cache.get(key) {
+            self.stats.cache_hits += 1;
+            return RowAnswer::Known(eval);
+        }
+        let row = self.rows.len() as u32;
+        self.rows.push((key, mask));
+        self.row_of_key.insert(key, row);
+        requests.push(&self.encoding, mask);
+        self.stats.nn_rows += 1;
+        RowAnswer::Row(row)
+    }
+
+    /// Expands every world's root with the searcher's priors (plus fresh noise per world in
+    /// self-play) and records the root value as its first visit.
+    fn expand_roots(&mut self, value: f32, priors: &[f32; MAX_LEGAL]) {
+        let legal = self.legal.count_ones() as usize;
+        for tree in &mut self.trees {
+            let mut p = *priors;
+            if let Some(noise) = self.config.root_noise {
+                noise.apply(&mut p[..legal], &mut self.rng);
+            }
+            tree.expand(0, self.legal, &p);
+            tree.record_root_value(self.searcher.index(), value);
+        }
+        self.stage = Stage::Simulate;
+    }
+
+    /// Takes the outputs of the rows the last [`Search::gather`] asked for (`policy` row-major
+    /// `[rows, 52]`, `value` `[rows]`, same order), stores them in `cache`, expands the leaves
+    /// and backs their values up.
+    ///
+    /// # Panics
+    /// If the output sizes do not match the rows asked for.
+    pub fn apply(&mut self, cache: &mut EvalCache, policy: &[f32], value: &[f32]) {
+        let rows = self.rows.len();
+        assert!(
+            value.len() == rows && policy.len() == rows * POLICY_DIM,
+            "apply got {} values and {} policy floats for {rows} rows",
+            value.len(),
+            policy.len()
+        );
+        let policy_row = |r: u32| &policy[r as usize * POLICY_DIM..][..POLICY_DIM];
+        for (r, &(key, mask)) in self.rows.iter().enumerate() {
+            cache.insert(key, mask, policy_row(r as u32), value[r]);
+        }
+        if self.stage == Stage::ExpandRoots {
+            let priors = legal_priors(self.legal, policy_row(0));
+            self.expand_roots(value[0], &priors);
+        } else {
+            for leaf in &self.pending {
+                let mut values = leaf.values;
+                for (v, &r) in values.iter_mut().zip(&leaf.rows) {
+                    if r != NO_ROW {
+                        *v = value[r as usize];
+                    }
+                }
+                let priors = if leaf.policy_row == NO_ROW {
+                    leaf.priors
+                } else {
+                    legal_priors(leaf.mask, policy_row(leaf.policy_row))
+                };
+                let path = &self.paths[leaf.path_start as usize..][..leaf.path_len as usize];
+                let tree = &mut self.trees[leaf.world as usize];
+                tree.expand(leaf.node, leaf.mask, &priors);
+                tree.backup(path, &values, leaf.seats, true);
+            }
+            let sims = self.config.sims_per_world;
+            if self.trees.iter().all(|t| t.finished == sims) {
+                self.stage = Stage::Done;
+            }
+        }
+        self.rows.clear();
+        self.pending.clear();
+    }
+
+    /// Root statistics summed over the worlds (complete once [`Search::is_done`]).
+    pub fn result(&self) -> SearchResult {
+        let seat = self.searcher.index();
+        let mut result = SearchResult {
+            searcher: self.searcher,
+            legal: self.legal,
+            visits: [0; POLICY_DIM],
+            value_sum: [0.0; POLICY_DIM],
+            value_count: [0; POLICY_DIM],
+            stats: self.stats,
+        };
+        for tree in &self.trees {
+            for child in tree.root_children(seat) {
+                let a = usize::from(child.action);
+                result.visits[a] += child.visits;
+                result.value_sum[a] += child.value_sum;
+                result.value_count[a] += child.value_visits;
+            }
+        }
+        result
+    }
+}
+
+/// Every seat at the table.
+fn seat_mask(round: &Round) -> SeatMask {
+    ((1u16 << round.players()) - 1) as SeatMask
+}
+
+/// Runs `search` to the end, evaluating its rows on `backend` (in chunks of the backend's
+/// maximum batch): for tests, arena and analysis.
+pub fn run_blocking<B: Backend + ?Sized>(
+    search: &mut Search,
+    backend: &mut B,
+    cache: &mut EvalCache,
+) -> Result<SearchResult, NetError> {
+    let mut requests = Requests::default();
+    let mut policy = Vec::new();
+    let mut value = Vec::new();
+    loop {
+        requests.clear();
+        let rows = match search.gather(cache, &mut requests) {
+            Gathered::Done => return Ok(search.result()),
+            Gathered::NeedEval(rows) => rows,
+        };
+        policy.resize(rows * POLICY_DIM, 0.0);
+        value.resize(rows, 0.0);
+        let chunk = backend.max_batch().max(1);
+        for start in (0..rows).step_by(chunk) {
+            let end = (start + chunk).min(rows);
+            backend.forward(
+                BatchIn {
+                    inputs: &requests.inputs[start * INPUT_DIM..end * INPUT_DIM],
+                    masks: &requests.masks[start..end],
+                },
+                BatchOut {
+                    policy: &mut policy[start * POLICY_DIM..end * POLICY_DIM],
+                    value: &mut value[start..end],
+                },
+            )?;
+        }
+        search.apply(cache, &policy, &value);
+    }
+}

@@ -1,0 +1,156 @@
+//! Search: information-set MCTS by determinization, driven as a state machine.
+//!
+//! A [`Search`] decides one move for the seat to act. It samples worlds (deals of the hidden
+//! cards) from that seat's information only ([`beliefs`]), runs PUCT on each world's
+//! perfect-information tree with per-seat values (`tree`), and sums the root visit counts
+//! over the worlds. It never reads hidden hands and never sees network internals: it hands out
+//! encoded rows (256 floats and a legal mask) and takes back policies and values, through
+//! [`Search::gather`] / [`Search::apply`] or [`run_blocking`] with any [`crate::net::Backend`].
+//! Identical rows share one evaluation through [`EvalCache`] and within a batch.
+//!
+//! Leaf values ([`LeafValues`]) — the trade-off:
+//! - `All` (default) evaluates a leaf from every seat's perspective (one row per seat; the
+//!   policy comes from the mover's row), so every seat's statistics get a value on every
+//!   simulation and each seat's choices are guided from the first visits. It costs `players`
+//!   rows per leaf.
+//! - `Mover` evaluates only the mover's row and backs the value up for the mover's seat only;
+//!   other seats learn values from terminals and from the leaves where they move. One row per
+//!   leaf (`players` times cheaper), but a seat's values arrive only from leaves a full table
+//!   round deeper, so at small simulation counts its choices lean on priors and first-play
+//!   urgency.
+//!
+//! Randomness (worlds, root noise, tie-breaks) comes from the seed given to the search, so the
+//! same seed, network and cache contents give the same result. Cache hits are answered during
+//! [`Search::gather`] and misses after [`Search::apply`], so a warm cache can change the
+//! search's course (not its correctness); use [`EvalCache::disabled`] for bit-reproducible
+//! single searches.
+
+pub mod beliefs;
+pub mod cache;
+mod decision;
+pub mod root;
+mod tree;
+
+pub use cache::EvalCache;
+pub use decision::{
+    run_blocking, Gathered, Requests, Search, SearchError, SearchResult, SearchStats,
+};
+pub use root::{choose_action, temperature, RootNoise};
+
+use crate::encode::EncoderVersion;
+
+/// How leaves are valued: see the module documentation for the trade-off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LeafValues {
+    /// One row per seat; every seat's statistics are updated.
+    #[default]
+    All,
+    /// One row, the mover's; only the mover's statistics are updated.
+    Mover,
+}
+
+/// Value assumed for a child that has no value yet for the seat choosing (first-play urgency).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fpu {
+    /// The parent's mean value for that seat (0 if it has none) minus this reduction.
+    Reduction(f32),
+    /// A fixed value.
+    Absolute(f32),
+}
+
+/// Settings of one search.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchConfig {
+    /// Determinized worlds per decision.
+    pub worlds: u32,
+    /// Simulations per world (forced moves inside the tree cost none).
+    pub sims_per_world: u32,
+    pub c_puct: f32,
+    pub fpu: Fpu,
+    pub leaf_values: LeafValues,
+    /// Dirichlet noise at each world's root: self-play only, `None` for arena and analysis.
+    pub root_noise: Option<RootNoise>,
+    /// Most leaves one world sends to the network per [`Search::gather`].
+    pub leaves_per_gather: u32,
+    pub encoder: EncoderVersion,
+}
+
+impl SearchConfig {
+    /// 2 worlds × 20 simulations.
+    pub fn light() -> SearchConfig {
+        SearchConfig::with_budget(2, 20)
+    }
+
+    /// 3 worlds × 30 simulations (the default).
+    pub fn medium() -> SearchConfig {
+        SearchConfig::with_budget(3, 30)
+    }
+
+    /// 5 worlds × 50 simulations.
+    pub fn heavy() -> SearchConfig {
+        SearchConfig::with_budget(5, 50)
+    }
+
+    /// Default settings with `worlds` × `sims_per_world`.
+    pub fn with_budget(worlds: u32, sims_per_world: u32) -> SearchConfig {
+        SearchConfig {
+            worlds,
+            sims_per_world,
+            c_puct: 1.5,
+            fpu: Fpu::Reduction(0.2),
+            leaf_values: LeafValues::All,
+            root_noise: None,
+            leaves_per_gather: 4,
+            encoder: EncoderVersion::V2,
+        }
+    }
+
+    /// These settings with self-play's root noise (α 0.3, ε 0.25).
+    pub fn self_play(self) -> SearchConfig {
+        SearchConfig {
+            root_noise: Some(RootNoise::default()),
+            ..self
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), SearchError> {
+        let bad = |what: String| Err(SearchError::Config(what));
+        if self.worlds == 0 || self.sims_per_world == 0 || self.leaves_per_gather == 0 {
+            return bad(format!(
+                "worlds ({}), sims_per_world ({}) and leaves_per_gather ({}) must be positive",
+                self.worlds, self.sims_per_world, self.leaves_per_gather
+            ));
+        }
+        // Per-seat visit counts are u16; the root's own evaluation adds one.
+        if self.sims_per_world >= u32::from(u16::MAX) {
+            return bad(format!(
+                "sims_per_world {} must be below {}",
+                self.sims_per_world,
+                u16::MAX
+            ));
+        }
+        if !(self.c_puct.is_finite() && self.c_puct >= 0.0) {
+            return bad(format!("c_puct {} must be finite and ≥ 0", self.c_puct));
+        }
+        let fpu = match self.fpu {
+            Fpu::Reduction(x) | Fpu::Absolute(x) => x,
+        };
+        if !fpu.is_finite() {
+            return bad(format!("first-play urgency {fpu} must be finite"));
+        }
+        if let Some(n) = self.root_noise {
+            if !(n.alpha > 0.0 && n.alpha.is_finite() && (0.0..=1.0).contains(&n.epsilon)) {
+                return bad(format!(
+                    "root noise needs alpha > 0 and epsilon in [0, 1], got {n:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for SearchConfig {
+    fn default() -> SearchConfig {
+        SearchConfig::medium()
+    }
+}
