@@ -1,7 +1,613 @@
-fn main() {
-    let r = engine::verify::verify_dir(std::path::Path::new("tests/vectors")).unwrap();
-    println!(
-        "{:?} {} {} {:?}",
-        r.categories, r.passed, r.failed, r.failures
+//! `engine` command line: selfplay, verify, info, init-weights, bench.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use engine::arena::ArenaConfig;
+use engine::encode::EncoderVersion;
+use engine::net::cpu::CpuBackend;
+use engine::net::weights::{PreparedWeights, Weights};
+use engine::net::Backend;
+use engine::search::{LeafValues, SearchConfig};
+use engine::selfplay::{SelfPlayConfig, ShardWriter};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "engine",
+    version,
+    about = "Self-play and inference engine for BlobNet, the network of BlobMaster (Blob / Oh Hell)",
+    long_about = "Self-play and inference engine for BlobNet, the AlphaZero-style policy/value network of \
+BlobMaster (kbingoel/BlobMaster) for the trick-taking card game Blob (Oh Hell). Rules, the 256-float state \
+encoder and the network are bit-compatible with BlobMaster: its weights load as they are (safetensors, \
+PyTorch key names)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Play Blob against itself with determinized MCTS and write training shards
+    ///
+    /// Each worker thread runs many games at once and feeds one network backend through a batch
+    /// ring. Shards are safetensors files (state f32[N,256], policy f32[N,52], value f32[N],
+    /// mask u8[N,52]) written atomically to --out. Ctrl-C stops taking new rounds, writes what
+    /// is complete and prints the summary; a second Ctrl-C exits at once.
+    Selfplay(SelfplayArgs),
+    /// Compare two nets on paired deals with rotated seats (greedy play, no noise)
+    ///
+    /// Each deal is replayed once per seat rotation so both nets sit in every seat equally
+    /// often; prints each net's mean score per round, the difference and its 95% confidence
+    /// interval over deals.
+    Arena(ArenaArgs),
+    /// Check rules, legal masks, the encoder and the network against recorded reference vectors
+    ///
+    /// Reads DIR/games.json (rounds recorded from BlobMaster: every decision's state, legal
+    /// actions, mask and encoding) and DIR/net_io.json with DIR/net.safetensors (network
+    /// inputs and outputs). Prints pass/fail counts per category and exits 1 on any failure.
+    Verify {
+        /// Directory of vectors in BlobMaster's recorded format
+        #[arg(long, value_name = "DIR", default_value = "tests/vectors")]
+        vectors: PathBuf,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a weights file: architecture, parameter count, dtype, sha256
+    Info {
+        /// BlobNet weights (safetensors with PyTorch key names)
+        #[arg(long, value_name = "FILE")]
+        weights: PathBuf,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a freshly initialised BlobNet (PyTorch's default init scheme) as safetensors
+    InitWeights {
+        /// Seed of the initialisation (same seed, same file)
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output file (written atomically)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Measure network forward throughput on random encoder-like inputs
+    Bench {
+        /// Backend to time
+        #[arg(long, value_enum, default_value_t = Device::Cpu)]
+        device: Device,
+        /// Rows per forward call
+        #[arg(long, default_value_t = 256)]
+        batch: usize,
+        /// Seconds to time (after a warm-up)
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Weights to time (default: a fresh net, seed 0)
+        #[arg(long, value_name = "FILE")]
+        weights: Option<PathBuf>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Device {
+    Cpu,
+}
+
+/// Where self-play runs the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DeviceChoice {
+    /// The GPU when one is usable, else the CPU (saying why)
+    Auto,
+    Cpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Preset {
+    /// 2 worlds × 20 simulations
+    Light,
+    /// 3 worlds × 30 simulations
+    Medium,
+    /// 5 worlds × 50 simulations
+    Heavy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LeafValuesArg {
+    /// Evaluate each new leaf from every seat's perspective (one row per seat)
+    All,
+    /// Evaluate only the mover's row (cheaper; other seats learn from terminals)
+    Mover,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EncoderArg {
+    /// BlobMaster's HEAD layout (dims 191..=201 filled)
+    V2,
+    /// The layout of BlobMaster's published checkpoints (dims 191.. zero)
+    V1,
+}
+
+#[derive(clap::Args)]
+struct ArenaArgs {
+    /// Weights of net A
+    #[arg(long, value_name = "FILE")]
+    a: PathBuf,
+    /// Weights of net B
+    #[arg(long, value_name = "FILE")]
+    b: PathBuf,
+    /// Deals to play (each is played once per seat rotation)
+    #[arg(long, default_value_t = 100)]
+    rounds: u64,
+    #[arg(long, default_value_t = 4)]
+    players: u8,
+    #[arg(long, default_value_t = 5)]
+    cards: u8,
+    #[arg(long, value_enum, default_value_t = Preset::Medium)]
+    preset: Preset,
+    /// Determinized worlds per decision (overrides the preset)
+    #[arg(long)]
+    dets: Option<u32>,
+    /// Simulations per world (overrides the preset)
+    #[arg(long)]
+    sims: Option<u32>,
+    #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
+    leaf_values: LeafValuesArg,
+    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
+    encoder: EncoderArg,
+    /// Threads (default: all cores)
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct SelfplayArgs {
+    /// BlobNet weights (default: a fresh net, seed 0)
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Players at the table (3..=8)
+    #[arg(long, default_value_t = 4)]
+    players: u8,
+    /// Cards per round in round mode (dealer and trump are random per round)
+    #[arg(long, default_value_t = 5, conflicts_with = "full_game")]
+    cards: u8,
+    /// Play full games (C, C-1, …, 1, 1 × players, 2, …, C cards; dealer and trump rotate)
+    #[arg(long, requires = "start_cards")]
+    full_game: bool,
+    /// First round's card count in full-game mode
+    #[arg(long, value_name = "C")]
+    start_cards: Option<u8>,
+    /// Rounds to play (round mode)
+    #[arg(long, default_value_t = 100, conflicts_with = "games")]
+    rounds: u64,
+    /// Games to play (full-game mode)
+    #[arg(long, requires = "full_game")]
+    games: Option<u64>,
+    /// Search preset (worlds × simulations per world)
+    #[arg(long, value_enum, default_value_t = Preset::Medium)]
+    preset: Preset,
+    /// Determinized worlds per decision (overrides the preset)
+    #[arg(long)]
+    dets: Option<u32>,
+    /// Simulations per world (overrides the preset)
+    #[arg(long)]
+    sims: Option<u32>,
+    /// How network leaves are valued
+    #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
+    leaf_values: LeafValuesArg,
+    /// Encoder layout the weights expect
+    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
+    encoder: EncoderArg,
+    /// Worker threads (default: all cores)
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Games each worker plays at once
+    #[arg(long, default_value_t = 64)]
+    games_per_worker: usize,
+    /// Output directory for shards
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    out: PathBuf,
+    /// Examples per shard
+    #[arg(long, default_value_t = 50_000)]
+    shard_size: usize,
+    /// Seed of the run (same seed and settings, same games)
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON summary object on stdout
+    #[arg(long)]
+    json: bool,
+    /// No progress bar
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads `path`, or the seed-0 fresh net when none is given (so everything runs on a fresh clone).
+fn load_weights(path: Option<&Path>) -> Result<Weights> {
+    match path {
+        Some(p) => Ok(Weights::load(p)?),
+        None => {
+            eprintln!("note: no --weights given: using a freshly initialised BlobNet (seed 0)");
+            Ok(Weights::init(0))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Selfplay(args) => {
+            selfplay(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Arena(args) => {
+            arena(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { vectors, json } => verify(&vectors, json),
+        Command::Info { weights, json } => {
+            info(&Weights::load(&weights)?, &weights, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::InitWeights { seed, out } => {
+            Weights::init(seed)
+                .save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote a fresh BlobNet (seed {seed}) to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            device,
+            batch,
+            seconds,
+            weights,
+            json,
+        } => {
+            bench(device, batch, seconds, weights.as_deref(), json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
+    if !dir.is_dir() {
+        bail!("vectors directory {} does not exist", dir.display());
+    }
+    let report = engine::verify::verify_dir(dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("vectors: {}", dir.display());
+        for c in &report.categories {
+            println!(
+                "  {:<16} {:>6} passed, {} failed",
+                c.name, c.passed, c.failed
+            );
+        }
+        println!(
+            "  network max |policy diff| {:.2e}, max |value diff| {:.2e} (tolerance {:.0e})",
+            report.max_policy_diff,
+            report.max_value_diff,
+            engine::verify::NET_TOLERANCE
+        );
+        for f in &report.failures {
+            println!("  FAILED {f}");
+        }
+        println!("verify: {} passed, {} failed", report.passed, report.failed);
+    }
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
+    let d = weights.dims();
+    let summary = serde_json::json!({
+        "file": path.display().to_string(),
+        "architecture": "BlobNet",
+        "input": d.input,
+        "embedding": d.embedding,
+        "layers": d.layers,
+        "ffn": d.ffn,
+        "policy_hidden": d.policy_hidden,
+        "value_hidden": d.value_hidden,
+        "actions": d.actions,
+        "parameters": weights.param_count(),
+        "dtype": weights.dtype().as_str(),
+        "sha256": weights.sha256(),
+    });
+    if json {
+        println!("{summary}");
+    } else {
+        println!("file        {}", path.display());
+        println!(
+            "architecture BlobNet: input {} → embedding {}, {} post-norm layers (FFN {}), policy head {}→{}, value head {}→1",
+            d.input, d.embedding, d.layers, d.ffn, d.policy_hidden, d.actions, d.value_hidden
+        );
+        println!("parameters  {}", weights.param_count());
+        println!("dtype       {}", weights.dtype().as_str());
+        println!("sha256      {}", weights.sha256());
+    }
+    Ok(())
+}
+
+fn bench(
+    device: Device,
+    batch: usize,
+    seconds: f64,
+    weights: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    if batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let prepared = Arc::new(PreparedWeights::new(&load_weights(weights)?));
+    let mut backend: Box<dyn Backend> = match device {
+        Device::Cpu => Box::new(CpuBackend::new(prepared, batch)),
+    };
+    let r = engine::net::bench::run(backend.as_mut(), batch, seconds, 0)?;
+    if json {
+        let out = serde_json::json!({
+            "device": r.backend,
+            "batch": r.batch,
+            "evals_per_s": r.evals_per_s,
+            "us_per_batch": r.us_per_batch,
+            "batches": r.batches,
+            "seconds": r.seconds,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{} batch {}: {:.0} evals/s, {:.1} µs per batch ({} batches in {:.1} s)",
+            r.backend, r.batch, r.evals_per_s, r.us_per_batch, r.batches, r.seconds
+        );
+    }
+    Ok(())
+}
+
+fn search_config(
+    preset: Preset,
+    dets: Option<u32>,
+    sims: Option<u32>,
+    leaf: LeafValuesArg,
+    encoder: EncoderArg,
+) -> SearchConfig {
+    let base = match preset {
+        Preset::Light => SearchConfig::light(),
+        Preset::Medium => SearchConfig::medium(),
+        Preset::Heavy => SearchConfig::heavy(),
+    };
+    SearchConfig {
+        worlds: dets.unwrap_or(base.worlds),
+        sims_per_world: sims.unwrap_or(base.sims_per_world),
+        leaf_values: match leaf {
+            LeafValuesArg::All => LeafValues::All,
+            LeafValuesArg::Mover => LeafValues::Mover,
+        },
+        encoder: match encoder {
+            EncoderArg::V1 => EncoderVersion::V1,
+            EncoderArg::V2 => EncoderVersion::V2,
+        },
+        ..base
+    }
+}
+
+/// The network backend for `device` with room for `rows` rows per batch.
+fn backend(device: DeviceChoice, weights: &Weights, rows: usize) -> Box<dyn Backend> {
+    if device == DeviceChoice::Auto {
+        eprintln!(
+            "note: --device auto: this build has no CUDA backend; running the network on the CPU"
+        );
+    }
+    Box::new(CpuBackend::new(
+        Arc::new(PreparedWeights::new(weights)),
+        rows,
+    ))
+}
+
+fn selfplay(args: SelfplayArgs) -> Result<()> {
+    let weights = load_weights(args.weights.as_deref())?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let config = SelfPlayConfig {
+        players: args.players,
+        cards: args.cards,
+        start_cards: args.full_game.then_some(args.start_cards).flatten(),
+        units: if args.full_game {
+            args.games.unwrap_or(10)
+        } else {
+            args.rounds
+        },
+        search: search_config(
+            args.preset,
+            args.dets,
+            args.sims,
+            args.leaf_values,
+            args.encoder,
+        )
+        .self_play(),
+        workers,
+        games_per_worker: args.games_per_worker,
+        seed: args.seed,
+        cache_entries: 1 << 16,
+    };
+    config.validate()?;
+    let settings = format!(
+        "players={} {} units={} worlds={} sims={} leaf_values={:?} encoder={:?} c_puct={} noise={:?}",
+        config.players,
+        config.start_cards.map_or(format!("cards={}", config.cards), |c| format!("full_game start_cards={c}")),
+        config.units,
+        config.search.worlds,
+        config.search.sims_per_world,
+        config.search.leaf_values,
+        config.search.encoder,
+        config.search.c_puct,
+        config.search.root_noise,
     );
+    let metadata = BTreeMap::from([
+        (
+            "engine_version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("weights_sha256".to_string(), weights.sha256().to_string()),
+        ("settings".to_string(), settings),
+        ("seed".to_string(), config.seed.to_string()),
+    ]);
+    let mut writer = ShardWriter::new(&args.out, args.shard_size, metadata)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt_handler(stop.clone())?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(config.units);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {prefix} {elapsed_precise} {msg}")
+                .expect("valid template"),
+        );
+        bar.set_prefix(if config.start_cards.is_some() {
+            "games"
+        } else {
+            "rounds"
+        });
+        bar
+    };
+    let backend = backend(args.device, &weights, config.rows_per_batch());
+    let summary = engine::selfplay::run(
+        config,
+        backend,
+        &stop,
+        |done| writer.add_round(done.index, done.examples),
+        |s| {
+            bar.set_position(s.games);
+            bar.set_message(format!(
+                "{:.0} rounds/min, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%",
+                s.rounds_per_min,
+                s.nn_rows_per_s,
+                s.avg_batch,
+                100.0 * s.cache_hit_rate
+            ));
+        },
+    )?;
+    bar.finish_and_clear();
+    let (shards, rows) = writer.finish()?;
+    let summary = engine::selfplay::Summary { shards, ..summary };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprintln!(
+            "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%, {:.1} s",
+            if summary.interrupted { "interrupted: " } else { "" },
+            summary.rounds,
+            summary.decisions,
+            summary.examples,
+            shards,
+            args.out.display(),
+            summary.rounds_per_min,
+            summary.nn_rows_per_s,
+            summary.avg_batch,
+            100.0 * summary.cache_hit_rate,
+            summary.wall_s
+        );
+    }
+    Ok(())
+}
+
+/// First Ctrl-C (or SIGTERM): set `stop`. Second: exit at once.
+fn install_interrupt_handler(stop: Arc<AtomicBool>) -> Result<()> {
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted twice: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing up (writing completed rounds); press Ctrl-C again to exit now"
+        );
+    })
+    .context("installing the Ctrl-C handler")
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn arena(args: ArenaArgs) -> Result<()> {
+    let a = Arc::new(PreparedWeights::new(&Weights::load(&args.a)?));
+    let b = Arc::new(PreparedWeights::new(&Weights::load(&args.b)?));
+    let search = search_config(
+        args.preset,
+        args.dets,
+        args.sims,
+        args.leaf_values,
+        args.encoder,
+    );
+    let rows =
+        search.worlds as usize * search.leaves_per_gather as usize * usize::from(args.players);
+    let config = ArenaConfig {
+        players: args.players,
+        cards: args.cards,
+        deals: args.rounds,
+        search,
+        threads: args.threads.unwrap_or_else(cores),
+        seed: args.seed,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt_handler(stop.clone())?;
+    let bar = ProgressBar::new(config.deals);
+    let make = || -> (Box<dyn Backend>, Box<dyn Backend>) {
+        (
+            Box::new(CpuBackend::new(a.clone(), rows)),
+            Box::new(CpuBackend::new(b.clone(), rows)),
+        )
+    };
+    let r = engine::arena::run(&config, &make, &stop, &|n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} deals × {} seat rotations ({} rounds)",
+            r.deals, args.players, r.rounds_played
+        );
+        println!(
+            "A {}: mean score {:.3} per round",
+            args.a.display(),
+            r.mean_score_a
+        );
+        println!(
+            "B {}: mean score {:.3} per round",
+            args.b.display(),
+            r.mean_score_b
+        );
+        println!(
+            "A − B: {:+.3} (95% CI {:+.3} .. {:+.3})",
+            r.difference, r.ci95_low, r.ci95_high
+        );
+    }
+    Ok(())
 }

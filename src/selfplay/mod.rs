@@ -1,0 +1,225 @@
+//! Self-play: worker threads, each running many games at once through the batch ring, one
+//! backend thread, and the shard writer.
+//!
+//! A unit of work is one round (round mode) or one full game. Unit `i` draws everything from
+//! its own random stream (run seed, `i`), and shards are written in unit order, so a run is
+//! reproducible from its seed; with one worker it is byte-identical (with several, the order
+//! in which cache entries are shared between games can differ).
+
+mod shard;
+mod worker;
+
+pub use shard::{serialize, Example, ShardWriter, SHARD_FORMAT_VERSION};
+
+use crate::game::{round_sequence, RoundConfig, Seat};
+use crate::net::Backend;
+use crate::ring::Ring;
+use crate::search::SearchConfig;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Settings of a self-play run.
+#[derive(Clone, Debug)]
+pub struct SelfPlayConfig {
+    pub players: u8,
+    /// Cards per round in round mode.
+    pub cards: u8,
+    /// Full-game mode: the first round's card count (`None` = round mode).
+    pub start_cards: Option<u8>,
+    /// Rounds (round mode) or games (full-game mode) to play.
+    pub units: u64,
+    pub search: SearchConfig,
+    pub workers: usize,
+    pub games_per_worker: usize,
+    pub seed: u64,
+    /// Entries of each worker's evaluation cache.
+    pub cache_entries: usize,
+}
+
+impl SelfPlayConfig {
+    pub fn validate(&self) -> Result<()> {
+        match self.start_cards {
+            Some(start) => {
+                round_sequence(self.players, start)?;
+            }
+            None => RoundConfig {
+                players: self.players,
+                cards: self.cards,
+                dealer: Seat(0),
+                trump: None,
+            }
+            .validate()?,
+        }
+        self.search.validate()?;
+        if self.workers == 0 || self.games_per_worker == 0 {
+            bail!("--workers and --games-per-worker must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Most rows one worker group submits at once: every game's search gathering its maximum.
+    pub fn rows_per_batch(&self) -> usize {
+        let per_search = self.search.worlds as usize
+            * self.search.leaves_per_gather as usize
+            * usize::from(self.players);
+        self.games_per_worker.div_ceil(2) * per_search
+    }
+}
+
+/// State shared by the workers.
+struct Shared {
+    config: SelfPlayConfig,
+    next_unit: AtomicU64,
+    stop: AtomicBool,
+    decisions: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_lookups: AtomicU64,
+}
+
+impl Shared {
+    fn claim_unit(&self) -> Option<u64> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let i = self.next_unit.fetch_add(1, Ordering::Relaxed);
+        (i < self.config.units).then_some(i)
+    }
+}
+
+/// A finished unit: its index, rounds played, and examples with value targets.
+pub struct UnitDone {
+    pub index: u64,
+    pub rounds: u32,
+    pub examples: Vec<Example>,
+}
+
+/// Progress seen by the caller after every finished unit and on a timer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub rounds: u64,
+    pub games: u64,
+    pub decisions: u64,
+    pub examples: u64,
+    pub rounds_per_min: f64,
+    pub nn_rows: u64,
+    pub nn_rows_per_s: f64,
+    pub avg_batch: f64,
+    pub cache_hit_rate: f64,
+    pub wall_s: f64,
+    pub shards: usize,
+    /// True when the run was stopped early (Ctrl-C): in-flight units were dropped.
+    pub interrupted: bool,
+}
+
+/// Runs self-play with `backend` until `config.units` units are done or `stop` is set, passing
+/// each finished unit to `sink` (in completion order) and a progress summary to `progress`.
+pub fn run(
+    config: SelfPlayConfig,
+    backend: Box<dyn Backend>,
+    stop: &AtomicBool,
+    mut sink: impl FnMut(UnitDone) -> Result<()>,
+    mut progress: impl FnMut(&Summary),
+) -> Result<Summary> {
+    config.validate()?;
+    let rows = config.rows_per_batch();
+    if rows > backend.max_batch() {
+        bail!(
+            "a batch can hold {rows} rows but the {} backend takes at most {}",
+            backend.name(),
+            backend.max_batch()
+        );
+    }
+    let workers = config.workers;
+    let games = config.games_per_worker;
+    // Two slots per worker in flight plus one being filled.
+    let ring = Ring::new(3 * workers, rows);
+    let shared = Shared {
+        config,
+        next_unit: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        decisions: AtomicU64::new(0),
+        cache_hits: AtomicU64::new(0),
+        cache_lookups: AtomicU64::new(0),
+    };
+    let start = Instant::now();
+    let mut summary = Summary::default();
+    let snapshot = |summary: &mut Summary| {
+        let wall = start.elapsed().as_secs_f64().max(1e-9);
+        let rows = ring.stats.rows.load(Ordering::Relaxed);
+        let batches = ring.stats.batches.load(Ordering::Relaxed);
+        let lookups = shared.cache_lookups.load(Ordering::Relaxed);
+        summary.decisions = shared.decisions.load(Ordering::Relaxed);
+        summary.nn_rows = rows;
+        summary.wall_s = wall;
+        summary.rounds_per_min = summary.rounds as f64 * 60.0 / wall;
+        summary.nn_rows_per_s = rows as f64 / wall;
+        summary.avg_batch = if batches > 0 {
+            rows as f64 / batches as f64
+        } else {
+            0.0
+        };
+        summary.cache_hit_rate = if lookups > 0 {
+            shared.cache_hits.load(Ordering::Relaxed) as f64 / lookups as f64
+        } else {
+            0.0
+        };
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let mut backend = backend;
+        let ring = &ring;
+        let server = scope.spawn(move || ring.serve(backend.as_mut()));
+        let (tx, rx) = mpsc::channel();
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let tx = tx.clone();
+                let shared = &shared;
+                scope.spawn(move || {
+                    let r = worker::run(shared, ring, games, tx);
+                    if r.is_err() {
+                        shared.stop.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut failure = None;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                shared.stop.store(true, Ordering::Relaxed);
+                summary.interrupted = true;
+            }
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(done) => {
+                    summary.rounds += u64::from(done.rounds);
+                    summary.games += 1;
+                    summary.examples += done.examples.len() as u64;
+                    if let Err(e) = sink(done) {
+                        shared.stop.store(true, Ordering::Relaxed);
+                        failure = Some(e);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            snapshot(&mut summary);
+            progress(&summary);
+        }
+        ring.close();
+        for h in handles {
+            h.join()
+                .expect("worker panicked")
+                .context("self-play worker")?;
+        }
+        server
+            .join()
+            .expect("backend thread panicked")
+            .context("network backend")?;
+        failure.map_or(Ok(()), Err)
+    })?;
+    snapshot(&mut summary);
+    Ok(summary)
+}
