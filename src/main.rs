@@ -136,6 +136,49 @@ enum EncoderArg {
     V1,
 }
 
+/// Search settings shared by selfplay and arena.
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// Search preset (worlds × simulations per world)
+    #[arg(long, value_enum, default_value_t = Preset::Medium)]
+    preset: Preset,
+    /// Determinized worlds per decision (overrides the preset)
+    #[arg(long)]
+    dets: Option<u32>,
+    /// Simulations per world (overrides the preset)
+    #[arg(long)]
+    sims: Option<u32>,
+    /// How network leaves are valued
+    #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
+    leaf_values: LeafValuesArg,
+    /// Encoder layout the weights expect
+    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
+    encoder: EncoderArg,
+}
+
+impl SearchArgs {
+    fn config(&self) -> SearchConfig {
+        let base = match self.preset {
+            Preset::Light => SearchConfig::light(),
+            Preset::Medium => SearchConfig::medium(),
+            Preset::Heavy => SearchConfig::heavy(),
+        };
+        SearchConfig {
+            worlds: self.dets.unwrap_or(base.worlds),
+            sims_per_world: self.sims.unwrap_or(base.sims_per_world),
+            leaf_values: match self.leaf_values {
+                LeafValuesArg::All => LeafValues::All,
+                LeafValuesArg::Mover => LeafValues::Mover,
+            },
+            encoder: match self.encoder {
+                EncoderArg::V1 => EncoderVersion::V1,
+                EncoderArg::V2 => EncoderVersion::V2,
+            },
+            ..base
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct ArenaArgs {
     /// Weights of net A
@@ -151,18 +194,8 @@ struct ArenaArgs {
     players: u8,
     #[arg(long, default_value_t = 5)]
     cards: u8,
-    #[arg(long, value_enum, default_value_t = Preset::Medium)]
-    preset: Preset,
-    /// Determinized worlds per decision (overrides the preset)
-    #[arg(long)]
-    dets: Option<u32>,
-    /// Simulations per world (overrides the preset)
-    #[arg(long)]
-    sims: Option<u32>,
-    #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
-    leaf_values: LeafValuesArg,
-    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
-    encoder: EncoderArg,
+    #[command(flatten)]
+    search: SearchArgs,
     /// Threads (default: all cores)
     #[arg(long)]
     threads: Option<usize>,
@@ -195,24 +228,11 @@ struct SelfplayArgs {
     /// Rounds to play (round mode)
     #[arg(long, default_value_t = 100, conflicts_with = "games")]
     rounds: u64,
-    /// Games to play (full-game mode)
+    /// Games to play (full-game mode; default 10)
     #[arg(long, requires = "full_game")]
     games: Option<u64>,
-    /// Search preset (worlds × simulations per world)
-    #[arg(long, value_enum, default_value_t = Preset::Medium)]
-    preset: Preset,
-    /// Determinized worlds per decision (overrides the preset)
-    #[arg(long)]
-    dets: Option<u32>,
-    /// Simulations per world (overrides the preset)
-    #[arg(long)]
-    sims: Option<u32>,
-    /// How network leaves are valued
-    #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
-    leaf_values: LeafValuesArg,
-    /// Encoder layout the weights expect
-    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
-    encoder: EncoderArg,
+    #[command(flatten)]
+    search: SearchArgs,
     /// Worker threads (default: all cores)
     #[arg(long)]
     workers: Option<usize>,
@@ -390,33 +410,6 @@ fn bench(
     Ok(())
 }
 
-fn search_config(
-    preset: Preset,
-    dets: Option<u32>,
-    sims: Option<u32>,
-    leaf: LeafValuesArg,
-    encoder: EncoderArg,
-) -> SearchConfig {
-    let base = match preset {
-        Preset::Light => SearchConfig::light(),
-        Preset::Medium => SearchConfig::medium(),
-        Preset::Heavy => SearchConfig::heavy(),
-    };
-    SearchConfig {
-        worlds: dets.unwrap_or(base.worlds),
-        sims_per_world: sims.unwrap_or(base.sims_per_world),
-        leaf_values: match leaf {
-            LeafValuesArg::All => LeafValues::All,
-            LeafValuesArg::Mover => LeafValues::Mover,
-        },
-        encoder: match encoder {
-            EncoderArg::V1 => EncoderVersion::V1,
-            EncoderArg::V2 => EncoderVersion::V2,
-        },
-        ..base
-    }
-}
-
 /// The network backend for `device` with room for `rows` rows per batch.
 fn backend(device: DeviceChoice, weights: &Weights, rows: usize) -> Box<dyn Backend> {
     if device == DeviceChoice::Auto {
@@ -444,14 +437,7 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         } else {
             args.rounds
         },
-        search: search_config(
-            args.preset,
-            args.dets,
-            args.sims,
-            args.leaf_values,
-            args.encoder,
-        )
-        .self_play(),
+        search: args.search.config().self_play(),
         workers,
         games_per_worker: args.games_per_worker,
         seed: args.seed,
@@ -504,7 +490,7 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         &stop,
         |done| writer.add_round(done.index, done.examples),
         |s| {
-            bar.set_position(s.games);
+            bar.set_position(s.units);
             bar.set_message(format!(
                 "{:.0} rounds/min, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%",
                 s.rounds_per_min,
@@ -559,13 +545,7 @@ fn cores() -> usize {
 fn arena(args: ArenaArgs) -> Result<()> {
     let a = Arc::new(PreparedWeights::new(&Weights::load(&args.a)?));
     let b = Arc::new(PreparedWeights::new(&Weights::load(&args.b)?));
-    let search = search_config(
-        args.preset,
-        args.dets,
-        args.sims,
-        args.leaf_values,
-        args.encoder,
-    );
+    let search = args.search.config();
     let rows =
         search.worlds as usize * search.leaves_per_gather as usize * usize::from(args.players);
     let config = ArenaConfig {

@@ -99,7 +99,10 @@ pub struct UnitDone {
 /// Progress seen by the caller after every finished unit and on a timer.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
+    /// Units finished: rounds in round mode, games in full-game mode.
+    pub units: u64,
     pub rounds: u64,
+    /// Full games finished (0 in round mode).
     pub games: u64,
     pub decisions: u64,
     pub examples: u64,
@@ -133,6 +136,7 @@ pub fn run(
         );
     }
     let workers = config.workers;
+    let full_games = config.start_cards.is_some();
     let games = config.games_per_worker;
     // Two slots per worker in flight plus one being filled.
     let ring = Ring::new(3 * workers, rows);
@@ -195,7 +199,8 @@ pub fn run(
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(done) => {
                     summary.rounds += u64::from(done.rounds);
-                    summary.games += 1;
+                    summary.units += 1;
+                    summary.games += u64::from(full_games);
                     summary.examples += done.examples.len() as u64;
                     if let Err(e) = sink(done) {
                         shared.stop.store(true, Ordering::Relaxed);
