@@ -1,10 +1,12 @@
-//! BlobNet inference: weights loading ([`weights`]) and backends that run the forward pass ([`cpu`]).
+//! BlobNet inference: weights loading ([`weights`]) and backends that run the forward pass ([`cpu`],
+//! [`cuda`]).
 //!
 //! A backend sees only rows of 256 input floats and 52-bit legal masks; it never sees game rules.
 //! Every backend implements [`Backend`], so search and self-play can run on any of them.
 
 pub mod bench;
 pub mod cpu;
+pub mod cuda;
 pub mod weights;
 
 use thiserror::Error;

@@ -1,0 +1,202 @@
+//! Driver probing, the context and stream of one device, the sm_90+ check and the module:
+//! the embedded fatbin loaded once, every kernel resolved and configured up front.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::nvrtc::Ptx;
+
+use super::error::{CudaError, Stage};
+use super::kernels::{self, Kernel, ABI_SYMBOL, EXPECTED_ABI, SMEM_BYTES};
+
+/// Loads and initialises the driver library, turning the ways that can fail (no
+/// `libcuda.so`, a driver without a symbol cudarc needs, no device node) into
+/// [`CudaError::DriverUnavailable`]. cudarc panics when the library is missing, so the
+/// library is probed first and the initialisation runs under `catch_unwind`.
+pub fn init_driver() -> Result<(), CudaError> {
+    // SAFETY: only tries to dlopen the driver library by its usual names.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(CudaError::DriverUnavailable {
+            reason: "libcuda.so (the NVIDIA driver) was not found".into(),
+        });
+    }
+    match catch_unwind(result::init) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(CudaError::DriverUnavailable {
+            reason: format!("cuInit failed: {e}"),
+        }),
+        Err(panic) => Err(CudaError::DriverUnavailable {
+            reason: panic_message(&panic),
+        }),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "the CUDA driver library panicked while loading".into())
+}
+
+/// Number of visible CUDA devices (after [`init_driver`]).
+pub fn device_count() -> Result<usize, CudaError> {
+    Ok(result::device::get_count().stage("cuDeviceGetCount")? as usize)
+}
+
+/// One device ready to run the kernels: its context, the one stream every operation of the
+/// backend goes through, and the loaded module with every kernel resolved.
+pub struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub stream: Arc<CudaStream>,
+    pub name: String,
+    pub compute_capability: (i32, i32),
+    pub total_mem: usize,
+    functions: Vec<CudaFunction>,
+    _module: Arc<CudaModule>,
+}
+
+impl Gpu {
+    /// Opens `device`, checks it is sm_90+ with enough opt-in shared memory, loads `fatbin`,
+    /// checks its ABI block and resolves every [`Kernel`].
+    pub fn open(device: usize, fatbin: &[u8]) -> Result<Gpu, CudaError> {
+        init_driver()?;
+        let count = device_count()?;
+        if device >= count {
+            return Err(CudaError::NoSuchDevice { device, count });
+        }
+        let ctx = catch_unwind(AssertUnwindSafe(|| CudaContext::new(device)))
+            .map_err(|panic| CudaError::DriverUnavailable {
+                reason: panic_message(&panic),
+            })?
+            .stage("context creation")?;
+        // One stream does everything (copies, kernels, graphs) in order, so cudarc's
+        // per-allocation event tracking is useless; turning it off before the first
+        // allocation also keeps those events out of graph captures.
+        // SAFETY: no CudaSlice exists yet; all work is ordered on `stream`.
+        unsafe { ctx.disable_event_tracking() };
+        let name = ctx.name().stage("device name")?;
+        let compute_capability = ctx.compute_capability().stage("compute capability")?;
+        let total_mem = ctx.total_mem().stage("device memory size")?;
+        let unsupported = |reason: String| CudaError::UnsupportedDevice {
+            device,
+            name: name.clone(),
+            reason,
+        };
+        if compute_capability.0 < 9 {
+            let (major, minor) = compute_capability;
+            return Err(unsupported(format!(
+                "compute capability {major}.{minor}; the kernels need 9.0 (Hopper) or newer"
+            )));
+        }
+        let optin = ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .stage("shared memory limit")?;
+        if (optin as u32) < SMEM_BYTES {
+            return Err(unsupported(format!(
+                "{optin} bytes of shared memory per block, the kernels need {SMEM_BYTES}"
+            )));
+        }
+        let stream = ctx.new_stream().stage("stream creation")?;
+
+        let module = ctx
+            .load_module(Ptx::from_binary(fatbin.to_vec()))
+            .stage("module load (embedded fatbin)")?;
+        let mut abi = [0u32; 8];
+        {
+            let global = module
+                .get_global(ABI_SYMBOL, &stream)
+                .stage("ABI block lookup")?;
+            let mut bytes = [0u8; 32];
+            if global.len() != bytes.len() {
+                return Err(CudaError::AbiMismatch {
+                    expected: EXPECTED_ABI,
+                    found: abi,
+                });
+            }
+            stream
+                .memcpy_dtoh(&global, &mut bytes)
+                .stage("ABI block read")?;
+            stream.synchronize().stage("ABI block read")?;
+            for (word, b) in abi.iter_mut().zip(bytes.chunks_exact(4)) {
+                *word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        if abi != EXPECTED_ABI {
+            return Err(CudaError::AbiMismatch {
+                expected: EXPECTED_ABI,
+                found: abi,
+            });
+        }
+        let functions = Kernel::ALL
+            .iter()
+            .map(|&k| {
+                let f = module.load_function(k.symbol()).map_err(|source| {
+                    CudaError::MissingKernel {
+                        name: k.symbol(),
+                        source,
+                    }
+                })?;
+                f.set_attribute(
+                    CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    SMEM_BYTES as i32,
+                )
+                .stage("shared memory opt-in")?;
+                Ok(f)
+            })
+            .collect::<Result<Vec<_>, CudaError>>()?;
+        Ok(Gpu {
+            ctx,
+            stream,
+            name,
+            compute_capability,
+            total_mem,
+            functions,
+            _module: module,
+        })
+    }
+
+    pub fn function(&self, kernel: Kernel) -> &CudaFunction {
+        &self.functions[kernel as usize]
+    }
+}
+
+/// One line per visible device: ordinal, name, memory, compute capability.
+pub fn describe_devices() -> Result<Vec<String>, CudaError> {
+    init_driver()?;
+    let count = device_count()?;
+    let kernels = if kernels::fatbin().is_some() {
+        ""
+    } else {
+        " (this build has no CUDA kernels)"
+    };
+    (0..count)
+        .map(|i| {
+            let dev = result::device::get(i as i32).stage("cuDeviceGet")?;
+            let name = result::device::get_name(dev).stage("cuDeviceGetName")?;
+            // SAFETY: `dev` is a valid device handle from cuDeviceGet.
+            let (mem, major, minor) = unsafe {
+                (
+                    result::device::total_mem(dev).stage("cuDeviceTotalMem")?,
+                    result::device::get_attribute(
+                        dev,
+                        CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                    )
+                    .stage("cuDeviceGetAttribute")?,
+                    result::device::get_attribute(
+                        dev,
+                        CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                    )
+                    .stage("cuDeviceGetAttribute")?,
+                )
+            };
+            let usable = if major >= 9 { "" } else { " (needs sm_90+)" };
+            Ok(format!(
+                "cuda:{i} {name}, {:.1} GiB, sm_{major}{minor}{usable}{kernels}",
+                mem as f64 / (1u64 << 30) as f64
+            ))
+        })
+        .collect()
+}

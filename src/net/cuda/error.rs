@@ -1,0 +1,105 @@
+//! [`CudaError`]: every way the CUDA backend can fail, each naming what failed (stage, kernel
+//! symbol, bucket, tensor), and [`Stage`], which tags a driver error with the stage it hit.
+
+use cudarc::driver::DriverError;
+use thiserror::Error;
+
+use crate::net::NetError;
+
+#[derive(Debug, Error)]
+pub enum CudaError {
+    #[error(
+        "this build has no CUDA kernels (nvcc was not found when it was compiled): run \
+         scripts/install-cuda-toolchain.sh and rebuild with ENGINE_REQUIRE_CUDA_KERNELS=1"
+    )]
+    NoKernelsCompiledIn,
+    #[error("the CUDA driver is unavailable: {reason}")]
+    DriverUnavailable { reason: String },
+    #[error("CUDA device {device} does not exist ({count} device(s) visible)")]
+    NoSuchDevice { device: usize, count: usize },
+    #[error("CUDA device {device} ({name}) cannot run the kernels: {reason}")]
+    UnsupportedDevice {
+        device: usize,
+        name: String,
+        reason: String,
+    },
+    #[error("kernel `{name}` is missing from the embedded fatbin: {source}")]
+    MissingKernel {
+        name: &'static str,
+        #[source]
+        source: DriverError,
+    },
+    #[error(
+        "the embedded kernels were built for layout {found:?}, this binary packs {expected:?} \
+         (stale build: rebuild the crate)"
+    )]
+    AbiMismatch { expected: [u32; 8], found: [u32; 8] },
+    #[error("the CUDA kernels cannot run this network: {0}")]
+    UnsupportedNetwork(String),
+    #[error("weight `{name}` holds {value}, which FP16 cannot represent")]
+    WeightOutOfRange { name: String, value: f32 },
+    #[error("invalid CUDA backend config: {0}")]
+    Config(String),
+    #[error("CUDA graph capture for bucket {bucket} failed at {stage}: {reason}")]
+    Capture {
+        bucket: usize,
+        stage: &'static str,
+        reason: String,
+    },
+    #[error("CUDA failed at {stage} (bucket {bucket}): {source}")]
+    Batch {
+        stage: &'static str,
+        bucket: usize,
+        #[source]
+        source: DriverError,
+    },
+    #[error("CUDA failed at {stage}: {source}")]
+    Driver {
+        stage: &'static str,
+        #[source]
+        source: DriverError,
+    },
+}
+
+impl CudaError {
+    /// True for the errors that mean "no usable GPU here" (as opposed to a GPU that failed):
+    /// callers with `--device auto` fall back to the CPU on these.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            CudaError::NoKernelsCompiledIn
+                | CudaError::DriverUnavailable { .. }
+                | CudaError::NoSuchDevice { .. }
+                | CudaError::UnsupportedDevice { .. }
+        )
+    }
+
+    /// The error as the [`crate::net::Backend`] trait reports it.
+    pub fn into_net(self, stage: &'static str) -> NetError {
+        NetError::Backend {
+            backend: "cuda",
+            stage,
+            message: self.to_string(),
+        }
+    }
+}
+
+/// Tags a driver error with the stage it failed at (candle's `WrapErr::w()`).
+pub trait Stage<T> {
+    fn stage(self, stage: &'static str) -> Result<T, CudaError>;
+    fn batch_stage(self, stage: &'static str, bucket: usize) -> Result<T, CudaError>;
+}
+
+impl<T> Stage<T> for Result<T, DriverError> {
+    fn stage(self, stage: &'static str) -> Result<T, CudaError> {
+        self.map_err(|source| CudaError::Driver { stage, source })
+    }
+
+    fn batch_stage(self, stage: &'static str, bucket: usize) -> Result<T, CudaError> {
+        self.map_err(|source| CudaError::Batch {
+            stage,
+            bucket,
+            source,
+        })
+    }
+}

@@ -1,0 +1,651 @@
+//! The CUDA backend: parity with the CPU backend and with `net_io.json` (vectors dir from
+//! `$ENGINE_VECTORS`, default `tests/vectors`) at FP16 tolerances, on every batch size 1..=300
+//! and 1024 / 4096, with and without graphs, for f32, f16 and bf16 weight files; the batch
+//! limit; start-up errors.
+//!
+//! GPU tests need CUDA device 0 (sm_90+) and a build with the kernels compiled in; elsewhere
+//! they print why they skip and pass. A GPU that exists but fails is a test failure, never a
+//! skip. The CPU-only tests (the weight-stream emulation, config and network errors) always
+//! run. Inputs are random and fresh each run (`ENGINE_GPU_SEED` replays one);
+//! `ENGINE_GPU_QUICK=1` sweeps a short list of batch sizes (for compute-sanitizer runs);
+//! `ENGINE_REQUIRE_GPU=1` turns every skip into a failure (for runs on a GPU machine).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use engine::net::cpu::CpuBackend;
+use engine::net::cuda::kernels::{TILES_PER_GEMM, TILE_ELEMS, TILE_K, WIDTH};
+use engine::net::cuda::pack::{self, PackedNet};
+use engine::net::cuda::{describe_devices, nvml_snapshot, CudaBackend, CudaConfig, CudaError};
+use engine::net::weights::{Dims, PreparedWeights, Weights, LAYER_NORM_EPS};
+use engine::net::{Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+use engine::vectors::{mask_bits, NetIoFile};
+use half::{bf16, f16};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::{Dtype, TensorView};
+
+/// FP16 tolerances: relative L2 error of a batch's policy, and absolute value error.
+const POLICY_REL_L2: f64 = 2e-3;
+const VALUE_ABS: f32 = 5e-3;
+/// Loose per-row bound on any single probability (catches one broken row in a large batch).
+const POLICY_ROW_ABS: f32 = 2e-2;
+const ALL_ACTIONS: u64 = (1 << POLICY_DIM) - 1;
+
+fn vectors_dir() -> PathBuf {
+    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
+}
+
+fn reference_weights() -> Weights {
+    Weights::load(&vectors_dir().join("net.safetensors")).expect("net.safetensors loads")
+}
+
+/// The CUDA backend on device 0, or `None` (with the reason printed) where no usable GPU is.
+fn cuda(weights: &Weights, config: CudaConfig) -> Option<CudaBackend> {
+    match CudaBackend::new(0, &PreparedWeights::new(weights), config) {
+        Ok(backend) => {
+            eprintln!("running on {}", backend.describe());
+            Some(backend)
+        }
+        Err(e) if e.is_unavailable() && !require_gpu() => {
+            eprintln!("skipping: no usable GPU: {e}");
+            None
+        }
+        Err(e) => panic!("the CUDA backend failed to start: {e}"),
+    }
+}
+
+/// `ENGINE_REQUIRE_GPU=1` (set by scripts/gpu_checks.sh): a missing GPU fails the GPU tests
+/// instead of skipping them, so a GPU run can never pass by skipping.
+fn require_gpu() -> bool {
+    std::env::var("ENGINE_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+fn cpu(weights: &Weights, max_batch: usize) -> CpuBackend {
+    CpuBackend::new(Arc::new(PreparedWeights::new(weights)), max_batch)
+}
+
+fn poisoned_config() -> CudaConfig {
+    CudaConfig {
+        poison_outputs: true,
+        ..CudaConfig::default()
+    }
+}
+
+fn quick() -> bool {
+    std::env::var("ENGINE_GPU_QUICK").is_ok_and(|v| v == "1")
+}
+
+/// Batch sizes to sweep: every size 1..=300 plus 1024 and 4096 (a short list when quick).
+fn batch_sizes() -> Vec<usize> {
+    if quick() {
+        vec![1, 2, 31, 32, 33, 63, 64, 65, 127, 129, 300, 1024, 4096]
+    } else {
+        (1..=300).chain([1024, 4096]).collect()
+    }
+}
+
+fn rng(test: &str) -> ChaCha8Rng {
+    let seed = std::env::var("ENGINE_GPU_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("{test}: ENGINE_GPU_SEED={seed}");
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// A batch of random encoder-like rows (bits, small ratios, a few Gaussian values; never an
+/// all-zero row) and random masks (bid-like ranges, card subsets, now and then none set).
+struct Batch {
+    inputs: Vec<f32>,
+    masks: Vec<u64>,
+}
+
+fn random_batch(rng: &mut ChaCha8Rng, rows: usize) -> Batch {
+    let mut inputs = Vec::with_capacity(rows * INPUT_DIM);
+    for _ in 0..rows {
+        let style = rng.random_range(0..3);
+        for i in 0..INPUT_DIM {
+            inputs.push(match style {
+                0 => rng.random_range(-2.0f32..2.0),
+                1 if i < 156 => f32::from(u8::from(rng.random_bool(0.15))),
+                _ => rng.random_range(0.0f32..1.3),
+            });
+        }
+        let row = inputs.len() - INPUT_DIM;
+        inputs[row + rng.random_range(0..INPUT_DIM)] = 1.0; // never an all-zero row
+    }
+    let masks = (0..rows)
+        .map(|_| match rng.random_range(0..10) {
+            0 => 0, // no legal action: the backends fall back to all 52
+            1..=4 => {
+                let top = rng.random_range(0..=13);
+                let full = (1u64 << (top + 1)) - 1;
+                if rng.random_bool(0.5) {
+                    full & !(1 << rng.random_range(0..=top))
+                } else {
+                    full
+                }
+                .max(1)
+            }
+            _ => rng.random::<u64>() & ALL_ACTIONS | 1 << rng.random_range(0..POLICY_DIM),
+        })
+        .collect();
+    Batch { inputs, masks }
+}
+
+/// Outputs of one forward call.
+struct Outputs {
+    policy: Vec<f32>,
+    value: Vec<f32>,
+}
+
+/// Runs `backend` on the batch with NaN-poisoned output buffers.
+fn run(backend: &mut dyn Backend, inputs: &[f32], masks: &[u64]) -> Result<Outputs, NetError> {
+    let rows = masks.len();
+    let mut out = Outputs {
+        policy: vec![f32::NAN; rows * POLICY_DIM],
+        value: vec![f32::NAN; rows],
+    };
+    backend.forward(
+        BatchIn { inputs, masks },
+        BatchOut {
+            policy: &mut out.policy,
+            value: &mut out.value,
+        },
+    )?;
+    Ok(out)
+}
+
+/// Checks `got` against `want` at FP16 tolerances, and that `got` is a proper masked
+/// distribution; returns (policy relative L2, max |value diff|).
+fn check(label: &str, got: &Outputs, want: &Outputs, masks: &[u64]) -> (f64, f32) {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (row, ((g, w), &mask)) in got
+        .policy
+        .chunks(POLICY_DIM)
+        .zip(want.policy.chunks(POLICY_DIM))
+        .zip(masks)
+        .enumerate()
+    {
+        let legal = match mask & ALL_ACTIONS {
+            0 => ALL_ACTIONS,
+            m => m,
+        };
+        let mut sum = 0.0f32;
+        for (a, (&p, &q)) in g.iter().zip(w).enumerate() {
+            assert!(p.is_finite(), "{label}: row {row} action {a} is {p}");
+            if legal >> a & 1 == 0 {
+                assert!(p == 0.0, "{label}: row {row} illegal action {a} has {p}");
+            }
+            assert!(
+                (p - q).abs() <= POLICY_ROW_ABS,
+                "{label}: row {row} action {a}: {p} vs {q}"
+            );
+            num += f64::from(p - q).powi(2);
+            den += f64::from(q).powi(2);
+            sum += p;
+        }
+        assert!((sum - 1.0).abs() < 1e-3, "{label}: row {row} sums to {sum}");
+    }
+    let rel = (num / den).sqrt();
+    let dv = got
+        .value
+        .iter()
+        .zip(&want.value)
+        .map(|(g, w)| {
+            assert!(g.is_finite(), "{label}: value {g}");
+            (g - w).abs()
+        })
+        .fold(0.0, f32::max);
+    assert!(
+        rel <= POLICY_REL_L2 && dv <= VALUE_ABS,
+        "{label}: policy relative L2 {rel:.2e} (max {POLICY_REL_L2:.0e}), |value diff| {dv:.2e} \
+         (max {VALUE_ABS:.0e})"
+    );
+    (rel, dv)
+}
+
+/// Sweeps `sizes` with fresh random batches, comparing `gpu` with the CPU backend.
+fn sweep(label: &str, gpu: &mut CudaBackend, weights: &Weights, sizes: &[usize]) {
+    let mut rng = rng(label);
+    let mut cpu = cpu(weights, 4096);
+    let (mut worst_rel, mut worst_dv) = (0.0f64, 0.0f32);
+    for &rows in sizes {
+        let batch = random_batch(&mut rng, rows);
+        let want = run(&mut cpu, &batch.inputs, &batch.masks).expect("cpu forward");
+        let got = run(gpu, &batch.inputs, &batch.masks).expect("cuda forward");
+        let (rel, dv) = check(&format!("{label}, {rows} rows"), &got, &want, &batch.masks);
+        worst_rel = worst_rel.max(rel);
+        worst_dv = worst_dv.max(dv);
+    }
+    eprintln!("{label}: worst policy relative L2 {worst_rel:.2e}, |value diff| {worst_dv:.2e}");
+}
+
+// ---- GPU tests ----------------------------------------------------------------------------
+
+#[test]
+fn net_io_vectors_match_at_fp16_tolerance() {
+    let weights = reference_weights();
+    let Some(mut gpu) = cuda(&weights, poisoned_config()) else {
+        return;
+    };
+    let io = NetIoFile::load(&vectors_dir().join("net_io.json")).expect("net_io.json loads");
+    let inputs: Vec<f32> = io.cases.iter().flat_map(|c| c.input.clone()).collect();
+    let masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
+    let want = Outputs {
+        policy: io.cases.iter().flat_map(|c| c.policy.clone()).collect(),
+        value: io.cases.iter().map(|c| c.value).collect(),
+    };
+    let got = run(&mut gpu, &inputs, &masks).expect("cuda forward");
+    let (rel, dv) = check("net_io.json", &got, &want, &masks);
+    eprintln!("net_io.json: policy relative L2 {rel:.2e}, |value diff| {dv:.2e}");
+    gpu.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn every_batch_size_matches_the_cpu_with_graphs() {
+    let weights = reference_weights();
+    let Some(mut gpu) = cuda(&weights, poisoned_config()) else {
+        return;
+    };
+    assert_eq!(gpu.graph_count(), CudaConfig::default().buckets.len());
+    sweep("graphs", &mut gpu, &weights, &batch_sizes());
+    gpu.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn batch_sizes_match_the_cpu_without_graphs() {
+    let weights = reference_weights();
+    let config = CudaConfig {
+        graphs: false,
+        ..poisoned_config()
+    };
+    let Some(mut gpu) = cuda(&weights, config) else {
+        return;
+    };
+    assert_eq!(gpu.graph_count(), 0);
+    let sizes = [1, 7, 32, 33, 100, 255, 256, 257, 1000, 4096];
+    sweep("no graphs", &mut gpu, &weights, &sizes);
+    gpu.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn f16_and_bf16_weight_files_match_the_cpu() {
+    for dtype in [Dtype::F16, Dtype::BF16] {
+        let weights = Weights::from_bytes(&reference_as(dtype), "converted").expect("loads");
+        let Some(mut gpu) = cuda(&weights, poisoned_config()) else {
+            return;
+        };
+        let sizes = [1, 45, 256, 777];
+        sweep(&format!("{dtype:?} file"), &mut gpu, &weights, &sizes);
+        gpu.shutdown().expect("clean shutdown");
+    }
+}
+
+/// Graph replay and eager launches run the same kernel on the same rows, so their outputs
+/// agree bit for bit; along the way, prints the forward throughput of both at 256 / 1024 /
+/// 4096 rows (host staging copies and synchronisation included).
+#[test]
+fn graph_replay_and_eager_launch_agree_exactly() {
+    let weights = reference_weights();
+    let Some(mut graphs) = cuda(&weights, CudaConfig::default()) else {
+        return;
+    };
+    let eager_config = CudaConfig {
+        graphs: false,
+        ..CudaConfig::default()
+    };
+    let mut eager = cuda(&weights, eager_config).expect("a second backend on the same GPU");
+    let mut rng = rng("graphs vs eager");
+    let iterations = if quick() { 2 } else { 50 };
+    for rows in [256, 1024, 4096] {
+        let batch = random_batch(&mut rng, rows);
+        let a = run(&mut graphs, &batch.inputs, &batch.masks).expect("graph forward");
+        let b = run(&mut eager, &batch.inputs, &batch.masks).expect("eager forward");
+        assert!(
+            a.policy
+                .iter()
+                .zip(&b.policy)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
+                && a.value
+                    .iter()
+                    .zip(&b.value)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{rows} rows: graph and eager outputs differ"
+        );
+        for (label, backend) in [("graphs", &mut graphs), ("eager", &mut eager)] {
+            let start = std::time::Instant::now();
+            for _ in 0..iterations {
+                run(backend, &batch.inputs, &batch.masks).expect("forward");
+            }
+            let seconds = start.elapsed().as_secs_f64() / iterations as f64;
+            eprintln!(
+                "timing {}: {label} {rows} rows: {:.1} us per forward, {:.2} M evals/s",
+                backend.describe(),
+                seconds * 1e6,
+                rows as f64 / seconds / 1e6
+            );
+        }
+    }
+    graphs.shutdown().expect("clean shutdown");
+    eager.shutdown().expect("clean shutdown");
+}
+
+/// 4097 rows exceed the largest bucket (4096): rejected with the named error, never split
+/// silently (callers size their batches by `max_batch`, like for every backend).
+#[test]
+fn batches_above_the_largest_bucket_are_rejected() {
+    let weights = reference_weights();
+    let Some(mut gpu) = cuda(&weights, CudaConfig::default()) else {
+        return;
+    };
+    assert_eq!(gpu.max_batch(), 4096);
+    let batch = random_batch(&mut rng("4097 rows"), 4097);
+    match run(&mut gpu, &batch.inputs, &batch.masks) {
+        Err(NetError::BatchTooLarge { rows, max }) => assert_eq!((rows, max), (4097, 4096)),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("4097 rows accepted by a backend with max_batch 4096"),
+    }
+    // The backend is still usable afterwards.
+    let batch = random_batch(&mut rng("after 4097"), 17);
+    run(&mut gpu, &batch.inputs, &batch.masks).expect("forward after a rejected batch");
+    gpu.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn custom_buckets_and_an_empty_batch() {
+    let weights = reference_weights();
+    let config = CudaConfig {
+        buckets: vec![32, 96, 320],
+        ..poisoned_config()
+    };
+    let Some(mut gpu) = cuda(&weights, config) else {
+        return;
+    };
+    assert_eq!(gpu.max_batch(), 320);
+    let empty = run(&mut gpu, &[], &[]).expect("empty batch");
+    assert!(empty.policy.is_empty() && empty.value.is_empty());
+    sweep(
+        "buckets 32/96/320",
+        &mut gpu,
+        &weights,
+        &[1, 32, 33, 96, 97, 320],
+    );
+    gpu.shutdown().expect("clean shutdown");
+}
+
+#[test]
+fn devices_and_telemetry_are_described_or_explained() {
+    match describe_devices() {
+        Ok(devices) => {
+            eprintln!("devices: {devices:?}");
+            assert!(devices.iter().all(|d| d.starts_with("cuda:")));
+        }
+        Err(e) => {
+            assert!(e.is_unavailable() && !require_gpu(), "{e}");
+            eprintln!("no CUDA devices: {e}");
+        }
+    }
+    match nvml_snapshot(0) {
+        Some(stats) => {
+            eprintln!("nvml: {stats:?}");
+            assert!(!stats.name.is_empty() && stats.mem_total_bytes > 0);
+            assert!(stats.mem_used_bytes <= stats.mem_total_bytes);
+        }
+        None => eprintln!("no NVML telemetry on this machine"),
+    }
+}
+
+// ---- CPU-only tests -------------------------------------------------------------------------
+
+/// Without a usable GPU, start-up fails with one of the "unavailable" errors and a message
+/// that says why; bad configs fail before anything touches the GPU.
+#[test]
+fn start_up_errors_are_named() {
+    let prepared = PreparedWeights::new(&Weights::init(3));
+    if let Err(e) = CudaBackend::new(0, &prepared, CudaConfig::default()) {
+        assert!(e.is_unavailable(), "unexpected start-up failure: {e}");
+        assert!(!e.to_string().is_empty());
+        eprintln!("CUDA unavailable here: {e}");
+    }
+    for buckets in [vec![], vec![64, 100], vec![128, 64], vec![0]] {
+        let config = CudaConfig {
+            buckets: buckets.clone(),
+            ..CudaConfig::default()
+        };
+        assert!(
+            matches!(
+                CudaBackend::new(0, &prepared, config),
+                Err(CudaError::Config(_))
+            ),
+            "buckets {buckets:?} accepted"
+        );
+    }
+    let config = CudaConfig::for_max_batch(1000);
+    assert_eq!(config.buckets, [64, 128, 256, 512, 1024]);
+    assert_eq!(CudaConfig::for_max_batch(1).buckets, [64]);
+}
+
+#[test]
+fn networks_the_kernels_cannot_run_are_named() {
+    let tiny = Dims {
+        embedding: 8,
+        layers: 2,
+        ffn: 16,
+        policy_hidden: 8,
+        value_hidden: 4,
+        ..Dims::default()
+    };
+    let other_ffn = Dims {
+        ffn: 1000,
+        ..Dims::default()
+    };
+    for dims in [tiny, other_ffn] {
+        let prepared = PreparedWeights::new(&Weights::init_with_dims(dims, 1));
+        assert!(
+            matches!(
+                PackedNet::new(&prepared),
+                Err(CudaError::UnsupportedNetwork(_))
+            ),
+            "{dims:?} accepted"
+        );
+    }
+    let mut prepared = PreparedWeights::new(&Weights::init(5));
+    prepared.layers[2].ffn_out.weight[17] = 1e6;
+    match PackedNet::new(&prepared) {
+        Err(CudaError::WeightOutOfRange { name, value }) => {
+            assert!(name.contains("layers.2.linear2"), "{name}");
+            assert_eq!(value, 1e6);
+        }
+        other => panic!("expected WeightOutOfRange, got {other:?}"),
+    }
+}
+
+/// The packed weight stream and parameter block, read in the kernel's order by an f32
+/// emulation of the kernel (same FP16 rounding points, same tiles, same parameter offsets),
+/// reproduce the CPU backend within the GPU tolerances. This checks the packing and the
+/// FP16 error budget without a GPU; the kernel itself is checked by the GPU tests above.
+#[test]
+fn packed_network_emulation_matches_the_cpu() {
+    let weights = reference_weights();
+    let prepared = PreparedWeights::new(&weights);
+    let packed = PackedNet::new(&prepared).expect("packs");
+    assert_eq!(packed.weights.len(), pack::tile_count(6, 1024) * TILE_ELEMS);
+    assert_eq!(pack::tile_count(6, 1024), 464);
+    assert_eq!(packed.params.len(), pack::param_count(6, 1024));
+
+    let io = NetIoFile::load(&vectors_dir().join("net_io.json")).expect("net_io.json loads");
+    let mut inputs: Vec<f32> = io.cases.iter().flat_map(|c| c.input.clone()).collect();
+    let mut masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
+    let extra = random_batch(&mut rng("emulation"), 32);
+    inputs.extend(&extra.inputs);
+    masks.extend(&extra.masks);
+
+    let want = run(&mut cpu(&weights, masks.len()), &inputs, &masks).expect("cpu forward");
+    let got = emulate(&packed, &inputs, &masks);
+    let (rel, dv) = check("emulated kernel", &got, &want, &masks);
+    eprintln!("emulated FP16 kernel vs CPU: policy relative L2 {rel:.2e}, |value diff| {dv:.2e}");
+}
+
+/// An f32 model of `blobnet_forward_f32` (kernels/blobnet.cu): consumes the weight stream
+/// tile by tile in kernel order and rounds to FP16 exactly where the kernel stores FP16.
+fn emulate(net: &PackedNet, inputs: &[f32], masks: &[u64]) -> Outputs {
+    let rows = masks.len();
+    let mut stream = TileStream {
+        tiles: net.weights.iter().map(|w| w.to_f32()).collect(),
+        next: 0,
+    };
+    let mut gemm = |a: &[f32]| stream.gemm(a, rows);
+    let round16 =
+        |xs: &[f32]| -> Vec<f32> { xs.iter().map(|&x| f16::from_f32(x).to_f32()).collect() };
+    let p = &net.params;
+    let w = WIDTH;
+    // t + bias (+ residual) -> LayerNorm(gamma, beta), per row; returns the FP32 h.
+    let norm = |t: &[f32], bias: usize, residual: Option<&[f32]>, gamma: usize, beta: usize| {
+        let mut h = vec![0.0f32; rows * w];
+        for r in 0..rows {
+            let x: Vec<f32> = (0..w)
+                .map(|c| t[r * w + c] + p[bias + c] + residual.map_or(0.0, |res| res[r * w + c]))
+                .collect();
+            let mean = x.iter().sum::<f32>() / w as f32;
+            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
+            let rstd = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+            for c in 0..w {
+                h[r * w + c] = (x[c] - mean) * rstd * p[gamma + c] + p[beta + c];
+            }
+        }
+        h
+    };
+    let relu_bias = |t: &[f32], bias: usize| -> Vec<f32> {
+        (0..rows * w)
+            .map(|i| (t[i] + p[bias + i % w]).max(0.0))
+            .collect()
+    };
+
+    let mut h = norm(&gemm(&round16(inputs)), 0, None, w, 2 * w);
+    let ffn = net.ffn;
+    for l in 0..net.layers {
+        let base = 3 * w + l * pack::layer_params(ffn);
+        h = norm(&gemm(&round16(&h)), base, Some(&h), base + w, base + 2 * w);
+        let h16 = round16(&h);
+        let mut acc = vec![0.0f32; rows * w];
+        for j in 0..ffn / w {
+            let f = round16(&relu_bias(&gemm(&h16), base + 3 * w + j * w));
+            for (a, x) in acc.iter_mut().zip(gemm(&f)) {
+                *a += x;
+            }
+        }
+        let b2 = base + 3 * w + ffn;
+        h = norm(&acc, b2, Some(&h), b2 + w, b2 + 2 * w);
+    }
+    let heads = 3 * w + net.layers * pack::layer_params(ffn);
+    let h16 = round16(&h);
+    let g = round16(&relu_bias(&gemm(&h16), heads));
+    let logits = gemm(&g);
+    let u = gemm(&h16);
+    assert_eq!(
+        stream.next,
+        pack::tile_count(net.layers, ffn),
+        "stream fully consumed"
+    );
+
+    let mut out = Outputs {
+        policy: vec![0.0; rows * POLICY_DIM],
+        value: vec![0.0; rows],
+    };
+    for r in 0..rows {
+        let legal = match masks[r] & ALL_ACTIONS {
+            0 => ALL_ACTIONS,
+            m => m,
+        };
+        let z: Vec<f32> = (0..POLICY_DIM)
+            .map(|a| logits[r * w + a] + p[heads + 256 + a])
+            .collect();
+        let max = (0..POLICY_DIM)
+            .filter(|&a| legal >> a & 1 == 1)
+            .map(|a| z[a])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = (0..POLICY_DIM)
+            .map(|a| {
+                if legal >> a & 1 == 1 {
+                    (z[a] - max).exp()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let sum: f32 = e.iter().sum();
+        for (p, x) in out.policy[r * POLICY_DIM..][..POLICY_DIM]
+            .iter_mut()
+            .zip(&e)
+        {
+            *p = x / sum;
+        }
+        let dot: f32 = (0..pack::VALUE_HIDDEN)
+            .map(|k| (u[r * w + k] + p[heads + 320 + k]).max(0.0) * p[heads + 448 + k])
+            .sum();
+        out.value[r] = (dot + p[heads + 576]).tanh();
+    }
+    out
+}
+
+/// The weight stream as the kernel's pipeline hands it out: tile after tile.
+struct TileStream {
+    tiles: Vec<f32>,
+    next: usize,
+}
+
+impl TileStream {
+    /// `a [rows x 256] . W [256 x 256]` where W is the next 8 tiles of `[32][256]`.
+    fn gemm(&mut self, a: &[f32], rows: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; rows * WIDTH];
+        for kt in 0..TILES_PER_GEMM {
+            let tile = &self.tiles[self.next * TILE_ELEMS..][..TILE_ELEMS];
+            self.next += 1;
+            for r in 0..rows {
+                let o = &mut out[r * WIDTH..][..WIDTH];
+                for kk in 0..TILE_K {
+                    let x = a[r * WIDTH + kt * TILE_K + kk];
+                    for (y, w) in o.iter_mut().zip(&tile[kk * WIDTH..][..WIDTH]) {
+                        *y += x * w;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The reference net with every tensor converted to `dtype` and serialised.
+fn reference_as(dtype: Dtype) -> Vec<u8> {
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = reference_weights()
+        .tensors()
+        .map(|(k, t)| {
+            let bytes = match dtype {
+                Dtype::F16 => t
+                    .data
+                    .iter()
+                    .flat_map(|&x| f16::from_f32(x).to_le_bytes())
+                    .collect(),
+                _ => t
+                    .data
+                    .iter()
+                    .flat_map(|&x| bf16::from_f32(x).to_le_bytes())
+                    .collect(),
+            };
+            (k.to_string(), t.shape.clone(), bytes)
+        })
+        .collect();
+    let views = tensors.iter().map(|(k, shape, data)| {
+        (
+            k.as_str(),
+            TensorView::new(dtype, shape.clone(), data).expect("view"),
+        )
+    });
+    safetensors::serialize(views, None).expect("serialise")
+}
