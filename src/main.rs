@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use engine::arena::ArenaConfig;
 use engine::encode::EncoderVersion;
 use engine::net::cpu::CpuBackend;
+use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::Backend;
 use engine::search::{LeafValues, SearchConfig};
@@ -59,7 +60,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Describe a weights file: architecture, parameter count, dtype, sha256
+    /// Describe a weights file (architecture, parameter count, dtype, sha256) and the GPUs
     Info {
         /// BlobNet weights (safetensors with PyTorch key names)
         #[arg(long, value_name = "FILE")]
@@ -79,9 +80,8 @@ enum Command {
     },
     /// Measure network forward throughput on random encoder-like inputs
     Bench {
-        /// Backend to time
-        #[arg(long, value_enum, default_value_t = Device::Cpu)]
-        device: Device,
+        #[command(flatten)]
+        device: DeviceArgs,
         /// Rows per forward call
         #[arg(long, default_value_t = 256)]
         batch: usize,
@@ -97,17 +97,84 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Device {
-    Cpu,
-}
-
-/// Where self-play runs the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum DeviceChoice {
-    /// The GPU when one is usable, else the CPU (saying why)
+/// Where the network runs: `auto`, `cpu`, `cuda` or `cuda:N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeviceArg {
+    /// GPU 0 when it is usable, else the CPU (saying why).
     Auto,
     Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DeviceArg, String> {
+        match s {
+            "auto" => Ok(DeviceArg::Auto),
+            "cpu" => Ok(DeviceArg::Cpu),
+            "cuda" => Ok(DeviceArg::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceArg::Cuda)
+                .ok_or_else(|| format!("unknown device {s:?}: use auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+/// Device options shared by the commands that run the network.
+#[derive(clap::Args)]
+struct DeviceArgs {
+    /// Where the network runs: auto (GPU 0 if usable, else CPU), cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    device: DeviceArg,
+    /// CUDA: launch kernels eagerly instead of replaying captured graphs (for A/B timing)
+    #[arg(long)]
+    no_graphs: bool,
+}
+
+impl DeviceArgs {
+    /// The backend for this device with room for `rows` rows per batch.
+    fn backend(&self, weights: &Arc<PreparedWeights>, rows: usize) -> Result<Box<dyn Backend>> {
+        let cuda = |device: usize| {
+            CudaBackend::new(
+                device,
+                weights,
+                CudaConfig {
+                    graphs: !self.no_graphs,
+                    ..CudaConfig::for_max_batch(rows)
+                },
+            )
+        };
+        match self.device {
+            DeviceArg::Cpu => Ok(Box::new(CpuBackend::new(weights.clone(), rows))),
+            DeviceArg::Cuda(n) => {
+                Ok(Box::new(cuda(n).with_context(|| {
+                    format!("starting the CUDA backend on cuda:{n}")
+                })?))
+            }
+            DeviceArg::Auto => match cuda(0) {
+                Ok(b) => {
+                    eprintln!("device: {}", b.describe());
+                    Ok(Box::new(b))
+                }
+                Err(e) if e.is_unavailable() => {
+                    eprintln!("note: --device auto: GPU unavailable ({e}); running the network on the CPU");
+                    Ok(Box::new(CpuBackend::new(weights.clone(), rows)))
+                }
+                Err(e) => Err(anyhow::Error::new(e).context("starting the CUDA backend on cuda:0")),
+            },
+        }
+    }
+
+    /// The CUDA device index the backend may use, for telemetry.
+    fn gpu_index(&self) -> Option<usize> {
+        match self.device {
+            DeviceArg::Cpu => None,
+            DeviceArg::Auto => Some(0),
+            DeviceArg::Cuda(n) => Some(n),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -211,8 +278,8 @@ struct SelfplayArgs {
     /// BlobNet weights (default: a fresh net, seed 0)
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Players at the table (3..=8)
     #[arg(long, default_value_t = 4)]
     players: u8,
@@ -306,7 +373,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             weights,
             json,
         } => {
-            bench(device, batch, seconds, weights.as_deref(), json)?;
+            bench(&device, batch, seconds, weights.as_deref(), json)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -347,6 +414,7 @@ fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
 
 fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
     let d = weights.dims();
+    let gpus = engine::net::cuda::describe_devices();
     let summary = serde_json::json!({
         "file": path.display().to_string(),
         "architecture": "BlobNet",
@@ -360,6 +428,7 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
         "parameters": weights.param_count(),
         "dtype": weights.dtype().as_str(),
         "sha256": weights.sha256(),
+        "gpus": gpus.as_ref().map_or_else(|e| serde_json::json!({ "unavailable": e.to_string() }), |d| serde_json::json!(d)),
     });
     if json {
         println!("{summary}");
@@ -372,12 +441,19 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
         println!("parameters  {}", weights.param_count());
         println!("dtype       {}", weights.dtype().as_str());
         println!("sha256      {}", weights.sha256());
+        match &gpus {
+            Ok(devices) if !devices.is_empty() => {
+                devices.iter().for_each(|d| println!("gpu         {d}"))
+            }
+            Ok(_) => println!("gpu         none found"),
+            Err(e) => println!("gpu         unavailable: {e}"),
+        }
     }
     Ok(())
 }
 
 fn bench(
-    device: Device,
+    device: &DeviceArgs,
     batch: usize,
     seconds: f64,
     weights: Option<&Path>,
@@ -387,9 +463,7 @@ fn bench(
         bail!("--batch must be at least 1");
     }
     let prepared = Arc::new(PreparedWeights::new(&load_weights(weights)?));
-    let mut backend: Box<dyn Backend> = match device {
-        Device::Cpu => Box::new(CpuBackend::new(prepared, batch)),
-    };
+    let mut backend = device.backend(&prepared, batch)?;
     let r = engine::net::bench::run(backend.as_mut(), batch, seconds, 0)?;
     if json {
         let out = serde_json::json!({
@@ -408,19 +482,6 @@ fn bench(
         );
     }
     Ok(())
-}
-
-/// The network backend for `device` with room for `rows` rows per batch.
-fn backend(device: DeviceChoice, weights: &Weights, rows: usize) -> Box<dyn Backend> {
-    if device == DeviceChoice::Auto {
-        eprintln!(
-            "note: --device auto: this build has no CUDA backend; running the network on the CPU"
-        );
-    }
-    Box::new(CpuBackend::new(
-        Arc::new(PreparedWeights::new(weights)),
-        rows,
-    ))
 }
 
 fn selfplay(args: SelfplayArgs) -> Result<()> {
@@ -483,7 +544,14 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         });
         bar
     };
-    let backend = backend(args.device, &weights, config.rows_per_batch());
+    let backend = args.device.backend(
+        &Arc::new(PreparedWeights::new(&weights)),
+        config.rows_per_batch(),
+    )?;
+    // NVML telemetry only when the network really runs on a GPU.
+    let gpu = (backend.name() == "cuda")
+        .then(|| args.device.gpu_index())
+        .flatten();
     let summary = engine::selfplay::run(
         config,
         backend,
@@ -491,8 +559,16 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         |done| writer.add_round(done.index, done.examples),
         |s| {
             bar.set_position(s.units);
+            let gpu_line = gpu.and_then(nvml_snapshot).map_or(String::new(), |g| {
+                format!(
+                    ", GPU {}% {:.1}/{:.1} GiB",
+                    g.util_percent,
+                    g.mem_used_bytes as f64 / GIB,
+                    g.mem_total_bytes as f64 / GIB
+                )
+            });
             bar.set_message(format!(
-                "{:.0} rounds/min, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%",
+                "{:.0} rounds/min, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
                 s.rounds_per_min,
                 s.nn_rows_per_s,
                 s.avg_batch,
@@ -502,7 +578,11 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     let (shards, rows) = writer.finish()?;
-    let summary = engine::selfplay::Summary { shards, ..summary };
+    let summary = engine::selfplay::Summary {
+        shards,
+        gpu: gpu.and_then(nvml_snapshot),
+        ..summary
+    };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -537,6 +617,8 @@ fn install_interrupt_handler(stop: Arc<AtomicBool>) -> Result<()> {
     })
     .context("installing the Ctrl-C handler")
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -115,6 +115,9 @@ pub struct Summary {
     pub shards: usize,
     /// True when the run was stopped early (Ctrl-C): in-flight units were dropped.
     pub interrupted: bool,
+    /// The GPU at the end of the run (NVML), when the network ran on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<crate::net::cuda::GpuStats>,
 }
 
 /// Runs self-play with `backend` until `config.units` units are done or `stop` is set, passing
