@@ -10,8 +10,13 @@ use std::arch::x86_64::*;
 
 use crate::net::weights::{LayerNorm, Linear};
 
-/// Output features per packed weight panel: two zmm registers.
-pub const PANEL: usize = 32;
+/// Output features per packed weight panel: two zmm registers. Activation strides are padded
+/// to it, so the kernel always writes whole panels.
+const PANEL: usize = super::PAD;
+const _: () = assert!(
+    PANEL == 32,
+    "the microkernel holds a panel in two zmm registers"
+);
 /// Rows per microkernel call: 12 × 2 accumulators + 2 weight vectors + 1 broadcast fit the
 /// 32 zmm registers; 12 measured faster than 6, 8 and 14.
 const TILE_ROWS: usize = 12;
