@@ -54,14 +54,6 @@ impl Batch {
         self.masks.len()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.rows() == self.capacity
-    }
-
     /// Appends one row and returns its index (the batch must not be full).
     pub fn push(&mut self, input: &[f32; INPUT_DIM], mask: u64) -> usize {
         self.push_rows(input, &[mask]).start
