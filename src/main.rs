@@ -8,7 +8,7 @@ use engine::net::cpu::CpuBackend;
 use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::Backend;
-use engine::search::{LeafValues, SearchConfig};
+use engine::search::{LeafValues, RootNoise, SearchConfig};
 use engine::selfplay::{SelfPlayConfig, ShardWriter};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
@@ -300,6 +300,12 @@ struct SelfplayArgs {
     games: Option<u64>,
     #[command(flatten)]
     search: SearchArgs,
+    /// Dirichlet noise at each world's root: concentration α
+    #[arg(long, default_value_t = 0.3)]
+    dirichlet_alpha: f32,
+    /// Dirichlet noise at each world's root: weight ε (0 turns the noise off)
+    #[arg(long, default_value_t = 0.25)]
+    dirichlet_epsilon: f32,
     /// Worker threads (default: all cores)
     #[arg(long)]
     workers: Option<usize>,
@@ -498,7 +504,13 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         } else {
             args.rounds
         },
-        search: args.search.config().self_play(),
+        search: SearchConfig {
+            root_noise: (args.dirichlet_epsilon > 0.0).then_some(RootNoise {
+                alpha: args.dirichlet_alpha,
+                epsilon: args.dirichlet_epsilon,
+            }),
+            ..args.search.config()
+        },
         workers,
         games_per_worker: args.games_per_worker,
         seed: args.seed,
