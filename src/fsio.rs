@@ -38,6 +38,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// Removes temporary files [`write_atomic`] left in `dir` for names starting with `prefix`
+/// (a crash between create and rename); returns how many were removed.
+pub fn sweep_temporaries(dir: &Path, prefix: &str) -> Result<usize> {
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!(".{prefix}")) && name.ends_with(".tmp") {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +72,10 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::write(dir.join(".out.bin.123.tmp"), b"torn").unwrap();
+        std::fs::write(dir.join(".other.123.tmp"), b"not ours").unwrap();
+        assert_eq!(sweep_temporaries(&dir, "out").unwrap(), 1);
+        assert!(dir.join(".other.123.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

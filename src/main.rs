@@ -529,26 +529,51 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         cache_entries: 1 << 16,
     };
     config.validate()?;
-    let settings = format!(
-        "players={} {} units={} worlds={} sims={} leaf_values={:?} encoder={:?} c_puct={} noise={:?}",
-        config.players,
-        config.start_cards.map_or(format!("cards={}", config.cards), |c| format!("full_game start_cards={c}")),
-        config.units,
+    let backend = args.device.backend(
+        &Arc::new(PreparedWeights::new(&weights)),
+        config.rows_per_batch(),
+    )?;
+    // NVML telemetry only when the network really runs on a GPU.
+    let gpu = (backend.name() == "cuda")
+        .then(|| args.device.gpu_index())
+        .flatten();
+    let rules = config.start_cards.map_or_else(
+        || {
+            format!(
+                "rounds players={} cards={} dealer=random trump=random",
+                config.players, config.cards
+            )
+        },
+        |c| format!("full_game players={} start_cards={c}", config.players),
+    );
+    let search = format!(
+        "worlds={} sims={} leaf_values={:?} c_puct={} fpu={:?} noise={:?} leaves_per_gather={}",
         config.search.worlds,
         config.search.sims_per_world,
         config.search.leaf_values,
-        config.search.encoder,
         config.search.c_puct,
+        config.search.fpu,
         config.search.root_noise,
+        config.search.leaves_per_gather,
     );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or("unknown".into(), |h| h.trim().to_string());
     let metadata = BTreeMap::from([
         (
             "engine_version".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
         ),
         ("weights_sha256".to_string(), weights.sha256().to_string()),
-        ("settings".to_string(), settings),
+        (
+            "encoder".to_string(),
+            format!("{:?}", config.search.encoder).to_lowercase(),
+        ),
+        ("rules".to_string(), rules),
+        ("search".to_string(), search),
+        ("units".to_string(), config.units.to_string()),
         ("seed".to_string(), config.seed.to_string()),
+        ("device".to_string(), backend.name().to_string()),
+        ("host".to_string(), host),
     ]);
     let mut writer = ShardWriter::new(&args.out, args.shard_size, metadata)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -568,14 +593,6 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         });
         bar
     };
-    let backend = args.device.backend(
-        &Arc::new(PreparedWeights::new(&weights)),
-        config.rows_per_batch(),
-    )?;
-    // NVML telemetry only when the network really runs on a GPU.
-    let gpu = (backend.name() == "cuda")
-        .then(|| args.device.gpu_index())
-        .flatten();
     let summary = engine::selfplay::run(
         config,
         backend,

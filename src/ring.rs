@@ -99,18 +99,35 @@ impl Batch {
         self.masks.clear();
     }
 
-    fn run(&mut self, backend: &mut dyn Backend) -> Result<(), crate::net::NetError> {
+    /// Runs the batch; a non-finite output (a faulty device, corrupt weights) is an error
+    /// naming the row, so it can never reach a search or a shard.
+    fn run(&mut self, backend: &mut dyn Backend) -> Result<(), String> {
         let rows = self.rows();
-        backend.forward(
-            BatchIn {
-                inputs: &self.inputs,
-                masks: &self.masks,
-            },
-            BatchOut {
-                policy: &mut self.policy[..rows * POLICY_DIM],
-                value: &mut self.value[..rows],
-            },
-        )
+        let (policy, value) = (
+            &mut self.policy[..rows * POLICY_DIM],
+            &mut self.value[..rows],
+        );
+        backend
+            .forward(
+                BatchIn {
+                    inputs: &self.inputs,
+                    masks: &self.masks,
+                },
+                BatchOut { policy, value },
+            )
+            .map_err(|e| e.to_string())?;
+        let bad_policy = self.policy[..rows * POLICY_DIM]
+            .iter()
+            .position(|x| !x.is_finite())
+            .map(|i| i / POLICY_DIM);
+        let bad_value = self.value[..rows].iter().position(|x| !x.is_finite());
+        match bad_policy.into_iter().chain(bad_value).min() {
+            Some(row) => Err(format!(
+                "{} backend gave a non-finite output for row {row} of {rows}",
+                backend.name()
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -239,7 +256,7 @@ impl Ring {
             let result = batch.run(backend);
             let mut st = self.lock();
             if let Err(e) = result {
-                let msg = e.to_string();
+                let msg = format!("batch {}: {e}", ticket.0);
                 st.failure = Some(msg.clone());
                 st.free.push(batch);
                 drop(st);
@@ -306,6 +323,41 @@ mod tests {
                 message: "device lost".into(),
             })
         }
+    }
+
+    /// Returns NaN values: what a faulty device might do.
+    struct NanValues;
+    impl Backend for NanValues {
+        fn name(&self) -> &'static str {
+            "nan"
+        }
+        fn max_batch(&self) -> usize {
+            8
+        }
+        fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError> {
+            out.policy.fill(0.5);
+            out.value.fill(0.0);
+            out.value[inp.rows() - 1] = f32::NAN;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn non_finite_outputs_fail_the_batch() {
+        let ring = Arc::new(Ring::new(2, 4));
+        let mut b = ring.acquire().unwrap();
+        b.push_rows(&[0.0; 2 * INPUT_DIM], &[1, 1]);
+        let t = ring.submit(b).unwrap();
+        let server = {
+            let ring = ring.clone();
+            std::thread::spawn(move || ring.serve(&mut NanValues))
+        };
+        let err = ring.wait(t).unwrap_err();
+        assert!(
+            matches!(&err, RingError::Backend(m) if m.contains("batch 0") && m.contains("row 1")),
+            "{err}"
+        );
+        assert!(server.join().unwrap().is_err());
     }
 
     #[test]

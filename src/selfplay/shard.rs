@@ -6,7 +6,7 @@
 //! `rows`, plus what the run adds (engine version, weights sha256, settings, seed).
 //! Every file is written atomically ([`crate::fsio::write_atomic`]).
 
-use crate::fsio::write_atomic;
+use crate::fsio::{sweep_temporaries, write_atomic};
 use crate::net::{INPUT_DIM, POLICY_DIM};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -47,6 +47,13 @@ impl ShardWriter {
     ) -> Result<ShardWriter> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating output directory {}", dir.display()))?;
+        let stale = sweep_temporaries(dir, "shard-")?;
+        if stale > 0 {
+            eprintln!(
+                "note: removed {stale} unfinished shard file(s) left in {} by a crash",
+                dir.display()
+            );
+        }
         Ok(ShardWriter {
             dir: dir.to_path_buf(),
             shard_size: shard_size.max(1),
