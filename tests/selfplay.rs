@@ -183,3 +183,39 @@ fn interrupted_run_writes_only_complete_rounds() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn slow_writer_throttles_without_losing_rounds() {
+    let config = SelfPlayConfig {
+        players: 3,
+        cards: 1,
+        start_cards: None,
+        units: 60,
+        search: SearchConfig {
+            leaf_values: LeafValues::Mover,
+            ..SearchConfig::light()
+        },
+        workers: 1,
+        games_per_worker: 2,
+        seed: 1,
+        cache_entries: 0,
+    };
+    let backend = Box::new(CpuBackend::new(net(), config.rows_per_batch()));
+    let mut indices = vec![];
+    // Queue bound: 4 × 1 worker × 2 games = 8 units, far fewer than 60, so workers must wait.
+    let summary = run(
+        config,
+        backend,
+        &AtomicBool::new(false),
+        |unit| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            indices.push(unit.index);
+            Ok(())
+        },
+        |_| {},
+    )
+    .unwrap();
+    indices.sort();
+    assert_eq!(indices, (0..60).collect::<Vec<u64>>());
+    assert_eq!(summary.rounds, 60);
+}

@@ -77,6 +77,8 @@ struct Shared {
     decisions: AtomicU64,
     cache_hits: AtomicU64,
     cache_lookups: AtomicU64,
+    /// Set once the writer queue was found full (warned about once).
+    writer_behind: AtomicBool,
 }
 
 impl Shared {
@@ -150,6 +152,7 @@ pub fn run(
         decisions: AtomicU64::new(0),
         cache_hits: AtomicU64::new(0),
         cache_lookups: AtomicU64::new(0),
+        writer_behind: AtomicBool::new(false),
     };
     let start = Instant::now();
     let mut summary = Summary::default();
@@ -178,7 +181,9 @@ pub fn run(
         let mut backend = backend;
         let ring = &ring;
         let server = scope.spawn(move || ring.serve(backend.as_mut()));
-        let (tx, rx) = mpsc::channel();
+        // Bounded: when the writer (a slow disk) falls behind, workers wait instead of piling
+        // finished units up in memory.
+        let (tx, rx) = mpsc::sync_channel(4 * workers * games);
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let tx = tx.clone();

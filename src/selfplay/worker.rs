@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{SyncSender, TrySendError};
 
 /// A searched decision whose value target waits for the end of the round.
 struct PendingExample {
@@ -57,7 +57,12 @@ struct Group {
     in_flight: Option<Ticket>,
 }
 
-pub(super) fn run(shared: &Shared, ring: &Ring, games: usize, tx: Sender<UnitDone>) -> Result<()> {
+pub(super) fn run(
+    shared: &Shared,
+    ring: &Ring,
+    games: usize,
+    tx: SyncSender<UnitDone>,
+) -> Result<()> {
     let mut cache = EvalCache::new(shared.config.cache_entries);
     let halves = [games.div_ceil(2), games / 2];
     let mut groups: Vec<Group> = halves
@@ -127,7 +132,7 @@ fn advance(
     shared: &Shared,
     cache: &mut EvalCache,
     requests: &mut Requests,
-    tx: &Sender<UnitDone>,
+    tx: &SyncSender<UnitDone>,
 ) -> Result<()> {
     loop {
         let unit = match &mut slot.play {
@@ -184,8 +189,7 @@ fn advance(
                 examples: std::mem::take(&mut unit.examples),
             };
             slot.play = Play::Idle;
-            // The receiver only hangs up after the workers have stopped.
-            let _ = tx.send(done);
+            send_done(shared, tx, done);
             continue;
         }
         let seat = unit.round.to_act();
@@ -261,5 +265,22 @@ fn start_unit(shared: &Shared, index: u64) -> Unit {
         searching: false,
         pending: vec![],
         examples: vec![],
+    }
+}
+
+/// Hands a finished unit to the writer, waiting while its queue is full (a slow disk then
+/// throttles self-play, with one warning).
+fn send_done(shared: &Shared, tx: &SyncSender<UnitDone>, done: UnitDone) {
+    match tx.try_send(done) {
+        Err(TrySendError::Full(done)) => {
+            if !shared.writer_behind.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "note: the shard writer is falling behind (slow disk?): self-play waits for it"
+                );
+            }
+            // The receiver only hangs up after the workers have stopped.
+            let _ = tx.send(done);
+        }
+        Ok(()) | Err(TrySendError::Disconnected(_)) => {}
     }
 }
