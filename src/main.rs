@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use engine::arena::ArenaConfig;
 use engine::encode::EncoderVersion;
 use engine::net::cpu::CpuBackend;
-use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig};
+use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig, CudaError};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::Backend;
 use engine::search::{LeafValues, RootNoise, SearchConfig};
@@ -47,6 +47,17 @@ enum Command {
     /// often; prints each net's mean score per round, the difference and its 95% confidence
     /// interval over deals.
     Arena(ArenaArgs),
+    /// Analyse positions: one JSON query per line on stdin, one JSON answer per line on stdout
+    ///
+    /// A long-running server for GUIs, bots and tests, like KataGo's analysis engine. A query is
+    /// a position in the shape of a `state` of tests/vectors/games.json plus `id` and `player`
+    /// (other seats' hands may be given as hand sizes), with options dets, sims, seed,
+    /// leaf_values, include_policy_prior and perfect_information. Answers (visits, prior and
+    /// value per legal action, the network's value, the best action, search statistics) come as
+    /// queries finish; queries in flight share network batches. A bad line is answered with an
+    /// `error` object naming the field; EOF drains the queries in flight and exits 0. The
+    /// format is in README.md, "Analysis API".
+    Analyze(AnalyzeArgs),
     /// Check rules, legal masks, the encoder and the network against recorded reference vectors
     ///
     /// Reads DIR/games.json (rounds recorded from BlobMaster: every decision's state, legal
@@ -136,34 +147,33 @@ struct DeviceArgs {
 impl DeviceArgs {
     /// The backend for this device with room for `rows` rows per batch.
     fn backend(&self, weights: &Arc<PreparedWeights>, rows: usize) -> Result<Box<dyn Backend>> {
-        let cuda = |device: usize| {
-            CudaBackend::new(
-                device,
-                weights,
-                CudaConfig {
-                    graphs: !self.no_graphs,
-                    ..CudaConfig::for_max_batch(rows)
-                },
-            )
+        let cpu = || -> Box<dyn Backend> { Box::new(CpuBackend::new(weights.clone(), rows)) };
+        let cuda = |device: usize| -> Result<Box<dyn Backend>> {
+            let config = CudaConfig {
+                graphs: !self.no_graphs,
+                ..CudaConfig::for_max_batch(rows)
+            };
+            let mut gpu = CudaBackend::new(device, weights, config)
+                .with_context(|| format!("starting the CUDA backend on cuda:{device}"))?;
+            eprintln!("device: {}", gpu.describe());
+            check_canary(&mut gpu, weights)?;
+            Ok(Box::new(gpu))
         };
         match self.device {
-            DeviceArg::Cpu => Ok(Box::new(CpuBackend::new(weights.clone(), rows))),
-            DeviceArg::Cuda(n) => {
-                Ok(Box::new(cuda(n).with_context(|| {
-                    format!("starting the CUDA backend on cuda:{n}")
-                })?))
+            DeviceArg::Cpu => Ok(cpu()),
+            DeviceArg::Cuda(n) => cuda(n),
+            DeviceArg::Auto => {
+                match cuda(0) {
+                    Err(e)
+                        if e.downcast_ref::<CudaError>()
+                            .is_some_and(CudaError::is_unavailable) =>
+                    {
+                        eprintln!("note: --device auto: GPU unavailable ({}); running the network on the CPU", error_chain(&e));
+                        Ok(cpu())
+                    }
+                    other => other,
+                }
             }
-            DeviceArg::Auto => match cuda(0) {
-                Ok(b) => {
-                    eprintln!("device: {}", b.describe());
-                    Ok(Box::new(b))
-                }
-                Err(e) if e.is_unavailable() => {
-                    eprintln!("note: --device auto: GPU unavailable ({e}); running the network on the CPU");
-                    Ok(Box::new(CpuBackend::new(weights.clone(), rows)))
-                }
-                Err(e) => Err(anyhow::Error::new(e).context("starting the CUDA backend on cuda:0")),
-            },
         }
     }
 
@@ -274,6 +284,21 @@ struct ArenaArgs {
 }
 
 #[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// BlobNet weights (default: a fresh net, seed 0)
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Worker threads running searches (default: all cores)
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Encoder layout the weights expect
+    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
+    encoder: EncoderArg,
+}
+
+#[derive(clap::Args)]
 struct SelfplayArgs {
     /// BlobNet weights (default: a fresh net, seed 0)
     #[arg(long, value_name = "FILE")]
@@ -351,6 +376,22 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
+/// Refuses a backend that disagrees with the CPU reference on the canary rows.
+fn check_canary(backend: &mut dyn Backend, weights: &Arc<PreparedWeights>) -> Result<()> {
+    let mut reference = CpuBackend::new(weights.clone(), engine::net::canary::CANARY_ROWS);
+    let report =
+        engine::net::canary::run(backend, &mut reference).context("running the start-up canary")?;
+    if !report.passed() {
+        bail!(
+            "the {} backend disagrees with the CPU on the canary rows (policy relative L2 {:.2e}, max |Δvalue| {:.2e}): refusing to run",
+            backend.name(),
+            report.policy_rel_l2,
+            report.max_value_diff
+        );
+    }
+    Ok(())
+}
+
 /// Loads `path`, or the seed-0 fresh net when none is given (so everything runs on a fresh clone).
 fn load_weights(path: Option<&Path>) -> Result<Weights> {
     match path {
@@ -370,6 +411,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Arena(args) => {
             arena(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Analyze(args) => {
+            let weights = Arc::new(PreparedWeights::new(&load_weights(
+                args.weights.as_deref(),
+            )?));
+            let config = engine::analyze::AnalyzeConfig {
+                threads: args.threads.unwrap_or_else(cores),
+                encoder: match args.encoder {
+                    EncoderArg::V1 => EncoderVersion::V1,
+                    EncoderArg::V2 => EncoderVersion::V2,
+                },
+            };
+            let backend = args
+                .device
+                .backend(&weights, engine::analyze::ROWS_PER_BATCH)?;
+            engine::analyze::serve(std::io::stdin().lock(), std::io::stdout(), backend, &config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { vectors, json } => verify(&vectors, json),

@@ -5,6 +5,7 @@
 //! Every backend implements [`Backend`], so search and self-play can run on any of them.
 
 pub mod bench;
+pub mod canary;
 pub mod cpu;
 pub mod cuda;
 pub mod weights;

@@ -1,0 +1,112 @@
+//! Start-up canary: before a run writes any data, the chosen backend evaluates fixed
+//! encoder-like rows and must agree with the CPU reference within FP16 tolerances (the
+//! tolerances of the GPU parity tests). A backend that fails never reaches self-play.
+
+use super::bench::encoder_like_inputs;
+use super::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
+
+/// Rows the canary evaluates.
+pub const CANARY_ROWS: usize = 64;
+/// Largest allowed relative L2 distance between the policies.
+pub const MAX_POLICY_REL_L2: f64 = 2e-3;
+/// Largest allowed |Δvalue| on any row.
+pub const MAX_VALUE_DIFF: f32 = 5e-3;
+
+/// How far the candidate was from the reference.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CanaryReport {
+    pub policy_rel_l2: f64,
+    pub max_value_diff: f32,
+}
+
+impl CanaryReport {
+    pub fn passed(&self) -> bool {
+        self.policy_rel_l2 <= MAX_POLICY_REL_L2 && self.max_value_diff <= MAX_VALUE_DIFF
+    }
+}
+
+/// Masks of varied shapes: everything legal, bids 0..=k, a few scattered cards.
+fn canary_masks() -> Vec<u64> {
+    (0..CANARY_ROWS as u64)
+        .map(|i| match i % 3 {
+            0 => (1 << POLICY_DIM) - 1,
+            1 => (1 << (i % 13 + 2)) - 1,
+            _ => (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i + 1) & ((1 << POLICY_DIM) - 1)) | 1,
+        })
+        .collect()
+}
+
+fn outputs(
+    backend: &mut dyn Backend,
+    inputs: &[f32],
+    masks: &[u64],
+) -> Result<(Vec<f32>, Vec<f32>), NetError> {
+    let mut policy = vec![f32::NAN; masks.len() * POLICY_DIM];
+    let mut value = vec![f32::NAN; masks.len()];
+    backend.forward(
+        BatchIn { inputs, masks },
+        BatchOut {
+            policy: &mut policy,
+            value: &mut value,
+        },
+    )?;
+    Ok((policy, value))
+}
+
+/// Compares `candidate` with `reference` on the canary rows.
+pub fn run(
+    candidate: &mut dyn Backend,
+    reference: &mut dyn Backend,
+) -> Result<CanaryReport, NetError> {
+    let inputs = encoder_like_inputs(CANARY_ROWS, 0xCA4A_81);
+    let masks = canary_masks();
+    let (p_ref, v_ref) = outputs(reference, &inputs, &masks)?;
+    let (p, v) = outputs(candidate, &inputs, &masks)?;
+    let diff2: f64 = p
+        .iter()
+        .zip(&p_ref)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum();
+    let norm2: f64 = p_ref.iter().map(|&b| f64::from(b).powi(2)).sum();
+    // NaN anywhere makes both figures NaN, which fails `passed`.
+    let max_value_diff = v
+        .iter()
+        .zip(&v_ref)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, |m: f32, d| {
+            if d.is_nan() || m.is_nan() {
+                f32::NAN
+            } else {
+                m.max(d)
+            }
+        });
+    Ok(CanaryReport {
+        policy_rel_l2: (diff2 / norm2).sqrt(),
+        max_value_diff,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::cpu::CpuBackend;
+    use crate::net::weights::{PreparedWeights, Weights};
+    use crate::net::UniformBackend;
+    use std::sync::Arc;
+
+    #[test]
+    fn cpu_passes_and_a_wrong_backend_fails() {
+        let net = Arc::new(PreparedWeights::new(&Weights::init(0)));
+        let mut reference = CpuBackend::new(net.clone(), CANARY_ROWS);
+        let same = run(&mut CpuBackend::new(net, CANARY_ROWS), &mut reference).unwrap();
+        assert!(same.passed(), "{same:?}");
+        let wrong = run(
+            &mut UniformBackend {
+                max_batch: CANARY_ROWS,
+            },
+            &mut reference,
+        )
+        .unwrap();
+        assert!(!wrong.passed(), "{wrong:?}");
+    }
+}
