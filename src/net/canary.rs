@@ -58,7 +58,7 @@ pub fn run(
     candidate: &mut dyn Backend,
     reference: &mut dyn Backend,
 ) -> Result<CanaryReport, NetError> {
-    let inputs = encoder_like_inputs(CANARY_ROWS, 0xCA4A_81);
+    let inputs = encoder_like_inputs(CANARY_ROWS, 0x00CA_4A81);
     let masks = canary_masks();
     let (p_ref, v_ref) = outputs(reference, &inputs, &masks)?;
     let (p, v) = outputs(candidate, &inputs, &masks)?;
