@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use engine::arena::ArenaConfig;
 use engine::encode::EncoderVersion;
+use engine::net::check::CheckBackend;
 use engine::net::cpu::CpuBackend;
 use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig, CudaError};
 use engine::net::weights::{PreparedWeights, Weights};
@@ -325,6 +326,13 @@ struct SelfplayArgs {
     games: Option<u64>,
     #[command(flatten)]
     search: SearchArgs,
+    /// Run a GPU backend under watch: also evaluate one batch in N on the CPU and stop the
+    /// run if any output differs by more than --check-threshold (no effect on the CPU)
+    #[arg(long, value_name = "N")]
+    check_every: Option<u64>,
+    /// Largest |Δ| of a policy entry or value tolerated by --check-every
+    #[arg(long, default_value_t = 1e-2)]
+    check_threshold: f32,
     /// Dirichlet noise at each world's root: concentration α
     #[arg(long, default_value_t = 0.3)]
     dirichlet_alpha: f32,
@@ -587,10 +595,19 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         cache_entries: 1 << 16,
     };
     config.validate()?;
-    let backend = args.device.backend(
-        &Arc::new(PreparedWeights::new(&weights)),
-        config.rows_per_batch(),
-    )?;
+    let prepared = Arc::new(PreparedWeights::new(&weights));
+    let mut backend = args.device.backend(&prepared, config.rows_per_batch())?;
+    // `--check-every N`: a GPU backend runs under watch of the CPU on one batch in N.
+    let check = match args.check_every {
+        Some(every) if backend.name() != "cpu" => {
+            let reference = Box::new(CpuBackend::new(prepared.clone(), config.rows_per_batch()));
+            let checked = CheckBackend::new(backend, reference, every, args.check_threshold);
+            let stats = checked.stats();
+            backend = Box::new(checked);
+            Some(stats)
+        }
+        _ => None,
+    };
     // NVML telemetry only when the network really runs on a GPU.
     let gpu = (backend.name() == "cuda")
         .then(|| args.device.gpu_index())
@@ -682,8 +699,27 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         gpu: gpu.and_then(nvml_snapshot),
         ..summary
     };
+    let check = check.map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone());
+    if let Some(c) = &check {
+        eprintln!(
+            "check against the CPU: {} batches ({} rows), max |Δ| {:.2e}, p99 {:.2e}",
+            c.batches_checked,
+            c.rows_checked,
+            c.max_abs_diff,
+            c.p99_abs_diff()
+        );
+    }
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        let mut out = serde_json::to_value(&summary)?;
+        if let Some(c) = &check {
+            out["check"] = serde_json::json!({
+                "batches": c.batches_checked,
+                "rows": c.rows_checked,
+                "max_abs_diff": c.max_abs_diff,
+                "p99_abs_diff": c.p99_abs_diff(),
+            });
+        }
+        println!("{out}");
     } else {
         eprintln!(
             "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%, {:.1} s",

@@ -3,6 +3,7 @@
 //! tolerances of the GPU parity tests). A backend that fails never reaches self-play.
 
 use super::bench::encoder_like_inputs;
+use super::check::nan_max;
 use super::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
 
 /// Rows the canary evaluates.
@@ -73,13 +74,7 @@ pub fn run(
         .iter()
         .zip(&v_ref)
         .map(|(a, b)| (a - b).abs())
-        .fold(0.0, |m: f32, d| {
-            if d.is_nan() || m.is_nan() {
-                f32::NAN
-            } else {
-                m.max(d)
-            }
-        });
+        .fold(0.0, nan_max);
     Ok(CanaryReport {
         policy_rel_l2: (diff2 / norm2).sqrt(),
         max_value_diff,

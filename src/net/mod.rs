@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod canary;
+pub mod check;
 pub mod cpu;
 pub mod cuda;
 pub mod weights;
