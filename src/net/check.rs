@@ -92,7 +92,7 @@ impl Backend for CheckBackend {
                 value: &mut *out.value,
             },
         )?;
-        if batch % self.every != 0 {
+        if !batch.is_multiple_of(self.every) {
             return Ok(());
         }
         let rows = inp.rows();
