@@ -2,6 +2,7 @@
 //!
 //! Modules in dependency order: [`game`] → [`encode`] → [`net`].
 
+pub mod analyze;
 pub mod arena;
 pub mod encode;
 pub mod fsio;

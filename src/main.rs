@@ -1,4 +1,4 @@
-//! `engine` command line: selfplay, verify, info, init-weights, bench.
+//! `engine` command line: selfplay, arena, analyze, verify, info, init-weights, bench.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};

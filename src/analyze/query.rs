@@ -1,0 +1,519 @@
+//! Query lines: JSON → [`QuerySpec`], with errors that name the offending field.
+//!
+//! Parsing goes through [`serde_json::Value`] by hand rather than a derived `Deserialize`, so
+//! every error can say which field (`hands[2][0]`, `previous_tricks[1].cards[3]`) is wrong and
+//! why. Rules are not checked here: [`super::position`] replays the parsed history.
+
+use crate::game::{Card, Seat, Suit, DECK_SIZE, MAX_BID, MAX_PLAYERS, MIN_PLAYERS};
+use crate::search::LeafValues;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::ops::RangeInclusive;
+use thiserror::Error;
+
+/// Most worlds a query may ask for: one gather of 64 worlds × 4 leaves × 8 seats fills a batch.
+pub const MAX_DETS: u32 = 64;
+/// Most simulations per world (the search counts visits per seat in 16 bits).
+pub const MAX_SIMS: u32 = 65_534;
+
+/// Kind of problem with a query, stable for programs (`snake_case` in JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not a JSON object (or is empty, too long, not UTF-8).
+    MalformedJson,
+    MissingField,
+    UnknownField,
+    /// A field holds the wrong JSON type.
+    WrongType,
+    /// A value outside its range or set (seat, count, option), or a list of the wrong length.
+    InvalidValue,
+    /// A card that is not an index 0..=51.
+    UnknownCard,
+    /// A card shown twice (in a hand read, or in the history).
+    DuplicateCard,
+    /// A hand's size disagrees with cards dealt minus cards played.
+    WrongHandSize,
+    /// A seat shown void in a suit holds it, or the hidden hands cannot be completed.
+    ImpossibleVoid,
+    /// A hand that must list its cards is given as a size.
+    HiddenHand,
+    /// A bid the rules forbid, or bids out of the bidding order.
+    IllegalBid,
+    /// A card the rules forbid: out of turn, not following suit, before bidding ended.
+    IllegalPlay,
+    /// A stated fact (trick leader, trick winner, tricks won) contradicts the history.
+    InconsistentHistory,
+    /// `player` is not the seat to act, or the round is over.
+    NotToAct,
+    /// The network backend failed while the query was in flight.
+    Backend,
+    /// The engine refused a position it had accepted: a bug, reported rather than panicking.
+    Internal,
+}
+
+/// A problem with one query line: what kind, which field (`None` for the line itself), and why.
+#[derive(Clone, Debug, Error, PartialEq, Eq, Serialize)]
+#[error("{}{message}", field.as_ref().map_or(String::new(), |f| format!("{f}: ")))]
+pub struct QueryError {
+    pub code: ErrorCode,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl QueryError {
+    pub fn new(code: ErrorCode, field: impl Into<String>, message: impl Into<String>) -> Self {
+        QueryError {
+            code,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// An error about the whole line rather than one field.
+    pub fn line(code: ErrorCode, message: impl Into<String>) -> Self {
+        QueryError {
+            code,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// A seat's hand as given: its cards, or only its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandSpec {
+    Cards(Vec<Card>),
+    Size(u8),
+}
+
+impl HandSpec {
+    pub fn size(&self) -> usize {
+        match self {
+            HandSpec::Cards(cards) => cards.len(),
+            HandSpec::Size(n) => usize::from(*n),
+        }
+    }
+}
+
+/// One trick as given: optional leader and winner, cards in play order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrickSpec {
+    pub leader: Option<Seat>,
+    pub cards: Vec<(Seat, Card)>,
+    pub winner: Option<Seat>,
+}
+
+/// A position as given, ranges checked, rules not yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PositionSpec {
+    pub player: Seat,
+    pub dealer: Seat,
+    pub trump: Option<Suit>,
+    pub cards_dealt: u8,
+    /// One per seat; its length is the number of players.
+    pub hands: Vec<HandSpec>,
+    pub bids: Vec<Option<u8>>,
+    /// `None` when the query leaves it out (then nothing is checked).
+    pub tricks_won: Option<Vec<u8>>,
+    pub current_trick: TrickSpec,
+    pub previous_tricks: Vec<TrickSpec>,
+}
+
+impl PositionSpec {
+    pub fn players(&self) -> u8 {
+        self.hands.len() as u8
+    }
+}
+
+/// Search options of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub dets: u32,
+    pub sims: u32,
+    pub seed: u64,
+    pub leaf_values: LeafValues,
+    pub include_policy_prior: bool,
+    pub perfect_information: bool,
+}
+
+/// A parsed query line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuerySpec {
+    pub id: Value,
+    pub position: PositionSpec,
+    pub options: Options,
+}
+
+const TOP_FIELDS: [&str; 16] = [
+    "id",
+    "player",
+    "dealer",
+    "trump",
+    "cards_dealt",
+    "hands",
+    "bids",
+    "tricks_won",
+    "current_trick",
+    "previous_tricks",
+    "dets",
+    "sims",
+    "seed",
+    "leaf_values",
+    "include_policy_prior",
+    "perfect_information",
+];
+const TRICK_FIELDS: [&str; 3] = ["leader", "cards", "winner"];
+
+/// Parses one line. On error, also returns the query's `id` when it could be read (else null).
+pub fn parse_line(line: &[u8]) -> Result<QuerySpec, (Value, QueryError)> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Err((
+            Value::Null,
+            QueryError::line(
+                ErrorCode::MalformedJson,
+                "empty line: expected a JSON object",
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_slice(line).map_err(|e| {
+        (
+            Value::Null,
+            QueryError::line(ErrorCode::MalformedJson, format!("not valid JSON: {e}")),
+        )
+    })?;
+    let Value::Object(obj) = value else {
+        return Err((
+            Value::Null,
+            QueryError::line(
+                ErrorCode::MalformedJson,
+                format!("expected a JSON object, found {}", describe(&value)),
+            ),
+        ));
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    parse_query(&obj).map_err(|e| (id, e))
+}
+
+fn parse_query(obj: &Map<String, Value>) -> Result<QuerySpec, QueryError> {
+    check_fields(obj, "", &TOP_FIELDS)?;
+    let id = required(obj, "", "id")?.clone();
+    let options = parse_options(obj)?;
+
+    let hands_value = array(required(obj, "", "hands")?, "hands")?;
+    let players = hands_value.len();
+    if !(MIN_PLAYERS..=MAX_PLAYERS).contains(&players) {
+        return Err(QueryError::new(
+            ErrorCode::InvalidValue,
+            "hands",
+            format!("{players} seats: Blob is played by {MIN_PLAYERS} to {MAX_PLAYERS}"),
+        ));
+    }
+    let seat_range = 0..=players as u64 - 1;
+    let seat = |v: &Value, path: &str| -> Result<Seat, QueryError> {
+        Ok(Seat(integer(v, path, seat_range.clone())? as u8))
+    };
+    let player = seat(required(obj, "", "player")?, "player")?;
+    let dealer = seat(required(obj, "", "dealer")?, "dealer")?;
+    let trump = match nullable(required(obj, "", "trump")?) {
+        None => None,
+        Some(v) => Suit::from_index(integer(v, "trump", 0..=3)? as u8),
+    };
+    let max_cards = (DECK_SIZE / players).min(usize::from(MAX_BID)) as u64;
+    let cards_dealt = integer(
+        required(obj, "", "cards_dealt")?,
+        "cards_dealt",
+        1..=max_cards,
+    )
+    .map_err(|e| QueryError {
+        message: format!("{} (1..={max_cards} for {players} players)", e.message),
+        ..e
+    })? as u8;
+
+    let mut hands = Vec::with_capacity(players);
+    for (s, v) in hands_value.iter().enumerate() {
+        let path = format!("hands[{s}]");
+        // Without perfect information only the acting seat's cards are read: another seat's
+        // list counts for its length alone, so the answer cannot depend on its cards.
+        let read_cards = options.perfect_information || s == player.index();
+        hands.push(match v {
+            Value::Array(cards) if read_cards => HandSpec::Cards(
+                cards
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| card(c, &format!("{path}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Array(cards) => HandSpec::Size(cards.len().min(usize::from(u8::MAX)) as u8),
+            Value::Number(_) => HandSpec::Size(integer(v, &path, 0..=u64::from(u8::MAX))? as u8),
+            _ => {
+                return Err(QueryError::new(
+                    ErrorCode::WrongType,
+                    path,
+                    format!(
+                        "expected a list of cards or a hand size, found {}",
+                        describe(v)
+                    ),
+                ))
+            }
+        });
+    }
+
+    let bids = per_seat(obj, "bids", players)?
+        .iter()
+        .enumerate()
+        .map(|(s, v)| {
+            nullable(v)
+                .map(|b| integer(b, &format!("bids[{s}]"), 0..=u64::from(MAX_BID)).map(|b| b as u8))
+                .transpose()
+        })
+        .collect::<Result<_, _>>()?;
+    let tricks_won = match optional(obj, "tricks_won") {
+        None => None,
+        Some(_) => Some(
+            per_seat(obj, "tricks_won", players)?
+                .iter()
+                .enumerate()
+                .map(|(s, v)| {
+                    integer(v, &format!("tricks_won[{s}]"), 0..=u64::from(MAX_BID)).map(|t| t as u8)
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    let trick = |v: &Value, path: &str| parse_trick(v, path, &seat);
+    let current_trick = match optional(obj, "current_trick") {
+        None => TrickSpec {
+            leader: None,
+            cards: vec![],
+            winner: None,
+        },
+        Some(v) => trick(v, "current_trick")?,
+    };
+    let previous_tricks = match optional(obj, "previous_tricks") {
+        None => vec![],
+        Some(v) => array(v, "previous_tricks")?
+            .iter()
+            .enumerate()
+            .map(|(i, t)| trick(t, &format!("previous_tricks[{i}]")))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(QuerySpec {
+        id,
+        position: PositionSpec {
+            player,
+            dealer,
+            trump,
+            cards_dealt,
+            hands,
+            bids,
+            tricks_won,
+            current_trick,
+            previous_tricks,
+        },
+        options,
+    })
+}
+
+fn parse_options(obj: &Map<String, Value>) -> Result<Options, QueryError> {
+    let flag = |name: &str| optional(obj, name).map_or(Ok(false), |v| boolean(v, name));
+    let count = |name: &str, default: u32, max: u32| {
+        optional(obj, name).map_or(Ok(default), |v| {
+            integer(v, name, 1..=u64::from(max)).map(|n| n as u32)
+        })
+    };
+    let leaf_values = match optional(obj, "leaf_values") {
+        None => LeafValues::All,
+        Some(Value::String(s)) if s == "all" => LeafValues::All,
+        Some(Value::String(s)) if s == "mover" => LeafValues::Mover,
+        Some(v @ Value::String(_)) => {
+            return Err(QueryError::new(
+                ErrorCode::InvalidValue,
+                "leaf_values",
+                format!("{v} is not \"all\" or \"mover\""),
+            ))
+        }
+        Some(v) => {
+            return Err(QueryError::new(
+                ErrorCode::WrongType,
+                "leaf_values",
+                format!("expected \"all\" or \"mover\", found {}", describe(v)),
+            ))
+        }
+    };
+    Ok(Options {
+        dets: count("dets", 3, MAX_DETS)?,
+        sims: count("sims", 30, MAX_SIMS)?,
+        seed: optional(obj, "seed").map_or(Ok(0), |v| integer(v, "seed", 0..=u64::MAX))?,
+        leaf_values,
+        include_policy_prior: flag("include_policy_prior")?,
+        perfect_information: flag("perfect_information")?,
+    })
+}
+
+fn parse_trick(
+    value: &Value,
+    path: &str,
+    seat: &dyn Fn(&Value, &str) -> Result<Seat, QueryError>,
+) -> Result<TrickSpec, QueryError> {
+    let obj = object(value, path)?;
+    check_fields(obj, path, &TRICK_FIELDS)?;
+    let optional_seat = |name: &str| {
+        optional(obj, name)
+            .map(|v| seat(v, &format!("{path}.{name}")))
+            .transpose()
+    };
+    let cards = array(required(obj, path, "cards")?, &format!("{path}.cards"))?
+        .iter()
+        .enumerate()
+        .map(|(i, pair)| {
+            let at = format!("{path}.cards[{i}]");
+            match array(pair, &at)?.as_slice() {
+                [s, c] => Ok((seat(s, &format!("{at}[0]"))?, card(c, &format!("{at}[1]"))?)),
+                other => Err(QueryError::new(
+                    ErrorCode::InvalidValue,
+                    at,
+                    format!(
+                        "expected a [seat, card] pair, found {} entries",
+                        other.len()
+                    ),
+                )),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(TrickSpec {
+        leader: optional_seat("leader")?,
+        cards,
+        winner: optional_seat("winner")?,
+    })
+}
+
+/// `prefix.name`, or `name` at the top level.
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn check_fields(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    allowed: &[&str],
+) -> Result<(), QueryError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(QueryError::new(
+            ErrorCode::UnknownField,
+            join(prefix, k),
+            format!("not a query field (expected {})", allowed.join(", ")),
+        )),
+    }
+}
+
+fn required<'a>(
+    obj: &'a Map<String, Value>,
+    prefix: &str,
+    name: &str,
+) -> Result<&'a Value, QueryError> {
+    obj.get(name).ok_or_else(|| {
+        QueryError::new(
+            ErrorCode::MissingField,
+            join(prefix, name),
+            "required field is missing",
+        )
+    })
+}
+
+/// An optional field; `null` counts as absent.
+fn optional<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).and_then(nullable)
+}
+
+fn nullable(v: &Value) -> Option<&Value> {
+    (!v.is_null()).then_some(v)
+}
+
+/// A required list with one entry per seat.
+fn per_seat<'a>(
+    obj: &'a Map<String, Value>,
+    name: &str,
+    players: usize,
+) -> Result<&'a Vec<Value>, QueryError> {
+    let list = array(required(obj, "", name)?, name)?;
+    if list.len() != players {
+        return Err(QueryError::new(
+            ErrorCode::InvalidValue,
+            name,
+            format!("{} entries for {players} seats (one per seat)", list.len()),
+        ));
+    }
+    Ok(list)
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(v: &Value, path: &str, expected: &str) -> QueryError {
+    QueryError::new(
+        ErrorCode::WrongType,
+        path,
+        format!("expected {expected}, found {}", describe(v)),
+    )
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, QueryError> {
+    v.as_object()
+        .ok_or_else(|| wrong_type(v, path, "an object"))
+}
+
+fn array<'a>(v: &'a Value, path: &str) -> Result<&'a Vec<Value>, QueryError> {
+    v.as_array().ok_or_else(|| wrong_type(v, path, "a list"))
+}
+
+fn boolean(v: &Value, path: &str) -> Result<bool, QueryError> {
+    v.as_bool()
+        .ok_or_else(|| wrong_type(v, path, "true or false"))
+}
+
+fn integer(v: &Value, path: &str, range: RangeInclusive<u64>) -> Result<u64, QueryError> {
+    let Value::Number(n) = v else {
+        return Err(wrong_type(v, path, "an integer"));
+    };
+    match n.as_u64() {
+        Some(x) if range.contains(&x) => Ok(x),
+        _ => Err(QueryError::new(
+            ErrorCode::InvalidValue,
+            path,
+            format!(
+                "{n} is not an integer in {}..={}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+fn card(v: &Value, path: &str) -> Result<Card, QueryError> {
+    let Value::Number(n) = v else {
+        return Err(wrong_type(v, path, "a card index (integer 0..=51)"));
+    };
+    n.as_u64()
+        .and_then(|i| u8::try_from(i).ok())
+        .and_then(Card::from_index)
+        .ok_or_else(|| {
+            QueryError::new(
+                ErrorCode::UnknownCard,
+                path,
+                format!("{n} is not a card: cards are 0..=51 (suit·13 + rank, suits ♠ ♥ ♣ ♦, ranks 2..A)"),
+            )
+        })
+}

@@ -1,0 +1,878 @@
+//! `engine analyze` through its library entry point [`serve`], with in-memory input and output:
+//! recorded positions round-trip, answers are deterministic, endgames find the card that makes
+//! the bid, hidden hands are never read, bad lines get one error each, and queries in flight
+//! come back under their own ids.
+
+use engine::analyze::{serve, AnalyzeConfig, ServeSummary, ROWS_PER_BATCH};
+use engine::encode::EncoderVersion;
+use engine::net::cpu::CpuBackend;
+use engine::net::weights::{PreparedWeights, Weights};
+use engine::net::{Backend, BatchIn, BatchOut, NetError, UniformBackend};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+fn vectors_dir() -> PathBuf {
+    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
+}
+
+/// `games.json` as plain JSON, so recorded states can be sent as they are.
+fn games() -> &'static Value {
+    static GAMES: OnceLock<Value> = OnceLock::new();
+    GAMES.get_or_init(|| {
+        let path = vectors_dir().join("games.json");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice(&bytes).expect("games.json parses")
+    })
+}
+
+fn uniform() -> Box<dyn Backend> {
+    Box::new(UniformBackend {
+        max_batch: ROWS_PER_BATCH,
+    })
+}
+
+/// The CPU network with fresh seed-0 weights.
+fn cpu_net() -> Box<dyn Backend> {
+    static NET: OnceLock<Arc<PreparedWeights>> = OnceLock::new();
+    let net = NET.get_or_init(|| Arc::new(PreparedWeights::new(&Weights::init(0))));
+    Box::new(CpuBackend::new(net.clone(), ROWS_PER_BATCH))
+}
+
+/// Serves raw lines; returns the answers in output order and the summary.
+fn serve_bytes(
+    lines: &[Vec<u8>],
+    backend: Box<dyn Backend>,
+    threads: usize,
+) -> (Vec<Value>, ServeSummary) {
+    let mut input = Vec::new();
+    for line in lines {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let mut output = Vec::new();
+    let config = AnalyzeConfig {
+        threads,
+        encoder: EncoderVersion::V2,
+    };
+    let summary = serve(Cursor::new(input), &mut output, backend, &config).expect("serve");
+    let answers = String::from_utf8(output)
+        .expect("UTF-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("answer {l:?}: {e}")))
+        .collect();
+    (answers, summary)
+}
+
+fn serve_queries(queries: &[Value], backend: Box<dyn Backend>, threads: usize) -> Vec<Value> {
+    let lines: Vec<Vec<u8>> = queries.iter().map(|q| q.to_string().into_bytes()).collect();
+    let (answers, summary) = serve_bytes(&lines, backend, threads);
+    assert_eq!(answers.len(), queries.len(), "one answer per query");
+    assert_eq!(summary.answers, queries.len() as u64);
+    answers
+}
+
+fn serve_one(query: Value, backend: Box<dyn Backend>) -> Value {
+    serve_queries(&[query], backend, 1).remove(0)
+}
+
+/// Answers keyed by id (as its JSON text).
+fn by_id(answers: Vec<Value>) -> HashMap<String, Value> {
+    answers
+        .into_iter()
+        .map(|a| (a["id"].to_string(), a))
+        .collect()
+}
+
+/// The answer without the one field that varies between runs.
+fn without_time(mut answer: Value) -> Value {
+    if let Some(stats) = answer.get_mut("stats").and_then(Value::as_object_mut) {
+        stats.remove("time_ms");
+    }
+    answer
+}
+
+fn assert_answer(answer: &Value) {
+    assert!(answer.get("error").is_none(), "unexpected error: {answer}");
+}
+
+fn error_of(answer: &Value) -> (&str, &str) {
+    let e = &answer["error"];
+    assert!(e.is_object(), "expected an error, got {answer}");
+    (
+        e["code"].as_str().expect("code"),
+        e["field"].as_str().unwrap_or("<none>"),
+    )
+}
+
+/// A recorded decision as a query: its state, `player`, an id and `extra` options.
+fn query_of(decision: &Value, id: Value, extra: Value) -> Value {
+    let mut q = decision["state"].clone();
+    q["id"] = id;
+    q["player"] = decision["player"].clone();
+    for (k, v) in extra.as_object().expect("options object") {
+        q[k] = v.clone();
+    }
+    q
+}
+
+/// Every `step`-th recorded decision, over all rounds.
+fn decisions(step: usize) -> Vec<&'static Value> {
+    games()["rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .flat_map(|r| r["decisions"].as_array().expect("decisions"))
+        .step_by(step)
+        .collect()
+}
+
+/// Replaces every hand but the acting seat's with its size.
+fn hide_others(mut query: Value) -> Value {
+    let player = query["player"].as_u64().unwrap() as usize;
+    for (s, hand) in query["hands"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        if s != player {
+            *hand = json!(hand.as_array().unwrap().len());
+        }
+    }
+    query
+}
+
+#[test]
+fn recorded_positions_round_trip() {
+    let spread = decisions(29);
+    assert!(spread.len() > 200, "{} decisions", spread.len());
+    let (dets, sims) = (2, 6);
+    let mut queries = vec![];
+    for (i, d) in spread.iter().enumerate() {
+        let opts = json!({"dets": dets, "sims": sims, "seed": i});
+        queries.push(query_of(d, json!(i), opts.clone()));
+        queries.push(hide_others(query_of(d, json!(format!("hidden {i}")), opts)));
+        queries.push(query_of(
+            d,
+            json!(format!("perfect {i}")),
+            json!({"sims": sims, "perfect_information": true}),
+        ));
+    }
+    let answers = by_id(serve_queries(&queries, uniform(), 2));
+    for (i, d) in spread.iter().enumerate() {
+        let recorded = &d["legal_actions"];
+        let plain = &answers[&json!(i).to_string()];
+        let hidden = &answers[&json!(format!("hidden {i}")).to_string()];
+        let perfect = &answers[&json!(format!("perfect {i}")).to_string()];
+        for (answer, simulations) in [(plain, dets * sims), (hidden, dets * sims), (perfect, sims)]
+        {
+            assert_answer(answer);
+            assert_eq!(&answer["legal_actions"], recorded, "decision {i}: {answer}");
+            assert_eq!(answer["player"], d["player"]);
+            assert_eq!(answer["phase"], d["phase"]);
+            let moves = answer["moves"].as_array().unwrap();
+            let actions: Vec<&Value> = moves.iter().map(|m| &m["action"]).collect();
+            assert_eq!(
+                actions,
+                recorded.as_array().unwrap().iter().collect::<Vec<_>>()
+            );
+            let visits: u64 = moves.iter().map(|m| m["visits"].as_u64().unwrap()).sum();
+            assert_eq!(visits, simulations, "decision {i}: {answer}");
+            assert_eq!(answer["stats"]["simulations"], simulations);
+            let best = &answer["best_action"];
+            let most = moves.iter().map(|m| m["visits"].as_u64().unwrap()).max();
+            let best_move = moves.iter().find(|m| &m["action"] == best).unwrap();
+            assert_eq!(best_move["visits"].as_u64(), most);
+        }
+        // Hand sizes instead of the hidden cards change nothing.
+        let strip = |a: &Value| {
+            let mut a = without_time(a.clone());
+            a["id"] = Value::Null;
+            a
+        };
+        assert_eq!(strip(plain), strip(hidden), "decision {i}");
+    }
+}
+
+/// A few recorded positions from the middle of rounds, with their options.
+fn sample_queries(extra: Value) -> Vec<Value> {
+    decisions(173)
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| query_of(d, json!(i), extra.clone()))
+        .collect()
+}
+
+#[test]
+fn same_seed_same_answer() {
+    let queries = sample_queries(json!({"dets": 3, "sims": 12, "seed": 5}));
+    // All at once on two workers, then one at a time: batches are composed differently.
+    let together = by_id(serve_queries(&queries, cpu_net(), 2));
+    for q in &queries {
+        let alone = serve_one(q.clone(), cpu_net());
+        assert_answer(&alone);
+        let id = q["id"].to_string();
+        assert_eq!(
+            without_time(alone),
+            without_time(together[&id].clone()),
+            "query {id}"
+        );
+    }
+    // Another seed gives another search (at least somewhere).
+    let reseeded: Vec<Value> = queries
+        .iter()
+        .map(|q| {
+            let mut q = q.clone();
+            q["seed"] = json!(6);
+            q
+        })
+        .collect();
+    let other = by_id(serve_queries(&reseeded, cpu_net(), 2));
+    let differs = queries.iter().any(|q| {
+        let id = q["id"].to_string();
+        without_time(other[&id].clone())["moves"] != without_time(together[&id].clone())["moves"]
+    });
+    assert!(
+        differs,
+        "seed 6 searched exactly like seed 5 on every position"
+    );
+}
+
+/// No trump, 2 cards each, seat 1 leads having bid 1 and the others hold only clubs above 2♣:
+/// A♥ wins now (nobody can follow) and 2♣ then loses; leading 2♣ loses both tricks. Whatever
+/// the others do, only A♥ makes the bid.
+fn lead_the_ace() -> Value {
+    json!({
+        "id": "lead", "player": 1, "dealer": 0, "trump": null, "cards_dealt": 2,
+        // seat 0: 10♣ J♣, seat 1: A♥ 2♣, seat 2: Q♣ K♣
+        "hands": [[34, 35], [25, 26], [36, 37]],
+        "bids": [0, 1, 0], "tricks_won": [0, 0, 0],
+        "current_trick": {"leader": 1, "cards": []}, "previous_tricks": [],
+        "sims": 400, "perfect_information": true
+    })
+}
+
+/// Spades trump, 2 cards each, the dealer (seat 3) plays last to 7♥ 8♥ 6♥ holding 9♥ 5♥; the
+/// others hold one spade each, so the last trick is theirs. 9♥ takes exactly one trick, 5♥
+/// none: the dealer's bid decides the card.
+fn follow_low_or_high(bid: u8) -> Value {
+    json!({
+        "id": format!("follow {bid}"), "player": 3, "dealer": 3, "trump": 0, "cards_dealt": 2,
+        "hands": [[0], [1], [2], [16, 20]],
+        "bids": [0, 0, 0, bid], "tricks_won": [0, 0, 0, 0],
+        "current_trick": {"leader": 0, "cards": [[0, 18], [1, 19], [2, 17]]},
+        "previous_tricks": [],
+        "sims": 400, "perfect_information": true
+    })
+}
+
+#[test]
+fn perfect_information_endgames_find_the_card_that_makes_the_bid() {
+    for backend in [uniform as fn() -> Box<dyn Backend>, cpu_net] {
+        for (query, best, worse) in [
+            (lead_the_ace(), 25, 26),
+            (follow_low_or_high(0), 16, 20),
+            (follow_low_or_high(1), 20, 16),
+        ] {
+            let answer = serve_one(query.clone(), backend());
+            assert_answer(&answer);
+            assert_eq!(answer["best_action"], best, "{query}\n{answer}");
+            let value = |a: u64| {
+                let m = answer["moves"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["action"] == a)
+                    .unwrap();
+                m["value"].as_f64().unwrap()
+            };
+            assert!(value(best) > value(worse), "{answer}");
+            assert_eq!(answer["stats"]["worlds"], 1);
+        }
+    }
+}
+
+/// Other seats' cards swapped with unseen ones (same sizes), some not even cards.
+fn scramble_others(query: &Value, rng: &mut ChaCha8Rng) -> Value {
+    let mut q = query.clone();
+    let player = q["player"].as_u64().unwrap() as usize;
+    for (s, hand) in q["hands"].as_array_mut().unwrap().iter_mut().enumerate() {
+        if s == player {
+            continue;
+        }
+        for card in hand.as_array_mut().unwrap() {
+            *card = match rng.random_range(0..4) {
+                0 => json!("not a card"),
+                1 => json!(99),
+                _ => json!(rng.random_range(0..52)),
+            };
+        }
+    }
+    q
+}
+
+#[test]
+fn hidden_hands_are_never_read() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut queries = vec![];
+    for (i, d) in decisions(97).into_iter().enumerate() {
+        let q = query_of(
+            d,
+            json!([i, "real"]),
+            json!({"dets": 2, "sims": 10, "seed": i}),
+        );
+        let mut scrambled = scramble_others(&q, &mut rng);
+        scrambled["id"] = json!([i, "scrambled"]);
+        let mut sizes = hide_others(q.clone());
+        sizes["id"] = json!([i, "sizes"]);
+        queries.extend([q, scrambled, sizes]);
+    }
+    let answers = by_id(serve_queries(&queries, cpu_net(), 2));
+    let strip = |i: usize, kind: &str| {
+        let mut a = without_time(answers[&json!([i, kind]).to_string()].clone());
+        assert_answer(&a);
+        a["id"] = Value::Null;
+        a
+    };
+    for i in 0..queries.len() / 3 {
+        let real = strip(i, "real");
+        assert_eq!(real, strip(i, "scrambled"), "position {i}");
+        assert_eq!(real, strip(i, "sizes"), "position {i}");
+    }
+    // With perfect information the given cards are the deal: different cards, another search.
+    let known = |hands: Value| {
+        let mut q = follow_low_or_high(0);
+        q["hands"] = hands;
+        serve_one(q, cpu_net())
+    };
+    let real = known(json!([[0], [1], [2], [16, 20]]));
+    // Low hearts instead of spades: 9♥ now wins both tricks, 5♥ the last one.
+    let swapped = known(json!([[13], [14], [15], [16, 20]]));
+    assert_answer(&real);
+    assert_answer(&swapped);
+    assert_ne!(without_time(real)["moves"], without_time(swapped)["moves"]);
+}
+
+/// A bidding position: 4 players, 3 cards, dealer 0, seat 1 to bid first.
+fn bidding_query() -> Value {
+    json!({
+        "id": 1, "player": 1, "dealer": 0, "trump": 1, "cards_dealt": 3,
+        "hands": [3, [0, 14, 28], 3, 3], "bids": [null, null, null, null],
+        "dets": 2, "sims": 4
+    })
+}
+
+/// Trick one in progress: 4 players, 3 cards, hearts trump; seats 1 and 2 have played.
+fn playing_query() -> Value {
+    json!({
+        "id": 2, "player": 3, "dealer": 0, "trump": 1, "cards_dealt": 3,
+        "hands": [3, 2, 2, [5, 6, 45]], "bids": [1, 0, 1, 2],
+        "tricks_won": [0, 0, 0, 0],
+        // seat 1 leads 3♠, seat 2 discards 2♣ (void in spades); seat 3 holds 7♠ 8♠ 8♦
+        "current_trick": {"leader": 1, "cards": [[1, 1], [2, 26]]},
+        "previous_tricks": [],
+        "dets": 2, "sims": 4
+    })
+}
+
+/// 4 × 13: seat 1 led 2♥ and everyone else discarded, so every other heart is seat 1's or
+/// nowhere; seat 1 holds only 11 of the 12 left.
+fn uncompletable_query() -> Value {
+    let mut hand: Vec<u8> = (14..=24).collect();
+    hand.push(26);
+    json!({
+        "id": 3, "player": 1, "dealer": 0, "trump": null, "cards_dealt": 13,
+        "hands": [12, hand, 12, 12], "bids": [1, 1, 1, 1], "tricks_won": [0, 1, 0, 0],
+        "previous_tricks": [{"leader": 1, "cards": [[1, 13], [2, 0], [3, 1], [0, 2]]}],
+        "dets": 1, "sims": 2
+    })
+}
+
+#[test]
+fn bad_positions_name_the_field_and_the_problem() {
+    let edit = |base: fn() -> Value, f: &dyn Fn(&mut Value)| {
+        let mut q = base();
+        f(&mut q);
+        q
+    };
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            edit(bidding_query, &|q| q["hands"][1][0] = json!(52)),
+            "unknown_card",
+            "hands[1][0]",
+        ),
+        (
+            edit(bidding_query, &|q| q["hands"][1][2] = json!(0)),
+            "duplicate_card",
+            "hands[1][2]",
+        ),
+        (
+            edit(playing_query, &|q| q["hands"][3][0] = json!(26)),
+            "duplicate_card",
+            "current_trick.cards[1][1]",
+        ),
+        (
+            edit(bidding_query, &|q| q["hands"][2] = json!(2)),
+            "wrong_hand_size",
+            "hands[2]",
+        ),
+        (
+            edit(playing_query, &|q| q["hands"][1] = json!(3)),
+            "wrong_hand_size",
+            "hands[1]",
+        ),
+        (
+            edit(bidding_query, &|q| q["hands"][1] = json!(3)),
+            "hidden_hand",
+            "hands[1]",
+        ),
+        (
+            edit(playing_query, &|q| q["perfect_information"] = json!(true)),
+            "hidden_hand",
+            "hands[0]",
+        ),
+        (
+            edit(bidding_query, &|q| q["bids"] = json!([null, 1, null, null])),
+            "not_to_act",
+            "player",
+        ),
+        (
+            edit(playing_query, &|q| q["bids"][2] = json!(4)),
+            "illegal_bid",
+            "bids[2]",
+        ),
+        // The dealer's hook: the others bid 0 + 1 + 2 = 3 of the 3 cards, so 0 is forbidden.
+        (
+            edit(playing_query, &|q| q["bids"][0] = json!(0)),
+            "illegal_bid",
+            "bids[0]",
+        ),
+        (
+            edit(playing_query, &|q| q["bids"][2] = Value::Null),
+            "illegal_bid",
+            "bids[3]",
+        ),
+        (
+            edit(bidding_query, &|q| q["bids"][2] = json!(1)),
+            "illegal_bid",
+            "bids[2]",
+        ),
+        (
+            // Seat 3 plays 7♠ before seat 2.
+            edit(playing_query, &|q| {
+                q["current_trick"]["cards"][1] = json!([3, 5]);
+                q["hands"] = json!([3, 2, 3, [6, 45]]);
+            }),
+            "illegal_play",
+            "current_trick.cards[1]",
+        ),
+        (
+            // Seat 2 discards 2♣ on 3♠ in trick one and plays 2♠ in trick two.
+            edit(playing_query, &|q| {
+                q["hands"] = json!([1, 1, 1, [6, 45]]);
+                q["tricks_won"] = json!([1, 0, 0, 0]);
+                q["previous_tricks"] =
+                    json!([{"leader": 1, "cards": [[1, 1], [2, 26], [3, 5], [0, 7]], "winner": 0}]);
+                q["current_trick"] = json!({"leader": 0, "cards": [[0, 3], [1, 4], [2, 0]]});
+            }),
+            "illegal_play",
+            "previous_tricks[0].cards[1]",
+        ),
+        (
+            // Seat 2 discards 2♣ on a spade lead but is shown holding a spade.
+            edit(playing_query, &|q| {
+                q["perfect_information"] = json!(true);
+                q["hands"] = json!([[7, 8, 9], [10, 11], [12, 27], [5, 6, 45]]);
+            }),
+            "impossible_void",
+            "hands[2]",
+        ),
+        (
+            edit(playing_query, &|q| {
+                q["current_trick"]["cards"] = json!([[1, 1], [2, 26], [3, 5], [0, 7]]);
+            }),
+            "invalid_value",
+            "current_trick.cards",
+        ),
+        (uncompletable_query(), "impossible_void", "hands"),
+        (
+            edit(playing_query, &|q| q["current_trick"]["leader"] = json!(2)),
+            "inconsistent_history",
+            "current_trick.leader",
+        ),
+        (
+            edit(playing_query, &|q| q["tricks_won"][3] = json!(1)),
+            "inconsistent_history",
+            "tricks_won[3]",
+        ),
+        (
+            edit(playing_query, &|q| {
+                q["player"] = json!(0);
+                q["hands"] = json!([[7, 8, 9], 2, 2, 3]);
+            }),
+            "not_to_act",
+            "player",
+        ),
+        (
+            edit(playing_query, &|q| q["player"] = json!(4)),
+            "invalid_value",
+            "player",
+        ),
+        (
+            edit(bidding_query, &|q| q["dets"] = json!("3")),
+            "wrong_type",
+            "dets",
+        ),
+        (
+            edit(bidding_query, &|q| q["sims"] = json!(0)),
+            "invalid_value",
+            "sims",
+        ),
+        (
+            edit(bidding_query, &|q| q["sims"] = json!(1e12)),
+            "invalid_value",
+            "sims",
+        ),
+        (
+            edit(bidding_query, &|q| q["dets"] = json!(65)),
+            "invalid_value",
+            "dets",
+        ),
+        (
+            edit(bidding_query, &|q| q["leaf_values"] = json!("some")),
+            "invalid_value",
+            "leaf_values",
+        ),
+        (
+            edit(bidding_query, &|q| q["simz"] = json!(3)),
+            "unknown_field",
+            "simz",
+        ),
+        (
+            edit(bidding_query, &|q| {
+                q.as_object_mut().unwrap().remove("bids").map(drop).unwrap()
+            }),
+            "missing_field",
+            "bids",
+        ),
+        (
+            edit(bidding_query, &|q| q["hands"] = json!([3, [0, 14, 28]])),
+            "invalid_value",
+            "hands",
+        ),
+        (
+            edit(bidding_query, &|q| q["cards_dealt"] = json!(14)),
+            "invalid_value",
+            "cards_dealt",
+        ),
+        (
+            edit(bidding_query, &|q| q["trump"] = json!(4)),
+            "invalid_value",
+            "trump",
+        ),
+    ];
+    let queries: Vec<Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (q, _, _))| {
+            let mut q = q.clone();
+            q["id"] = json!(i);
+            q
+        })
+        .collect();
+    let answers = by_id(serve_queries(&queries, uniform(), 2));
+    for (i, (query, code, field)) in cases.iter().enumerate() {
+        let answer = &answers[&json!(i).to_string()];
+        assert_eq!(
+            error_of(answer),
+            (*code, *field),
+            "case {i}: {query}\n{answer}"
+        );
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // The unedited queries are fine.
+    for q in [bidding_query(), playing_query()] {
+        assert_answer(&serve_one(q, uniform()));
+    }
+    // A missing id is an error with id null.
+    let mut no_id = bidding_query();
+    no_id.as_object_mut().unwrap().remove("id");
+    let answer = serve_one(no_id, uniform());
+    assert_eq!(error_of(&answer), ("missing_field", "id"));
+    assert_eq!(answer["id"], Value::Null);
+}
+
+/// One random corruption of a valid query line.
+fn mutate(line: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let mut out = line.to_vec();
+    match rng.random_range(0..11) {
+        0 => {
+            let i = rng.random_range(0..out.len());
+            out[i] ^= 1 << rng.random_range(0..8);
+        }
+        1 => {
+            let i = rng.random_range(0..out.len());
+            out[i] = rng.random();
+        }
+        2 => out.truncate(rng.random_range(0..out.len())),
+        3 => {
+            let i = rng.random_range(0..out.len());
+            out.remove(i);
+        }
+        4 => {
+            let i = rng.random_range(0..=out.len());
+            let junk = [
+                b'{', b'}', b'[', b']', b',', b':', b'"', b'0', b'-', b'e', b'\\',
+            ];
+            out.insert(i, junk[rng.random_range(0..junk.len())]);
+        }
+        5..=7 => {
+            // A field set to a value of the wrong type or size.
+            let mut q: Value = serde_json::from_slice(line).unwrap();
+            let obj = q.as_object_mut().unwrap();
+            let keys: Vec<String> = obj.keys().cloned().collect();
+            let key = &keys[rng.random_range(0..keys.len())];
+            let values = [
+                json!(null),
+                json!(true),
+                json!("x"),
+                json!(-1),
+                json!(3.5),
+                json!(1e300),
+                json!(u64::MAX),
+                json!(18_446_744_073_709_551_615_u64),
+                json!([]),
+                json!({}),
+                json!([[[[[[[[1]]]]]]]]),
+                json!([1, 2, 3, 4, 5, 6, 7, 8, 9]),
+                json!({"leader": 0, "cards": [[0, 1]]}),
+            ];
+            let value = values[rng.random_range(0..values.len())].clone();
+            if rng.random_range(0..4) == 0 {
+                obj.remove(key);
+            } else {
+                match obj[key].as_array_mut() {
+                    Some(list) if !list.is_empty() => {
+                        let i = rng.random_range(0..list.len());
+                        list[i] = value;
+                    }
+                    _ => obj[key] = value,
+                }
+            }
+            out = q.to_string().into_bytes();
+        }
+        8 | 9 => {
+            // A card, seat, bid or count changed to another small number: rule errors.
+            let mut q: Value = serde_json::from_slice(line).unwrap();
+            let mut numbers = vec![];
+            collect_numbers(&mut q, &mut numbers);
+            let i = rng.random_range(0..numbers.len());
+            *numbers[i] = json!(rng.random_range(0..56));
+            out = q.to_string().into_bytes();
+        }
+        _ => {
+            out = (0..rng.random_range(0..200))
+                .map(|_| rng.random())
+                .collect();
+        }
+    }
+    // One line stays one line.
+    for b in &mut out {
+        if *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    out
+}
+
+/// Every number in `value`, for editing in place.
+fn collect_numbers<'a>(value: &'a mut Value, out: &mut Vec<&'a mut Value>) {
+    match value {
+        Value::Number(_) => out.push(value),
+        Value::Array(list) => list.iter_mut().for_each(|v| collect_numbers(v, out)),
+        Value::Object(map) => map.values_mut().for_each(|v| collect_numbers(v, out)),
+        _ => {}
+    }
+}
+
+const ERROR_CODES: [&str; 16] = [
+    "malformed_json",
+    "missing_field",
+    "unknown_field",
+    "wrong_type",
+    "invalid_value",
+    "unknown_card",
+    "duplicate_card",
+    "wrong_hand_size",
+    "impossible_void",
+    "hidden_hand",
+    "illegal_bid",
+    "illegal_play",
+    "inconsistent_history",
+    "not_to_act",
+    "backend",
+    "internal",
+];
+
+#[test]
+fn garbage_lines_each_get_one_answer_and_never_stop_the_server() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let bases: Vec<Vec<u8>> = [bidding_query(), playing_query(), follow_low_or_high(1)]
+        .into_iter()
+        .chain(
+            sample_queries(json!({"dets": 2, "sims": 3}))
+                .into_iter()
+                .take(4),
+        )
+        .map(|mut q| {
+            q["sims"] = json!(3);
+            q.to_string().into_bytes()
+        })
+        .collect();
+    let mut lines: Vec<Vec<u8>> = (0..800)
+        .map(|i| mutate(&bases[i % bases.len()], &mut rng))
+        .collect();
+    lines.extend([
+        vec![],
+        b"   ".to_vec(),
+        b"\r".to_vec(),
+        b"null".to_vec(),
+        b"[1, 2]".to_vec(),
+        b"\"id\"".to_vec(),
+        b"{}".to_vec(),
+        b"{\"id\": 1}".to_vec(),
+        vec![0xff, 0xfe, b'{', b'}'],
+        "[".repeat(10_000).into_bytes(),
+        vec![b' '; engine::analyze::MAX_LINE_BYTES + 10],
+    ]);
+    lines.extend(bases.clone());
+    let (answers, summary) = serve_bytes(&lines, uniform(), 2);
+    assert_eq!(answers.len(), lines.len(), "one answer per line");
+    assert_eq!(summary.answers, lines.len() as u64);
+    let mut errors = 0;
+    let mut codes = std::collections::BTreeMap::new();
+    for answer in &answers {
+        let obj = answer.as_object().expect("answers are objects");
+        assert!(obj.contains_key("id"));
+        match obj.get("error") {
+            Some(e) => {
+                errors += 1;
+                *codes
+                    .entry(e["code"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+                assert!(
+                    ERROR_CODES.contains(&e["code"].as_str().unwrap()),
+                    "{answer}"
+                );
+                assert!(!e["message"].as_str().unwrap().is_empty(), "{answer}");
+                assert_ne!(e["code"], "internal", "{answer}");
+            }
+            None => {
+                let moves = answer["moves"].as_array().expect("moves");
+                assert!(!moves.is_empty(), "{answer}");
+            }
+        }
+    }
+    assert_eq!(summary.errors, errors);
+    eprintln!("error codes: {codes:?}");
+    assert!(codes.len() >= 12, "few kinds of errors: {codes:?}");
+    assert!(
+        errors > 300,
+        "only {errors} errors: the mutations are too gentle"
+    );
+    // The unmutated queries at the end were all answered.
+    let valid = answers.iter().filter(|a| a.get("error").is_none()).count();
+    assert!(valid >= bases.len());
+}
+
+#[test]
+fn queries_in_flight_come_back_under_their_own_ids() {
+    let ids = [
+        json!(0),
+        json!("a"),
+        json!({"gui": [1, 2]}),
+        json!([null]),
+        json!(-3.5),
+        json!(true),
+        json!(null),
+    ];
+    let mut queries = vec![];
+    for (i, d) in decisions(211).into_iter().enumerate() {
+        queries.push(query_of(
+            d,
+            json!({"n": i, "tag": ids[i % ids.len()]}),
+            json!({"sims": 2 + i % 7, "dets": 1 + i % 3, "leaf_values": (["all", "mover"][i % 2])}),
+        ));
+    }
+    // One heavy query first: on one worker the light ones finish before it.
+    let mut heavy = bidding_query();
+    heavy["id"] = json!("heavy");
+    heavy["dets"] = json!(4);
+    heavy["sims"] = json!(2_000);
+    let mut all = vec![heavy];
+    all.extend(queries.iter().cloned());
+    let answers = serve_queries(&all, uniform(), 1);
+    assert_ne!(answers[0]["id"], "heavy", "answers come as queries finish");
+    let answers = by_id(answers);
+    assert_eq!(
+        answers.len(),
+        all.len(),
+        "ids are distinct and all answered"
+    );
+    assert_eq!(answers["\"heavy\""]["stats"]["simulations"], 8_000);
+    for q in &queries {
+        let answer = &answers[&q["id"].to_string()];
+        assert_answer(answer);
+        let alone = serve_one(q.clone(), uniform());
+        assert_eq!(without_time(alone), without_time(answer.clone()), "{q}");
+    }
+}
+
+/// A backend that always fails.
+struct Broken;
+
+impl Backend for Broken {
+    fn name(&self) -> &'static str {
+        "broken"
+    }
+    fn max_batch(&self) -> usize {
+        ROWS_PER_BATCH
+    }
+    fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
+        Err(NetError::Backend {
+            backend: "broken",
+            stage: "forward",
+            message: "device lost".into(),
+        })
+    }
+}
+
+#[test]
+fn a_backend_failure_answers_every_query_and_ends_the_server() {
+    let lines: Vec<Vec<u8>> = (0..5)
+        .map(|i| {
+            let mut q = bidding_query();
+            q["id"] = json!(i);
+            q.to_string().into_bytes()
+        })
+        .collect();
+    let mut input = lines.join(&b'\n');
+    input.push(b'\n');
+    let mut output = Vec::new();
+    let config = AnalyzeConfig {
+        threads: 2,
+        encoder: EncoderVersion::V2,
+    };
+    let result = serve(Cursor::new(input), &mut output, Box::new(Broken), &config);
+    assert!(result.is_err(), "a failed backend fails the server");
+    let text = String::from_utf8(output).unwrap();
+    for line in text.lines() {
+        let answer: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(error_of(&answer).0, "backend", "{answer}");
+    }
+}
