@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""AlphaZero loop: generations of self-play → training → arena, promoting a candidate that beats the best net.
+
+    loop.py --run DIR [--generations 3] [--rounds-per-gen 500] [--players 4 --cards 3 --preset light]
+                      [--arena-rounds 100] [--epochs 2] [--init W.safetensors] [--engine target/release/engine]
+
+Generation g (1, 2, …), each step skipped when its output is already complete:
+  1. `engine selfplay` with the best net           → DIR/shards/gen-g/shard-*.safetensors, selfplay.json
+  2. `train.py` from the best net on the newest --window shards of DIR/shards
+                                                     → DIR/weights/cand-g.safetensors, DIR/metrics/gen-g.jsonl
+  3. `engine arena --a cand-g --b best` (paired deals, rotated seats)  → DIR/arena/gen-g.json
+  4. promotion when the arena's 95% CI of (candidate − best) mean round score lies above 0 (ci95_low > 0);
+     DIR/state.json records every generation (self-play summary, losses, arena result, wall times) and the best net.
+The first best net is --init (copied to DIR/weights/gen-000.safetensors) or `engine init-weights --seed SEED`.
+
+Resumable: after a crash, Ctrl-C or SIGTERM, rerun `loop.py --run DIR`: finished steps are skipped and an unfinished
+one restarts (a half-done self-play folder is cleared first; every file is written atomically). The settings are kept
+in DIR/config.json; options given on a rerun override them (e.g. a larger --generations extends the run).
+Seeds: self-play, training and arena of generation g use SEED + g, so a run is reproducible on one machine
+(self-play byte-for-byte with --workers 1).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from blobnet import atomic_write, atomic_write_json  # noqa: E402
+
+SCRIPTS = Path(__file__).resolve().parent
+DEFAULTS = {
+    "generations": 3, "rounds_per_gen": 500, "players": 4, "cards": 3, "preset": "light", "leaf_values": "all",
+    "encoder": "v2", "arena_rounds": 100, "arena_preset": None, "epochs": 2, "batch_size": 256, "lr": 3e-4,
+    "window": 20, "device": "auto", "workers": None, "seed": 0, "init": None,
+    "engine": str(SCRIPTS.parent / "target" / "release" / "engine"),
+}
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+CHILD = []  # the step's process while one runs
+
+
+def run(cmd, what):
+    """Runs cmd (stderr passes through) and returns its stdout. On Ctrl-C (which the terminal sends to the child
+    too) or SIGTERM (which on_term forwards) the child gets 10 s to shut down cleanly before it is killed."""
+    print("  $ " + " ".join(map(str, cmd)), flush=True)
+    proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, text=True)
+    CHILD.append(proc)
+    try:
+        out, _ = proc.communicate()
+    except KeyboardInterrupt:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        CHILD.remove(proc)
+    if proc.returncode != 0:
+        raise StepFailed(f"{what} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}")
+    return out
+
+
+def last_json(out, what):
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise StepFailed(f"{what} printed no JSON summary")
+
+
+class Loop:
+    def __init__(self, run_dir, cfg):
+        self.dir, self.cfg = Path(run_dir), cfg
+        self.engine = cfg["engine"]
+        if not os.access(self.engine, os.X_OK):
+            raise StepFailed(f"no engine binary at {self.engine}: build it with `cargo build --release` "
+                             "or pass --engine PATH")
+        state_path = self.dir / "state.json"
+        self.state = json.loads(state_path.read_text()) if state_path.exists() else {"best": None, "generations": []}
+
+    def path(self, *parts):
+        p = self.dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def rel(self, path):
+        return str(Path(path).relative_to(self.dir))
+
+    def save_state(self):
+        atomic_write_json(self.dir / "state.json", self.state)
+
+    def initial_best(self):
+        if self.state["best"]:
+            return
+        dst = self.path("weights", "gen-000.safetensors")
+        if self.cfg["init"]:
+            atomic_write(dst, lambda tmp: shutil.copyfile(self.cfg["init"], tmp))
+        else:
+            run([self.engine, "init-weights", "--seed", self.cfg["seed"], "--out", dst], "init-weights")
+        self.state["best"] = self.rel(dst)
+        self.save_state()
+
+    def selfplay(self, g, best):
+        folder = self.dir / "shards" / f"gen-{g:03d}"
+        done = folder / "selfplay.json"
+        if done.exists():
+            return json.loads(done.read_text())
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt: start the generation's games over
+        c = self.cfg
+        cmd = [self.engine, "selfplay", "--weights", best, "--players", c["players"], "--cards", c["cards"],
+               "--rounds", c["rounds_per_gen"], "--preset", c["preset"], "--leaf-values", c["leaf_values"],
+               "--encoder", c["encoder"], "--device", c["device"], "--out", folder, "--seed", c["seed"] + g,
+               "--json", "--quiet"]
+        if c["workers"]:
+            cmd += ["--workers", c["workers"]]
+        summary = last_json(run(cmd, "self-play"), "self-play")
+        if summary.get("interrupted"):
+            raise KeyboardInterrupt
+        summary["weights"] = self.rel(best)
+        atomic_write_json(done, summary)
+        return summary
+
+    def train(self, g, best):
+        done = self.path("metrics", f"gen-{g:03d}-train.json")
+        if done.exists():
+            return json.loads(done.read_text())
+        c = self.cfg
+        cand = self.path("weights", f"cand-{g:03d}.safetensors")
+        cmd = [sys.executable, SCRIPTS / "train.py", "--shards", self.dir / "shards", "--window", c["window"],
+               "--init", best, "--out", cand, "--epochs", c["epochs"], "--batch-size", c["batch_size"],
+               "--lr", c["lr"], "--device", c["device"], "--seed", c["seed"] + g,
+               "--log", self.path("metrics", f"gen-{g:03d}.jsonl")]
+        summary = last_json(run(cmd, "training"), "training")
+        atomic_write_json(done, summary)
+        return summary
+
+    def arena(self, g, cand, best):
+        done = self.path("arena", f"gen-{g:03d}.json")
+        if done.exists():
+            return json.loads(done.read_text())
+        c = self.cfg
+        t0 = time.perf_counter()
+        cmd = [self.engine, "arena", "--a", cand, "--b", best, "--rounds", c["arena_rounds"], "--players", c["players"],
+               "--cards", c["cards"], "--preset", c["arena_preset"] or c["preset"], "--leaf-values", c["leaf_values"],
+               "--encoder", c["encoder"], "--seed", c["seed"] + g, "--json"]
+        result = last_json(run(cmd, "arena"), "arena")
+        result.update(a=self.rel(cand), b=self.rel(best), wall_s=round(time.perf_counter() - t0, 3))
+        atomic_write_json(done, result)
+        return result
+
+    def generation(self, g):
+        best = str(self.dir / self.state["best"])
+        print(f"generation {g}: best = {self.state['best']}", flush=True)
+        sp = self.selfplay(g, best)
+        print(f"  self-play: {sp['rounds']} rounds, {sp['examples']} examples, {sp['wall_s']:.1f} s", flush=True)
+        tr = self.train(g, best)
+        first, last = tr["first"], tr["last"]
+        nan = float("nan")
+        print(f"  training: {tr['train_examples']} examples × {tr['epochs']} epochs, {tr['wall_s']:.1f} s; held out: "
+              f"policy loss {first.get('val_policy_loss', nan):.4f} → {last.get('val_policy_loss', nan):.4f}, "
+              f"value loss {first.get('val_value_loss', nan):.4f} → {last.get('val_value_loss', nan):.4f} "
+              f"(value std {last.get('val_value_std', nan):.3f})", flush=True)
+        cand = self.dir / "weights" / f"cand-{g:03d}.safetensors"
+        ar = self.arena(g, cand, best)
+        promoted = ar["ci95_low"] > 0
+        print(f"  arena: candidate − best = {ar['difference']:+.3f} points/round, 95% CI "
+              f"[{ar['ci95_low']:+.3f}, {ar['ci95_high']:+.3f}] over {ar['deals']} deals, {ar['wall_s']:.1f} s → "
+              f"{'promoted' if promoted else 'kept the best'}", flush=True)
+        if promoted:
+            self.state["best"] = self.rel(cand)
+        self.state["generations"].append({
+            "generation": g, "best_before": self.rel(best), "promoted": promoted,
+            "best_after": self.state["best"],
+            "selfplay": {k: sp.get(k) for k in ("rounds", "examples", "rounds_per_min", "wall_s")},
+            "train": {k: tr.get(k) for k in ("train_examples", "val_examples", "epochs", "steps", "device", "wall_s")}
+            | {"first": first, "last": last},
+            "arena": {k: ar.get(k) for k in ("deals", "rounds_played", "mean_score_a", "mean_score_b", "difference",
+                                             "ci95_low", "ci95_high", "wall_s")},
+            "wall_s": round(sp["wall_s"] + tr["wall_s"] + ar["wall_s"], 3),
+        })
+        self.save_state()
+
+    def run(self):
+        self.initial_best()
+        for g in range(len(self.state["generations"]) + 1, self.cfg["generations"] + 1):
+            self.generation(g)
+        print(f"done: {len(self.state['generations'])} generations, best = {self.state['best']}")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 argument_default=argparse.SUPPRESS)
+    d = DEFAULTS
+    ap.add_argument("--run", required=True, metavar="DIR", help="run directory (created, or resumed if it exists)")
+    ap.add_argument("--generations", metavar="G", type=int, help=f"generations in total (default {d['generations']})")
+    ap.add_argument("--rounds-per-gen", metavar="N", type=int,
+                    help=f"self-play rounds per generation (default {d['rounds_per_gen']})")
+    ap.add_argument("--players", metavar="P", type=int, help=f"players at the table (default {d['players']})")
+    ap.add_argument("--cards", metavar="C", type=int, help=f"cards per round (default {d['cards']})")
+    ap.add_argument("--preset", choices=["light", "medium", "heavy"], help="self-play search preset (default light)")
+    ap.add_argument("--leaf-values", choices=["all", "mover"], help="engine --leaf-values (default all)")
+    ap.add_argument("--encoder", choices=["v2", "v1"], help="encoder layout the nets expect (default v2; v1 for "
+                                                              "BlobMaster's published checkpoints)")
+    ap.add_argument("--arena-rounds", metavar="M", type=int, help=f"arena deals, each played once per seat rotation "
+                                                     f"(default {d['arena_rounds']})")
+    ap.add_argument("--arena-preset", choices=["light", "medium", "heavy"],
+                    help="arena search preset (default: --preset)")
+    ap.add_argument("--epochs", metavar="E", type=int, help=f"training epochs per generation (default {d['epochs']})")
+    ap.add_argument("--batch-size", metavar="B", type=int, help=f"training batch size (default {d['batch_size']})")
+    ap.add_argument("--lr", metavar="LR", type=float, help=f"peak learning rate (default {d['lr']})")
+    ap.add_argument("--window", metavar="N", type=int, help=f"train on the newest N shards (default {d['window']})")
+    ap.add_argument("--device", metavar="DEV",
+                    help="auto, cpu, cuda or cuda:N, for self-play and training (default auto)")
+    ap.add_argument("--workers", metavar="W", type=int, help="self-play worker threads (default: engine's, all cores)")
+    ap.add_argument("--seed", metavar="S", type=int, help="base seed (default 0)")
+    ap.add_argument("--init", metavar="W", help="first best net (default: engine init-weights --seed SEED)")
+    ap.add_argument("--engine", metavar="PATH", help=f"engine binary (default {d['engine']})")
+    return vars(ap.parse_args(argv))
+
+
+def config(given):
+    """DEFAULTS ← DIR/config.json ← options given now; saved back."""
+    run_dir = Path(given.pop("run"))
+    path = run_dir / "config.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    changed = {k: v for k, v in given.items() if k in stored and stored[k] != v}
+    if changed:
+        print(f"note: overriding the run's stored settings: {changed}", file=sys.stderr)
+    cfg = DEFAULTS | stored | given
+    if cfg["init"]:
+        cfg["init"] = os.path.abspath(cfg["init"])
+    cfg["engine"] = os.path.abspath(cfg["engine"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, cfg)
+    return run_dir, cfg
+
+
+def main(argv=None):
+    def on_term(*_):
+        for proc in CHILD:
+            proc.terminate()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    run_dir, cfg = config(parse_args(argv))
+    try:
+        Loop(run_dir, cfg).run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: rerun `{Path(sys.argv[0]).name} --run {run_dir}` to resume", file=sys.stderr)
+        sys.exit(130)
+    except (StepFailed, FileNotFoundError) as e:
+        print(f"error: {e}\nfix the cause and rerun `{Path(sys.argv[0]).name} --run {run_dir}` to resume",
+              file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

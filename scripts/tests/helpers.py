@@ -1,0 +1,39 @@
+"""Shared by the tests: paths, the engine binary, small self-play shards."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent.parent
+REPO = SCRIPTS.parent
+VECTORS = REPO / "tests" / "vectors"
+sys.path.insert(0, str(SCRIPTS))
+
+
+def engine():
+    """The engine binary: $ENGINE_BIN (the Rust test wrapper sets it), else target/release/engine."""
+    path = os.environ.get("ENGINE_BIN") or str(REPO / "target" / "release" / "engine")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"no engine binary at {path}: run `cargo build --release` or set ENGINE_BIN")
+    return path
+
+
+def run_engine(*args):
+    out = subprocess.run([engine(), *map(str, args)], check=True, capture_output=True, text=True).stdout
+    return json.loads(out) if "--json" in args else out
+
+
+def python(script, *args, check=True, env=None):
+    """Runs scripts/SCRIPT with this Python; returns the CompletedProcess."""
+    proc = subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True,
+                          env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def selfplay(out, rounds=40, seed=1, players=3, cards=2):
+    """A few quick rounds of real self-play (fresh engine net) into OUT."""
+    return run_engine("selfplay", "--players", players, "--cards", cards, "--rounds", rounds, "--preset", "light",
+                      "--device", "cpu", "--workers", 1, "--out", out, "--seed", seed, "--json", "--quiet")

@@ -1,0 +1,88 @@
+"""loop.py: a tiny two-generation run that survives a crash and a Ctrl-C, skipping the steps already done."""
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from helpers import engine, python
+
+# Stands in for engine: runs the real one, except that FAKE_ENGINE=selfplay-crash writes the shards, leaves junk
+# and fails (a crash before the step completed), and FAKE_ENGINE=arena-ctrl-c sends SIGINT to the loop (Ctrl-C).
+FAKE = """#!{python}
+import os, signal, subprocess, sys, time
+mode, args = os.environ.get("FAKE_ENGINE", ""), sys.argv[1:]
+if mode == "arena-ctrl-c" and args[0] == "arena":
+    os.kill(os.getppid(), signal.SIGINT)  # as if only the loop got it; this child then fails
+    time.sleep(1)
+    sys.exit(1)
+rc = subprocess.call([{engine!r}] + args)
+if mode == "selfplay-crash" and args[0] == "selfplay":
+    open(os.path.join(args[args.index("--out") + 1], "junk"), "w").close()
+    sys.exit(1)
+sys.exit(rc)
+"""
+
+
+class LoopTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="bm-loop-"))
+        self.addCleanup(shutil.rmtree, self.tmp)
+        self.fake = self.tmp / "fake-engine"
+        self.fake.write_text(FAKE.format(python=sys.executable, engine=engine()))
+        self.fake.chmod(self.fake.stat().st_mode | stat.S_IEXEC)
+        self.run_dir = self.tmp / "run"
+
+    def loop(self, mode, *args):
+        env = dict(os.environ, FAKE_ENGINE=mode)
+        return python("loop.py", "--run", self.run_dir, "--engine", self.fake, *args, check=False, env=env)
+
+    def test_two_generations_resume_after_crash_and_ctrl_c(self):
+        tiny = ["--generations", 1, "--rounds-per-gen", 24, "--players", 3, "--cards", 2, "--arena-rounds", 6,
+                "--epochs", 1, "--batch-size", 64, "--workers", 1]
+        gen1 = self.run_dir / "shards" / "gen-001"
+
+        crash = self.loop("selfplay-crash", *tiny)
+        self.assertEqual(crash.returncode, 1, crash.stderr)
+        self.assertIn("self-play failed", crash.stderr)
+        self.assertTrue((gen1 / "junk").exists())
+        self.assertFalse((gen1 / "selfplay.json").exists())
+
+        ctrl_c = self.loop("arena-ctrl-c")  # the stored settings apply
+        self.assertEqual(ctrl_c.returncode, 130, ctrl_c.stderr)
+        self.assertIn("interrupted", ctrl_c.stderr)
+        self.assertFalse((gen1 / "junk").exists(), "the half-done self-play was not cleared")
+        done = [gen1 / "selfplay.json", self.run_dir / "weights" / "cand-001.safetensors",
+                self.run_dir / "metrics" / "gen-001-train.json", self.run_dir / "metrics" / "gen-001.jsonl"]
+        for path in done:
+            self.assertTrue(path.exists(), path)
+        mtimes = [p.stat().st_mtime_ns for p in done]
+        self.assertFalse((self.run_dir / "arena" / "gen-001.json").exists())
+        self.assertEqual(json.loads((self.run_dir / "state.json").read_text())["generations"], [])
+
+        ok = self.loop("", "--generations", 2)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertEqual([p.stat().st_mtime_ns for p in done], mtimes, "finished steps were redone")
+        self.assertEqual(ok.stdout.count("engine selfplay"), 1)  # generation 2's only
+
+        state = json.loads((self.run_dir / "state.json").read_text())
+        self.assertEqual([g["generation"] for g in state["generations"]], [1, 2])
+        for g in state["generations"]:
+            arena = json.loads((self.run_dir / "arena" / f"gen-{g['generation']:03d}.json").read_text())
+            self.assertEqual(arena["deals"], 6)
+            self.assertEqual(g["promoted"], arena["ci95_low"] > 0)
+            self.assertEqual(g["arena"]["difference"], arena["difference"])
+            self.assertIn("val_policy_loss", g["train"]["last"])
+        self.assertTrue((self.run_dir / state["best"]).exists())
+        self.assertEqual(json.loads((self.run_dir / "config.json").read_text())["generations"], 2)
+
+        again = self.loop("")  # complete: nothing to do
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertNotIn("$ ", again.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,114 @@
+"""train.py: the masked policy loss, learning on real shards, deterministic output engine reads."""
+import json
+import os
+import shutil
+import tempfile
+import unittest
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from helpers import python, run_engine, selfplay
+
+import blobnet
+import train
+
+
+class MaskedLossTest(unittest.TestCase):
+    def test_illegal_actions_are_ignored(self):
+        torch.manual_seed(0)
+        logits = torch.randn(4, 52, requires_grad=True)
+        mask = torch.zeros(4, 52, dtype=torch.bool)
+        mask[:, :5] = True
+        mask[1, 7] = True
+        target = torch.rand(4, 52) * mask
+        target /= target.sum(-1, keepdim=True)
+        batch = {"state": torch.zeros(4, 256), "policy": target, "value": torch.zeros(4), "mask": mask}
+
+        def loss(lg, tgt):
+            return train.losses(lambda x: (lg, torch.zeros(4)), dict(batch, policy=tgt), torch.device("cpu"), None)[0]
+
+        base = loss(logits, target)
+        # Illegal logits, however large, change nothing; neither does target mass on illegal actions.
+        wild = logits.detach().masked_fill(~mask, 1e4)
+        self.assertTrue(torch.allclose(loss(wild, target), base))
+        self.assertTrue(torch.allclose(loss(logits, target + 0.5 * ~mask), base))
+        # It is the cross-entropy against the softmax over the legal actions only, and no gradient leaks out.
+        for i in range(4):
+            legal = mask[i].nonzero().squeeze(1)
+            ce = -(target[i, legal] * torch.log_softmax(logits[i, legal], 0)).sum()
+            self.assertAlmostEqual(base[i].item(), ce.item(), places=5)
+        base.sum().backward()
+        self.assertTrue(torch.all(logits.grad[~mask] == 0))
+        self.assertTrue(torch.all(torch.isfinite(base)))
+
+
+class TrainTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = Path(tempfile.mkdtemp(prefix="bm-train-"))
+        for g in (1, 2, 3):
+            selfplay(cls.tmp / "shards" / f"gen-{g:03d}", rounds=40, seed=g)
+        cls.init = cls.tmp / "init.safetensors"
+        run_engine("init-weights", "--seed", 3, "--out", cls.init)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp)
+
+    def train(self, out, *extra):
+        proc = python("train.py", "--shards", self.tmp / "shards", "--init", self.init, "--out", self.tmp / out,
+                      "--threads", 1, "--quiet", *extra)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def test_loss_falls_output_loads_and_keeps_every_key(self):
+        summary = self.train("a.safetensors", "--epochs", 4, "--batch-size", 64, "--val-fraction", 0.1,
+                             "--log", self.tmp / "a.jsonl")
+        rows = [json.loads(line) for line in (self.tmp / "a.jsonl").read_text().splitlines()]
+        self.assertEqual([r["epoch"] for r in rows], [0, 1, 2, 3, 4])
+        self.assertEqual(summary["train_examples"] + summary["val_examples"], 3 * 240)
+        train_loss = [r["train_policy_loss"] for r in rows[1:]]
+        self.assertLess(train_loss[-1], train_loss[0])
+        self.assertLess(rows[-1]["val_policy_loss"], rows[0]["val_policy_loss"])
+        self.assertLess(rows[-1]["val_value_loss"], rows[0]["val_value_loss"])
+
+        out = self.tmp / "a.safetensors"
+        info = run_engine("info", "--weights", out, "--json")
+        self.assertEqual((info["parameters"], info["dtype"]), (4917301, "f32"))
+        init, trained = blobnet.load_weights(self.init), blobnet.load_weights(out)
+        self.assertEqual(sorted(init), sorted(trained))
+        with safe_open(str(out), "pt") as f:
+            self.assertEqual(f.metadata()["format"], "pt")
+        self.assertFalse(torch.equal(init["policy_fc.3.weight"], trained["policy_fc.3.weight"]))
+        self.assertFalse([p for p in os.listdir(self.tmp) if p.endswith(".tmp")])
+
+    def test_same_seed_same_weights_and_window(self):
+        a = self.train("w1.safetensors", "--epochs", 1, "--window", 2, "--seed", 9, "--log", self.tmp / "w.csv")
+        b = self.train("w2.safetensors", "--epochs", 1, "--window", 2, "--seed", 9)
+        w1, w2 = (blobnet.load_weights(self.tmp / f"w{i}.safetensors") for i in (1, 2))
+        for k in w1:
+            self.assertTrue(torch.equal(w1[k], w2[k]), k)
+        self.assertEqual(a["shards"], 2)
+        self.assertEqual(a["train_examples"] + a["val_examples"], 2 * 240)
+        header = (self.tmp / "w.csv").read_text().splitlines()[0]
+        self.assertTrue(header.startswith("epoch,steps,lr,"))
+        self.assertEqual(b["last"]["val_policy_loss"], a["last"]["val_policy_loss"])
+
+    def test_bad_shard_is_named(self):
+        bad = self.tmp / "bad"
+        bad.mkdir()
+        save_file({"state": torch.zeros(3, 256), "policy": torch.zeros(3, 52), "value": torch.zeros(3)},
+                  str(bad / "shard-000000.safetensors"))
+        proc = python("train.py", "--shards", bad, "--init", self.init, "--out", self.tmp / "x.safetensors",
+                      check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("shard-000000.safetensors: no 'mask' tensor", proc.stderr)
+        proc = python("train.py", "--shards", self.tmp / "nothing", "--init", self.init, "--out",
+                      self.tmp / "x.safetensors", check=False)
+        self.assertIn("no shard-*.safetensors under", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
