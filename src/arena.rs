@@ -6,7 +6,7 @@
 //! greedy (most-visited action, no noise). The difference of mean round scores is reported per
 //! deal and summarised with a 95% confidence interval over deals.
 
-use crate::game::{Phase, Round, RoundConfig, Seat, TRUMP_ROTATION};
+use crate::game::{Round, RoundConfig, Seat, TRUMP_ROTATION};
 use crate::net::Backend;
 use crate::search::{choose_action, run_blocking, EvalCache, Search, SearchConfig};
 use anyhow::{Context, Result};
@@ -56,9 +56,8 @@ fn play_round(
 ) -> Result<Round> {
     while !round.is_over() {
         let legal = round.legal_mask();
-        let seat = round.to_act();
-        if legal.count_ones() == 1 || round.phase() == Phase::Playing && round.hand(seat).len() == 1
-        {
+        // One legal action (a last card included): nothing to search.
+        if legal.count_ones() == 1 {
             round.apply(legal.trailing_zeros() as u8);
             continue;
         }
@@ -70,7 +69,7 @@ fn play_round(
             }
             None => search.insert(Search::new(&round, *config, seed)?),
         };
-        let (backend, cache) = &mut sides[usize::from(!is_a(seat))];
+        let (backend, cache) = &mut sides[usize::from(!is_a(round.to_act()))];
         let result = run_blocking(s, backend.as_mut(), cache)?;
         round.apply(choose_action(&result.visits, 0.0, rng));
     }

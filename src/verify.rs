@@ -105,12 +105,10 @@ fn check_games(games: &GamesFile, report: &mut Report) -> Encodings {
         };
         let mut all_ok = true;
         for d in &rec.decisions {
-            let ok = check_decision(rec, d, &round, report);
-            encodings.insert(
-                (rec.round_id, d.step),
-                encode(&round, round.to_act(), EncoderVersion::V2),
-            );
+            let ours = encode(&round, round.to_act(), EncoderVersion::V2);
+            let ok = check_decision(rec, d, &round, &ours, report);
             report.item(ok);
+            encodings.insert((rec.round_id, d.step), ours);
             if let Err(e) = round.try_apply(d.action) {
                 report.check(
                     "actions",
@@ -126,7 +124,13 @@ fn check_games(games: &GamesFile, report: &mut Report) -> Encodings {
     encodings
 }
 
-fn check_decision(rec: &RecordedRound, d: &Decision, round: &Round, report: &mut Report) -> bool {
+fn check_decision(
+    rec: &RecordedRound,
+    d: &Decision,
+    round: &Round,
+    ours: &[f32; 256],
+    report: &mut Report,
+) -> bool {
     let at = format!("round {} step {}", rec.round_id, d.step);
     let phase = match round.phase() {
         Phase::Bidding => "bid",
@@ -161,7 +165,6 @@ fn check_decision(rec: &RecordedRound, d: &Decision, round: &Round, report: &mut
         (mask != mask_bits(&d.mask) || listed != d.legal_actions)
             .then(|| format!("{at}: legal {listed:?}, recorded {:?}", d.legal_actions)),
     );
-    let ours = encode(round, round.to_act(), EncoderVersion::V2);
     let bad: Vec<usize> = (0..256)
         .filter(|&i| {
             d.encoding

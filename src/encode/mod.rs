@@ -1,4 +1,5 @@
-//! BlobMaster's 256-float state encoder (spec §2), bit-exact, quirks included, and legal masks.
+//! BlobMaster's 256-float state encoder (spec §2), bit-exact, quirks included.
+//! (Legal masks are `Round::legal_mask`, a 52-bit mask.)
 //!
 //! Every feature is computed for one seat ("me") from what that seat may see: its own hand,
 //! the public history and the public hand sizes. Ratios are computed in f64 and rounded once
@@ -11,7 +12,7 @@
 //! - dim 201 (v2) defaults to −1.
 
 use crate::game::{Phase, Round, Seat, Suit};
-use crate::net::{INPUT_DIM, POLICY_DIM};
+use crate::net::INPUT_DIM;
 
 /// Encoder layout. V1 is every existing BlobMaster checkpoint's (dims 191..256 zero); V2 is
 /// BlobMaster HEAD's (191..=201 filled).
@@ -139,12 +140,6 @@ pub fn encode(round: &Round, me: Seat, version: EncoderVersion) -> Encoding {
     let mut out = [0.0; INPUT_DIM];
     encode_into(round, me, version, &mut out);
     out
-}
-
-/// The 52-wide legal mask of the seat to act as 0/1 floats (BlobMaster's `ActionMasker`).
-pub fn legal_mask_f32(round: &Round) -> [f32; POLICY_DIM] {
-    let mask = round.legal_mask();
-    std::array::from_fn(|a| (mask >> a & 1) as f32)
 }
 
 #[cfg(test)]
