@@ -5,7 +5,7 @@
 #   .device/engine           the release binary (kernels compiled in, stripped)
 #   .device/gpu              the tests/gpu.rs test executable (stripped)
 #   .device/vectors/         net.safetensors and net_io.json
-#   .device/gpu_checks.sh    the script to run there (scripts/gpu_checks.sh)
+#   .device/gpu_checks.sh    the script to run there (scripts/gpu_checks.sh; it also uses scripts/*.py)
 #
 # Then, on the GPU machine, from the repository root: bash .device/gpu_checks.sh
 set -euo pipefail

@@ -2,61 +2,105 @@
 # The GPU checks, run on the GPU machine from the repository root after
 # scripts/device-pack.sh filled .device/ on the Rust machine:
 #
-#   bash .device/gpu_checks.sh            # logs under $OUT (default ./gpu-checks-out)
+#   bash .device/gpu_checks.sh [STEP ...]   # logs under $OUT (default ./gpu-checks-out)
 #
-# Steps (each with its own time limit; a failing step is recorded and the next one runs):
-#   1. nvidia-smi                          -> nvidia-smi.txt
-#   2. GPU test executable, full sweep      -> tests.log        (parity, graphs, f16/bf16, limits)
-#   3. compute-sanitizer memcheck, quick    -> memcheck.log
-#   4. compute-sanitizer racecheck          -> racecheck.log    (one small test: it is slow)
-#   5. compute-sanitizer synccheck, initcheck, quick -> synccheck.log, initcheck.log
-#   6. engine bench --device cuda:0 --batch 256 / 1024 / 4096 --json -> bench-<B>.json
-# summary.txt lists every step with its exit status; the script exits non-zero if any failed.
-# The limits add up to under 9 minutes (the tests themselves take well under one); the test
-# log also holds the graph/eager timings of the forward pass at 256 / 1024 / 4096 rows.
+# Steps, in this order (each with its own time limit; a failing step is recorded and the next one
+# runs; name steps to run only those):
+#   info        nvidia-smi and `engine info`
+#   tests       the GPU test executable, full sweep (parity, graphs, f16/bf16, limits)
+#   bench       engine bench --device cuda:0, graphs and eager, B = 256 / 1024 / 4096
+#   selfplay    engine selfplay --device cuda:0, 4p × 5c Medium, mover and all, 20 s each (SIGINT
+#               ends each run: the first Ctrl-C finishes the rounds in flight and prints the summary)
+#   torch       BlobNet in PyTorch on the same GPU: FP32, FP16 autocast, B = 256 / 1024 / 4096
+#   memcheck racecheck synccheck initcheck
+#               compute-sanitizer over the GPU tests (quick sizes; racecheck on one small test)
+#   compile     PyTorch with torch.compile(mode="reduce-overhead"), FP16 (slow to start: last)
+# Everything lands in $OUT/checks.tar.gz (the device tool returns few files) and summary.txt lists
+# every step with its exit status and seconds; the script exits non-zero if any step failed.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEV="$ROOT/.device"
 OUT="${OUT:-$ROOT/gpu-checks-out}"
-mkdir -p "$OUT"
+LOGS="$(mktemp -d)/checks"
+mkdir -p "$OUT" "$LOGS"
 export ENGINE_VECTORS="$DEV/vectors"
 export ENGINE_REQUIRE_GPU=1 # a GPU test that cannot reach the GPU fails instead of skipping
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 FAILED=0
+STEPS=" ${*:-info tests bench selfplay torch memcheck racecheck synccheck initcheck compile} "
+wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 
-step() { # step NAME LOG SECONDS COMMAND...
+run_step() { # run_step NAME LOG SECONDS COMMAND...
     local name="$1" log="$2" limit="$3"
     shift 3
     local start=$SECONDS
-    timeout --kill-after=10 "$limit" "$@" > "$OUT/$log" 2>&1
+    timeout --kill-after=10 "$limit" "$@" > "$LOGS/$log" 2>&1
     local rc=$?
-    printf '%-22s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - start))" "$log" | tee -a "$SUMMARY"
+    printf '%-24s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - start))" "$log" | tee -a "$SUMMARY"
     [[ $rc -eq 0 ]] || FAILED=1
 }
 
-SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
+# selfplay_for SECONDS NAME ARGS...: a self-play run stopped by SIGINT after SECONDS (the engine
+# then finishes the rounds in flight and prints its JSON summary); rc 0 when the summary came.
+selfplay_for() {
+    local secs="$1" name="$2"
+    shift 2
+    local start=$SECONDS dir
+    dir="$(mktemp -d)"
+    timeout -s INT --kill-after=60 "$secs" "$DEV/engine" selfplay --device cuda:0 --rounds 100000000 \
+        --out "$dir" --json --quiet "$@" > "$LOGS/$name.json" 2> "$LOGS/$name.log"
+    local rc=$?
+    [[ -s "$LOGS/$name.json" ]] && rc=0
+    printf '%-24s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - start))" "$name.json" | tee -a "$SUMMARY"
+    [[ $rc -eq 0 ]] || FAILED=1
+    du -sh "$dir" >> "$LOGS/$name.log"
+    rm -rf "$dir"
+}
 
-step nvidia-smi nvidia-smi.txt 30 nvidia-smi
-step tests tests.log 120 "$DEV/gpu" --test-threads=1 --nocapture
+SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
+PY="${PYTHON:-python3}"
+
+if wanted info; then
+    run_step nvidia-smi nvidia-smi.txt 30 nvidia-smi
+    run_step engine-info engine-info.json 30 "$DEV/engine" info --weights "$DEV/vectors/net.safetensors" --json
+fi
+wanted tests && run_step tests tests.log 150 "$DEV/gpu" --test-threads=1 --nocapture
+if wanted bench; then
+    for batch in 256 1024 4096; do
+        run_step "bench-$batch" "bench-$batch.json" 20 \
+            "$DEV/engine" bench --device cuda:0 --batch "$batch" --seconds 3 --json
+        run_step "bench-$batch-eager" "bench-$batch-eager.json" 20 \
+            "$DEV/engine" bench --device cuda:0 --no-graphs --batch "$batch" --seconds 2 --json
+    done
+fi
+if wanted selfplay; then
+    selfplay_for 20 selfplay-mover --leaf-values mover
+    selfplay_for 20 selfplay-all --leaf-values all
+fi
+if wanted torch; then
+    for mode in fp32 fp16; do
+        run_step "torch-$mode" "torch-$mode.json" 60 "$PY" "$ROOT/scripts/torch_blobnet.py" \
+            --device cuda --mode "$mode" --seconds 2 256 1024 4096
+    done
+fi
 if [[ -n "$SANITIZER" ]]; then
-    step memcheck memcheck.log 150 env ENGINE_GPU_QUICK=1 "$SANITIZER" --tool memcheck \
-        --error-exitcode 1 "$DEV/gpu" --test-threads=1
-    step racecheck racecheck.log 90 "$SANITIZER" --tool racecheck --racecheck-report all \
-        --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors
-    step synccheck synccheck.log 60 env ENGINE_GPU_QUICK=1 "$SANITIZER" --tool synccheck \
-        --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
-    step initcheck initcheck.log 60 env ENGINE_GPU_QUICK=1 "$SANITIZER" --tool initcheck \
-        --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
+    wanted memcheck && run_step memcheck memcheck.log 150 env ENGINE_GPU_QUICK=1 "$SANITIZER" \
+        --tool memcheck --error-exitcode 1 "$DEV/gpu" --test-threads=1
+    wanted racecheck && run_step racecheck racecheck.log 90 "$SANITIZER" --tool racecheck \
+        --racecheck-report all --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors
+    wanted synccheck && run_step synccheck synccheck.log 60 env ENGINE_GPU_QUICK=1 "$SANITIZER" \
+        --tool synccheck --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
+    wanted initcheck && run_step initcheck initcheck.log 60 env ENGINE_GPU_QUICK=1 "$SANITIZER" \
+        --tool initcheck --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
 else
     echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$SUMMARY"
     FAILED=1
 fi
-for batch in 256 1024 4096; do
-    step "bench-$batch" "bench-$batch.json" 20 \
-        "$DEV/engine" bench --device cuda:0 --batch "$batch" --seconds 3 --json
-done
+wanted compile && run_step torch-compile torch-compile.json 150 "$PY" "$ROOT/scripts/torch_blobnet.py" \
+    --device cuda --mode compile --seconds 2 256 1024 4096
 
+tar -C "$(dirname "$LOGS")" -czf "$OUT/checks.tar.gz" checks
 cat "$SUMMARY"
 exit "$FAILED"

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """BlobNet written from the spec (blob-reference.md §3) in PyTorch, to time against engine's CPU forward.
 
-    torch_blobnet.py [--weights FILE.safetensors] [--check net_io.json] [--threads 2] [--seconds 4] [BATCH ...]
+    torch_blobnet.py [--weights FILE.safetensors] [--check net_io.json] [--threads 2] [--seconds 4]
+                     [--device cpu|cuda] [--mode fp32|fp16|compile] [BATCH ...]
 
 Loads a safetensors state dict with PyTorch's key names if given (else a fresh net), optionally checks
 its outputs against net_io.json (exit 1 beyond 1e-4), then times forward passes (eval, no_grad, random
 inputs, all actions legal) and prints one JSON line per batch size: {"batch": B, "evals_per_s": ...}.
+On CUDA, --mode picks FP32, FP16 autocast, or FP16 autocast under torch.compile(mode="reduce-overhead")
+(CUDA graphs); timings synchronize the device so they count finished work.
 """
 import argparse, json, os, sys, time
 
@@ -22,6 +25,8 @@ def main():
     ap.add_argument("--check", metavar="NET_IO_JSON")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--mode", choices=["fp32", "fp16", "compile"], default="fp32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -37,15 +42,27 @@ def main():
             print(json.dumps({"check": args.check, "cases": len(cases), **{f"max_{k}_diff": v for k, v in diffs.items()}}))
             if max(diffs.values()) > 1e-4:
                 sys.exit(1)
+        dev = torch.device(args.device)
+        net.to(dev)
+        step = lambda x, mask: masked_policy(net(x)[0], mask)  # noqa: E731
+        if args.mode == "compile":
+            step = torch.compile(step, mode="reduce-overhead")
+        autocast = torch.autocast(dev.type, dtype=torch.float16, enabled=args.mode != "fp32")
+        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         for b in args.batches:
-            x, mask = torch.rand(b, 256), torch.ones(b, 52)
-            for _ in range(3):
-                masked_policy(net(x)[0], mask)
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < args.seconds:
-                masked_policy(net(x)[0], mask)
-                n += 1
-            print(json.dumps({"batch": b, "evals_per_s": n * b / (time.perf_counter() - t0)}), flush=True)
+            x, mask = torch.rand(b, 256, device=dev), torch.ones(b, 52, device=dev)
+            with autocast:
+                for _ in range(5):
+                    step(x, mask)
+                sync()
+                n, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < args.seconds:
+                    for _ in range(10):
+                        step(x, mask)
+                    n += 10
+                    sync()
+            print(json.dumps({"batch": b, "device": args.device, "mode": args.mode,
+                              "evals_per_s": n * b / (time.perf_counter() - t0)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,21 @@
 //! Workers keep at least two slots in flight (one group of games fills a batch while the other's
 //! batch runs), so search and the network overlap.
 //!
+//! With a backend that runs batches asynchronously ([`AsyncBackend`], the GPU), the slots'
+//! memory comes from the backend (page-locked, copied to the device in place) and "running"
+//! splits in two: the backend thread only launches a batch (copies, kernel, copies back, then
+//! an event, all enqueued) and moves on to the next, and the worker that owns the batch waits
+//! for its event in [`Ring::wait`]. Many batches are then on the device at once.
+//!
 //! The ring knows nothing of games or search: rows in, rows out. Backend errors reach every
 //! waiting worker as [`RingError::Backend`], never as a hang.
 
-use crate::net::{Backend, BatchIn, BatchOut, INPUT_DIM, POLICY_DIM};
+use crate::net::{
+    AsyncBackend, Backend, BatchIn, BatchOut, HeapSlot, NetError, Pending, SlotMemory, INPUT_DIM,
+    POLICY_DIM,
+};
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,28 +40,26 @@ pub enum RingError {
 pub struct Ticket(u64);
 
 /// One slot: up to `capacity` rows of inputs and, once run, outputs.
-#[derive(Debug)]
 pub struct Batch {
-    inputs: Vec<f32>,
-    masks: Vec<u64>,
-    policy: Vec<f32>,
-    value: Vec<f32>,
-    capacity: usize,
+    memory: Box<dyn SlotMemory>,
+    rows: usize,
+    /// The slot's index, as the backend that allocated its memory knows it.
+    index: usize,
+}
+
+impl fmt::Debug for Batch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("index", &self.index)
+            .field("rows", &self.rows)
+            .field("capacity", &self.memory.capacity())
+            .finish()
+    }
 }
 
 impl Batch {
-    fn new(capacity: usize) -> Batch {
-        Batch {
-            inputs: Vec::with_capacity(capacity * INPUT_DIM),
-            masks: Vec::with_capacity(capacity),
-            policy: vec![0.0; capacity * POLICY_DIM],
-            value: vec![0.0; capacity],
-            capacity,
-        }
-    }
-
     pub fn rows(&self) -> usize {
-        self.masks.len()
+        self.rows
     }
 
     /// Appends one row and returns its index (the batch must not be full).
@@ -66,75 +74,92 @@ impl Batch {
             masks.len() * INPUT_DIM,
             "one mask per input row"
         );
-        let start = self.rows();
-        assert!(
-            start + masks.len() <= self.capacity,
-            "{} rows overflow a batch of {}",
-            start + masks.len(),
-            self.capacity
-        );
-        self.inputs.extend_from_slice(inputs);
-        self.masks.extend_from_slice(masks);
-        start..self.rows()
+        let (start, end) = (self.rows, self.rows + masks.len());
+        let capacity = self.memory.capacity();
+        assert!(end <= capacity, "{end} rows overflow a batch of {capacity}");
+        let parts = self.memory.parts();
+        parts.inputs[start * INPUT_DIM..end * INPUT_DIM].copy_from_slice(inputs);
+        parts.masks[start..end].copy_from_slice(masks);
+        self.rows = end;
+        start..end
     }
 
     /// Network outputs of row `row`: policy over 52 actions and value.
     pub fn output(&self, row: usize) -> (&[f32], f32) {
-        (
-            &self.policy[row * POLICY_DIM..(row + 1) * POLICY_DIM],
-            self.value[row],
-        )
+        let (policy, value) = self.outputs(row..row + 1);
+        (policy, value[0])
     }
 
     /// Network outputs of consecutive `rows`: policies `[n, 52]` and values `[n]`.
     pub fn outputs(&self, rows: Range<usize>) -> (&[f32], &[f32]) {
+        assert!(
+            rows.end <= self.rows,
+            "rows {rows:?} of a batch of {}",
+            self.rows
+        );
+        let (policy, value) = self.memory.outputs();
         (
-            &self.policy[rows.start * POLICY_DIM..rows.end * POLICY_DIM],
-            &self.value[rows],
+            &policy[rows.start * POLICY_DIM..rows.end * POLICY_DIM],
+            &value[rows],
         )
     }
 
-    fn clear(&mut self) {
-        self.inputs.clear();
-        self.masks.clear();
-    }
-
-    /// Runs the batch; a non-finite output (a faulty device, corrupt weights) is an error
-    /// naming the row, so it can never reach a search or a shard.
+    /// Runs the batch on the calling thread.
     fn run(&mut self, backend: &mut dyn Backend) -> Result<(), String> {
-        let rows = self.rows();
-        let (policy, value) = (
-            &mut self.policy[..rows * POLICY_DIM],
-            &mut self.value[..rows],
-        );
+        let rows = self.rows;
+        let parts = self.memory.parts();
         backend
             .forward(
                 BatchIn {
-                    inputs: &self.inputs,
-                    masks: &self.masks,
+                    inputs: &parts.inputs[..rows * INPUT_DIM],
+                    masks: &parts.masks[..rows],
                 },
-                BatchOut { policy, value },
+                BatchOut {
+                    policy: &mut parts.policy[..rows * POLICY_DIM],
+                    value: &mut parts.value[..rows],
+                },
             )
-            .map_err(|e| e.to_string())?;
-        let bad_policy = self.policy[..rows * POLICY_DIM]
+            .map_err(|e| e.to_string())
+    }
+
+    /// Enqueues the batch on an asynchronous backend.
+    fn launch(&mut self, device: &mut dyn AsyncBackend) -> Result<Box<dyn Pending>, String> {
+        device
+            .launch(self.index, self.memory.as_mut(), self.rows)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A non-finite output (a faulty device, corrupt weights) is an error naming the row, so
+    /// it can never reach a search or a shard.
+    fn check_finite(&self, backend: &str) -> Result<(), String> {
+        let (policy, value) = self.outputs(0..self.rows);
+        let bad_policy = policy
             .iter()
             .position(|x| !x.is_finite())
             .map(|i| i / POLICY_DIM);
-        let bad_value = self.value[..rows].iter().position(|x| !x.is_finite());
+        let bad_value = value.iter().position(|x| !x.is_finite());
         match bad_policy.into_iter().chain(bad_value).min() {
             Some(row) => Err(format!(
-                "{} backend gave a non-finite output for row {row} of {rows}",
-                backend.name()
+                "{backend} backend gave a non-finite output for row {row} of {}",
+                self.rows
             )),
             None => Ok(()),
         }
     }
 }
 
+/// A batch on the device. Field order matters: dropping it waits for the device (`pending`)
+/// before the slot's memory (`batch`) can be freed.
+struct Launched {
+    pending: Box<dyn Pending>,
+    batch: Batch,
+}
+
 #[derive(Default)]
 struct State {
     free: Vec<Batch>,
     queued: VecDeque<(Ticket, Batch)>,
+    launched: HashMap<Ticket, Launched>,
     done: HashMap<Ticket, Batch>,
     next_ticket: u64,
     closed: bool,
@@ -150,15 +175,58 @@ pub struct RingStats {
 
 pub struct Ring {
     state: Mutex<State>,
-    /// Signalled when a slot becomes free, a batch is queued or done, or the ring closes.
+    /// Signalled when a slot becomes free, a batch is queued, launched or done, or the ring
+    /// closes or fails.
     changed: Condvar,
     pub stats: RingStats,
     rows_per_batch: usize,
+    /// The asynchronous backend (by name) whose memory the slots are; `None`: heap slots,
+    /// run synchronously by whatever backend serves the ring.
+    device: Option<&'static str>,
 }
 
 impl Ring {
+    /// A ring of heap slots, served synchronously by any backend.
     pub fn new(slots: usize, rows_per_batch: usize) -> Ring {
-        let free = (0..slots).map(|_| Batch::new(rows_per_batch)).collect();
+        let memory = (0..slots)
+            .map(|_| Box::new(HeapSlot::new(rows_per_batch)) as Box<dyn SlotMemory>)
+            .collect();
+        Ring::with_slots(memory, rows_per_batch, None)
+    }
+
+    /// A ring for `backend`: with an asynchronous backend its slots are the backend's memory
+    /// (and only that backend may serve the ring); otherwise as [`Ring::new`].
+    pub fn for_backend(
+        slots: usize,
+        rows_per_batch: usize,
+        backend: &mut dyn Backend,
+    ) -> Result<Ring, NetError> {
+        let name = backend.name();
+        match backend.as_async() {
+            Some(device) => {
+                let memory = (0..slots)
+                    .map(|i| device.alloc_slot(i, rows_per_batch))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Ring::with_slots(memory, rows_per_batch, Some(name)))
+            }
+            None => Ok(Ring::new(slots, rows_per_batch)),
+        }
+    }
+
+    fn with_slots(
+        memory: Vec<Box<dyn SlotMemory>>,
+        rows_per_batch: usize,
+        device: Option<&'static str>,
+    ) -> Ring {
+        let free = memory
+            .into_iter()
+            .enumerate()
+            .map(|(index, memory)| Batch {
+                memory,
+                rows: 0,
+                index,
+            })
+            .collect();
         Ring {
             state: Mutex::new(State {
                 free,
@@ -167,6 +235,7 @@ impl Ring {
             changed: Condvar::new(),
             stats: RingStats::default(),
             rows_per_batch,
+            device,
         }
     }
 
@@ -197,6 +266,17 @@ impl Ring {
         }
     }
 
+    /// Fails the ring: every waiter and every later call sees `message`. The batch goes back
+    /// to the free list (its memory stays owned by the ring).
+    fn fail(&self, message: String, batch: Batch) -> RingError {
+        let mut st = self.lock();
+        st.failure.get_or_insert_with(|| message.clone());
+        st.free.push(batch);
+        drop(st);
+        self.changed.notify_all();
+        RingError::Backend(message)
+    }
+
     /// Takes a free slot to fill, waiting for one if all are in flight.
     pub fn acquire(&self) -> Result<Batch, RingError> {
         let mut st = self.wait_while(self.lock(), |s| s.free.is_empty() && !s.closed);
@@ -219,20 +299,36 @@ impl Ring {
         Ok(ticket)
     }
 
-    /// Waits for a submitted batch's outputs. Give the slot back with [`Ring::release`].
+    /// Waits for a submitted batch's outputs (for a launched batch: on the device's signal,
+    /// outside the ring's lock). Give the slot back with [`Ring::release`].
     pub fn wait(&self, ticket: Ticket) -> Result<Batch, RingError> {
         let mut st = self.wait_while(self.lock(), |s| {
-            !s.done.contains_key(&ticket) && s.failure.is_none() && !s.closed
+            !s.done.contains_key(&ticket)
+                && !s.launched.contains_key(&ticket)
+                && s.failure.is_none()
+                && !s.closed
         });
-        match st.done.remove(&ticket) {
-            Some(batch) => Ok(batch),
-            None => Err(Self::check_open(&st).err().unwrap_or(RingError::Closed)),
+        if let Some(batch) = st.done.remove(&ticket) {
+            return Ok(batch);
+        }
+        let Some(Launched { pending, batch }) = st.launched.remove(&ticket) else {
+            return Err(Self::check_open(&st).err().unwrap_or(RingError::Closed));
+        };
+        drop(st);
+        let name = self.device.unwrap_or("async");
+        let result = pending
+            .wait()
+            .map_err(|e| e.to_string())
+            .and_then(|()| batch.check_finite(name));
+        match result {
+            Ok(()) => Ok(batch),
+            Err(e) => Err(self.fail(format!("batch {}: {e}", ticket.0), batch)),
         }
     }
 
     /// Returns a slot (emptied) to the free list.
     pub fn release(&self, mut batch: Batch) {
-        batch.clear();
+        batch.rows = 0;
         self.lock().free.push(batch);
         self.changed.notify_all();
     }
@@ -244,8 +340,9 @@ impl Ring {
         self.changed.notify_all();
     }
 
-    /// The backend loop: runs queued batches in order until the ring is closed and drained.
-    /// A backend error fails the ring (every waiter sees it) and is returned.
+    /// The backend loop: runs (or, on an asynchronous backend, launches) queued batches in
+    /// order until the ring is closed and drained. A backend error fails the ring (every
+    /// waiter sees it) and is returned.
     pub fn serve(&self, backend: &mut dyn Backend) -> Result<(), RingError> {
         loop {
             let mut st = self.wait_while(self.lock(), |s| s.queued.is_empty() && !s.closed);
@@ -253,21 +350,36 @@ impl Ring {
                 return Ok(());
             };
             drop(st);
-            let result = batch.run(backend);
-            let mut st = self.lock();
-            if let Err(e) = result {
-                let msg = format!("batch {}: {e}", ticket.0);
-                st.failure = Some(msg.clone());
-                st.free.push(batch);
-                drop(st);
-                self.changed.notify_all();
-                return Err(RingError::Backend(msg));
-            }
+            let name = backend.name();
+            let result = match self.device {
+                Some(owner) => match backend.as_async() {
+                    Some(device) if owner == name => batch.launch(device).map(Some),
+                    _ => Err(format!(
+                        "the ring's slots belong to the {owner} backend, not {name}"
+                    )),
+                },
+                None => batch
+                    .run(backend)
+                    .and_then(|()| batch.check_finite(name))
+                    .map(|()| None),
+            };
+            let pending = match result {
+                Ok(pending) => pending,
+                Err(e) => return Err(self.fail(format!("batch {}: {e}", ticket.0), batch)),
+            };
             self.stats
                 .rows
                 .fetch_add(batch.rows() as u64, Ordering::Relaxed);
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
-            st.done.insert(ticket, batch);
+            let mut st = self.lock();
+            match pending {
+                Some(pending) => {
+                    st.launched.insert(ticket, Launched { pending, batch });
+                }
+                None => {
+                    st.done.insert(ticket, batch);
+                }
+            }
             drop(st);
             self.changed.notify_all();
         }
@@ -373,5 +485,170 @@ mod tests {
         assert!(matches!(ring.wait(t), Err(RingError::Backend(m)) if m.contains("device lost")));
         assert!(server.join().unwrap().is_err());
         assert!(ring.acquire().is_err(), "a failed ring takes no more work");
+    }
+
+    /// An asynchronous backend on the host: `launch` computes uniform outputs at once (plus
+    /// `nan_row`'s NaN value) and returns a [`Pending`] that fails if `fail_wait` is set, and
+    /// counts how many batches were launched but not yet waited for.
+    #[derive(Default)]
+    struct Deferred {
+        slots: Vec<usize>,
+        in_flight: Arc<std::sync::atomic::AtomicUsize>,
+        most_in_flight: usize,
+        fail_wait: bool,
+        nan_row: Option<usize>,
+    }
+
+    struct DeferredPending {
+        in_flight: Arc<std::sync::atomic::AtomicUsize>,
+        fail: bool,
+    }
+
+    impl Pending for DeferredPending {
+        fn wait(self: Box<Self>) -> Result<(), NetError> {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(NetError::Backend {
+                    backend: "deferred",
+                    stage: "batch",
+                    message: "device fault".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl Backend for Deferred {
+        fn name(&self) -> &'static str {
+            "deferred"
+        }
+        fn max_batch(&self) -> usize {
+            8
+        }
+        fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
+            unreachable!("a ring built for an async backend only launches")
+        }
+        fn as_async(&mut self) -> Option<&mut dyn AsyncBackend> {
+            Some(self)
+        }
+    }
+
+    impl AsyncBackend for Deferred {
+        fn alloc_slot(
+            &mut self,
+            index: usize,
+            capacity: usize,
+        ) -> Result<Box<dyn SlotMemory>, NetError> {
+            assert_eq!(index, self.slots.len(), "slots allocated in order");
+            let mut memory = HeapSlot::new(capacity);
+            self.slots.push(memory.parts().inputs.as_ptr() as usize);
+            Ok(Box::new(memory))
+        }
+        fn launch(
+            &mut self,
+            index: usize,
+            memory: &mut dyn SlotMemory,
+            rows: usize,
+        ) -> Result<Box<dyn Pending>, NetError> {
+            let parts = memory.parts();
+            assert_eq!(
+                parts.inputs.as_ptr() as usize,
+                self.slots[index],
+                "own memory"
+            );
+            UniformBackend { max_batch: 8 }.forward(
+                BatchIn {
+                    inputs: &parts.inputs[..rows * INPUT_DIM],
+                    masks: &parts.masks[..rows],
+                },
+                BatchOut {
+                    policy: &mut parts.policy[..rows * POLICY_DIM],
+                    value: &mut parts.value[..rows],
+                },
+            )?;
+            if let Some(row) = self.nan_row {
+                parts.value[row] = f32::NAN;
+            }
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight = self.most_in_flight.max(now);
+            Ok(Box::new(DeferredPending {
+                in_flight: self.in_flight.clone(),
+                fail: self.fail_wait,
+            }))
+        }
+    }
+
+    /// Submits one batch per entry of `legal` (entry n: n rows with n legal actions).
+    fn submit_all(ring: &Ring, legal: &[u32]) -> Vec<(u32, Ticket)> {
+        legal
+            .iter()
+            .map(|&n| {
+                let mut b = ring.acquire().unwrap();
+                for _ in 0..n {
+                    b.push(&[0.0; INPUT_DIM], (1u64 << n) - 1);
+                }
+                (n, ring.submit(b).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_async_backend_keeps_batches_in_flight_until_their_owners_wait() {
+        let mut backend = Deferred::default();
+        let ring = Arc::new(Ring::for_backend(4, 8, &mut backend).unwrap());
+        assert_eq!(backend.slots.len(), 4, "the slots are the backend's memory");
+        let tickets = submit_all(&ring, &[1, 2, 3, 4]);
+        ring.close();
+        ring.serve(&mut backend).unwrap();
+        assert_eq!(backend.most_in_flight, 4, "launching never waits");
+        for (n, t) in tickets.into_iter().rev() {
+            let b = ring.wait(t).unwrap();
+            assert_eq!(b.rows(), n as usize);
+            let (p, v) = b.outputs(0..b.rows());
+            assert!(p.chunks(POLICY_DIM).all(|r| r[0] == 1.0 / n as f32));
+            assert!(v.iter().all(|&x| x == 0.0));
+            ring.release(b);
+        }
+        assert_eq!(backend.in_flight.load(Ordering::SeqCst), 0);
+        assert_eq!(ring.stats.rows.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn async_failures_and_non_finite_outputs_fail_the_ring_at_the_wait() {
+        for (fail_wait, nan_row, expect) in
+            [(true, None, "device fault"), (false, Some(1), "row 1")]
+        {
+            let mut backend = Deferred {
+                fail_wait,
+                nan_row,
+                ..Deferred::default()
+            };
+            let ring = Ring::for_backend(2, 8, &mut backend).unwrap();
+            let tickets = submit_all(&ring, &[2, 2]);
+            ring.close();
+            ring.serve(&mut backend).unwrap();
+            let err = ring.wait(tickets[0].1).unwrap_err();
+            assert!(
+                matches!(&err, RingError::Backend(m) if m.contains("batch 0") && m.contains(expect)),
+                "{err}"
+            );
+            // The other batch's owner learns of the failure instead of its outputs.
+            assert!(matches!(
+                ring.wait(tickets[1].1),
+                Err(RingError::Backend(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn a_ring_of_device_slots_refuses_another_backend() {
+        let ring = Ring::for_backend(1, 8, &mut Deferred::default()).unwrap();
+        let t = submit_all(&ring, &[1])[0].1;
+        ring.close();
+        let err = ring
+            .serve(&mut UniformBackend { max_batch: 8 })
+            .unwrap_err();
+        assert!(matches!(&err, RingError::Backend(m) if m.contains("belong to the deferred")));
+        assert!(ring.wait(t).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! The CUDA backend: parity with the CPU backend and with `net_io.json` (vectors dir from
 //! `$ENGINE_VECTORS`, default `tests/vectors`) at FP16 tolerances, on every batch size 1..=300
 //! and 1024 / 4096, with and without graphs, for f32, f16 and bf16 weight files; the batch
-//! limit; start-up errors.
+//! ring on the backend's page-locked slots with many batches in flight; the batch limit;
+//! start-up errors.
 //!
 //! GPU tests need CUDA device 0 (sm_90+) and a build with the kernels compiled in; elsewhere
 //! they print why they skip and pass. A GPU that exists but fails is a test failure, never a
@@ -18,7 +19,8 @@ use engine::net::cuda::kernels::{TILES_PER_GEMM, TILE_ELEMS, TILE_K, WIDTH};
 use engine::net::cuda::pack::{self, PackedNet};
 use engine::net::cuda::{describe_devices, nvml_snapshot, CudaBackend, CudaConfig, CudaError};
 use engine::net::weights::{Dims, PreparedWeights, Weights, LAYER_NORM_EPS};
-use engine::net::{Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+use engine::net::{AsyncBackend, Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+use engine::ring::Ring;
 use engine::vectors::{mask_bits, NetIoFile};
 use half::{bf16, f16};
 use rand::{Rng, SeedableRng};
@@ -290,6 +292,118 @@ fn f16_and_bf16_weight_files_match_the_cpu() {
 /// Graph replay and eager launches run the same kernel on the same rows, so their outputs
 /// agree bit for bit; along the way, prints the forward throughput of both at 256 / 1024 /
 /// 4096 rows (host staging copies and synchronisation included).
+/// The batch ring on the CUDA backend's own page-locked slots: four worker threads keep up to
+/// eight batches of random sizes (1..=1024 rows) on the device at once (one stream per slot),
+/// each waiting for its own batch on its slot's event, with graphs and eagerly; every batch
+/// matches the CPU backend.
+#[test]
+fn ring_slots_in_flight_match_the_cpu() {
+    let weights = reference_weights();
+    for graphs in [true, false] {
+        let config = CudaConfig {
+            graphs,
+            ..poisoned_config()
+        };
+        let Some(mut gpu) = cuda(&weights, config) else {
+            return;
+        };
+        let label = if graphs {
+            "ring, graphs"
+        } else {
+            "ring, eager"
+        };
+        let mut seeds = rng(label);
+        let ring = Ring::for_backend(8, 1024, &mut gpu).expect("ring slots on the GPU");
+        let rounds = if quick() { 2 } else { 12 };
+        std::thread::scope(|scope| {
+            let server = scope.spawn(|| ring.serve(&mut gpu));
+            let workers: Vec<_> = (0..4)
+                .map(|w| {
+                    let (ring, weights) = (&ring, &weights);
+                    let mut rng = ChaCha8Rng::seed_from_u64(seeds.random());
+                    scope.spawn(move || {
+                        let mut cpu = cpu(weights, 1024);
+                        for round in 0..rounds {
+                            // Two batches in flight per worker, waited for in reverse order.
+                            let batches: Vec<_> = (0..2)
+                                .map(|i| {
+                                    let rows = match (round + i) % 5 {
+                                        0 => 1,
+                                        1 => 1024,
+                                        _ => rng.random_range(1..=1024),
+                                    };
+                                    random_batch(&mut rng, rows)
+                                })
+                                .collect();
+                            let tickets: Vec<_> = batches
+                                .iter()
+                                .map(|b| {
+                                    let mut slot = ring.acquire().expect("a free slot");
+                                    slot.push_rows(&b.inputs, &b.masks);
+                                    ring.submit(slot).expect("submit")
+                                })
+                                .collect();
+                            for (b, t) in batches.iter().zip(tickets).rev() {
+                                let slot = ring.wait(t).expect("ring batch on the GPU");
+                                let (policy, value) = slot.outputs(0..slot.rows());
+                                let got = Outputs {
+                                    policy: policy.to_vec(),
+                                    value: value.to_vec(),
+                                };
+                                ring.release(slot);
+                                let want = run(&mut cpu, &b.inputs, &b.masks).expect("cpu");
+                                let rows = b.masks.len();
+                                check(
+                                    &format!("{label}, worker {w}, {rows} rows"),
+                                    &got,
+                                    &want,
+                                    &b.masks,
+                                );
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join().expect("worker");
+            }
+            ring.close();
+            server.join().expect("server").expect("serve");
+        });
+        let batches = ring
+            .stats
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(batches, 4 * 2 * rounds as u64);
+        eprintln!("{label}: {batches} batches through 8 slots, all match the CPU");
+        gpu.shutdown().expect("no error recorded by the driver");
+    }
+}
+
+/// A ring slot's graphs copy fixed addresses, so a launch with another slot's memory (or an
+/// unknown slot) is refused, never run.
+#[test]
+fn a_launch_with_another_slots_memory_is_refused() {
+    let weights = reference_weights();
+    let Some(mut gpu) = cuda(&weights, CudaConfig::default()) else {
+        return;
+    };
+    let _first = gpu.alloc_slot(0, 64).expect("slot 0");
+    let mut second = gpu.alloc_slot(1, 64).expect("slot 1");
+    let err = gpu.launch(0, second.as_mut(), 1).err().expect("refused");
+    assert!(err.to_string().contains("another slot's memory"), "{err}");
+    let err = gpu.launch(7, second.as_mut(), 1).err().expect("refused");
+    assert!(err.to_string().contains("no slot 7"), "{err}");
+    let err = gpu.alloc_slot(5, 64).err().expect("out of order");
+    assert!(err.to_string().contains("in order"), "{err}");
+    let err = gpu.alloc_slot(2, 1 << 20).err().expect("too large");
+    assert!(matches!(err, NetError::BatchTooLarge { .. }), "{err}");
+    gpu.launch(1, second.as_mut(), 1)
+        .expect("its own memory")
+        .wait()
+        .expect("batch");
+}
+
 #[test]
 fn graph_replay_and_eager_launch_agree_exactly() {
     let weights = reference_weights();

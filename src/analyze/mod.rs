@@ -128,7 +128,8 @@ pub fn serve<R: BufRead, W: Write + Send>(
     }
     let threads = config.threads.max(1);
     let encoder = config.encoder;
-    let ring = Ring::new(threads, ROWS_PER_BATCH);
+    let ring = Ring::for_backend(threads, ROWS_PER_BATCH, backend.as_mut())
+        .context("allocating the batch ring's slots")?;
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let jobs = Mutex::new(job_rx);
     let (reply_tx, reply_rx) = mpsc::channel::<Reply>();

@@ -61,6 +61,93 @@ pub trait Backend: Send {
     /// Largest batch one `forward` call accepts.
     fn max_batch(&self) -> usize;
     fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError>;
+    /// The asynchronous side of a backend that runs batches on a device in place (the GPU);
+    /// `None` (the default): the batch ring calls [`Backend::forward`] and waits.
+    fn as_async(&mut self) -> Option<&mut dyn AsyncBackend> {
+        None
+    }
+}
+
+/// The host memory of one batch slot of the ring: room for `capacity` rows of inputs
+/// `[rows, INPUT_DIM]`, masks, policies `[rows, POLICY_DIM]` and values.
+pub trait SlotMemory: Send {
+    fn capacity(&self) -> usize;
+    fn parts(&mut self) -> SlotParts<'_>;
+    /// Policies and values of every row (read-only view of `parts`).
+    fn outputs(&self) -> (&[f32], &[f32]);
+}
+
+/// Every buffer of a slot, each sized for its capacity.
+pub struct SlotParts<'a> {
+    pub inputs: &'a mut [f32],
+    pub masks: &'a mut [u64],
+    pub policy: &'a mut [f32],
+    pub value: &'a mut [f32],
+}
+
+/// Slot memory on the heap, for backends that compute on the host.
+pub struct HeapSlot {
+    inputs: Vec<f32>,
+    masks: Vec<u64>,
+    policy: Vec<f32>,
+    value: Vec<f32>,
+}
+
+impl HeapSlot {
+    pub fn new(capacity: usize) -> HeapSlot {
+        HeapSlot {
+            inputs: vec![0.0; capacity * INPUT_DIM],
+            masks: vec![0; capacity],
+            policy: vec![0.0; capacity * POLICY_DIM],
+            value: vec![0.0; capacity],
+        }
+    }
+}
+
+impl SlotMemory for HeapSlot {
+    fn capacity(&self) -> usize {
+        self.masks.len()
+    }
+    fn parts(&mut self) -> SlotParts<'_> {
+        SlotParts {
+            inputs: &mut self.inputs,
+            masks: &mut self.masks,
+            policy: &mut self.policy,
+            value: &mut self.value,
+        }
+    }
+    fn outputs(&self) -> (&[f32], &[f32]) {
+        (&self.policy, &self.value)
+    }
+}
+
+/// A backend that runs batches asynchronously in slot memory it allocated itself (page-locked
+/// for a GPU, so copies need no staging): the ring's backend thread launches a batch and
+/// returns at once, and the worker owning the slot waits for that batch alone. Many batches
+/// are in flight at a time, each on its own slot.
+pub trait AsyncBackend {
+    /// Memory for ring slot `index` with room for `capacity` rows (at most `max_batch`);
+    /// called once per slot, with distinct indices, before any launch.
+    fn alloc_slot(
+        &mut self,
+        index: usize,
+        capacity: usize,
+    ) -> Result<Box<dyn SlotMemory>, NetError>;
+    /// Enqueues the first `rows` rows of slot `index`, whose memory is `memory` (the box
+    /// [`AsyncBackend::alloc_slot`] returned for that index), and returns without waiting.
+    /// Until the returned [`Pending`] is waited on or dropped, nobody touches `memory`.
+    fn launch(
+        &mut self,
+        index: usize,
+        memory: &mut dyn SlotMemory,
+        rows: usize,
+    ) -> Result<Box<dyn Pending>, NetError>;
+}
+
+/// A launched batch. `wait` blocks until its outputs are in the slot's memory; dropping it
+/// unwaited also blocks until the device is done with the memory.
+pub trait Pending: Send {
+    fn wait(self: Box<Self>) -> Result<(), NetError>;
 }
 
 /// Checks that the buffers of a batch agree with each other and with `max_batch`.

@@ -126,7 +126,7 @@ pub struct Summary {
 /// each finished unit to `sink` (in completion order) and a progress summary to `progress`.
 pub fn run(
     config: SelfPlayConfig,
-    backend: Box<dyn Backend>,
+    mut backend: Box<dyn Backend>,
     stop: &AtomicBool,
     mut sink: impl FnMut(UnitDone) -> Result<()>,
     mut progress: impl FnMut(&Summary),
@@ -144,7 +144,8 @@ pub fn run(
     let full_games = config.start_cards.is_some();
     let games = config.games_per_worker;
     // Two slots per worker in flight plus one being filled.
-    let ring = Ring::new(3 * workers, rows);
+    let ring = Ring::for_backend(3 * workers, rows, backend.as_mut())
+        .context("allocating the batch ring's slots")?;
     let shared = Shared {
         config,
         next_unit: AtomicU64::new(0),
@@ -178,7 +179,6 @@ pub fn run(
         };
     };
     std::thread::scope(|scope| -> Result<()> {
-        let mut backend = backend;
         let ring = &ring;
         let server = scope.spawn(move || ring.serve(backend.as_mut()));
         // Bounded: when the writer (a slow disk) falls behind, workers wait instead of piling

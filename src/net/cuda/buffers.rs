@@ -1,19 +1,15 @@
 //! Host and device memory of the backend: [`PinnedBuf`] (page-locked host memory with a
-//! chosen caching mode), [`IoBuffers`] (one batch slot: pinned staging and device buffers for
-//! inputs, masks, the fill count and outputs, plus the event that marks the batch done; lc0's
-//! `InputsOutputs`) and [`DeviceNet`] (the packed weights on the device).
+//! chosen caching mode), one batch slot as [`PinnedSlot`] (its host memory) and [`DeviceSlot`]
+//! (its stream, device buffers, event and graphs; together lc0's `InputsOutputs`), and
+//! [`DeviceNet`] (the packed weights on the device).
 //!
 //! Pinned memory: the host only writes inputs, masks and the fill count, so those may be
 //! write-combined (faster PCIe reads by the GPU); the host reads the outputs, so those are
 //! default (cached) pinned memory: reading write-combined memory is ~70x slower.
 //!
-//! The ring (`src/ring.rs`) can later own slots of this shape directly: a slot whose input
-//! rows, masks and output rows live in an [`IoBuffers`] is copied to and from the device with
-//! no staging copy (today `CudaBackend::forward` copies the caller's rows into its one
-//! [`IoBuffers`] and back), and several slots in flight overlap copies, kernels and the CPU
-//! search: the backend thread replays slot `i`'s graph, records `done`, and the slot's owner
-//! polls the event instead of blocking. A captured graph bakes in its buffers' addresses, so
-//! each slot gets its own graph per bucket (7 small graphs per slot).
+//! The batch ring's slots are [`PinnedSlot`]s allocated by the backend, so a worker fills the
+//! memory the device copies from (no staging copy), and each ring slot has its
+//! [`DeviceSlot`] on its own stream: many batches are on the device at once.
 
 use std::sync::Arc;
 
@@ -25,8 +21,9 @@ use cudarc::driver::{
 use half::f16;
 
 use super::error::{CudaError, Stage};
+use super::graph::GraphSet;
 use super::pack::PackedNet;
-use crate::net::{INPUT_DIM, POLICY_DIM};
+use crate::net::{SlotMemory, SlotParts, INPUT_DIM, POLICY_DIM};
 
 /// Page-locked host memory from `cuMemHostAlloc`, zero-initialised.
 ///
@@ -104,25 +101,6 @@ impl<T> PinnedBuf<T> {
         );
         result::memcpy_htod_async(device, &self.as_slice()[..n], stream.cu_stream())
     }
-
-    /// Enqueues `self[..n] = device[..n]` on `stream`.
-    ///
-    /// # Safety
-    /// The host must not read or write `self[..n]` until the copy completed, and `device`
-    /// must be a live allocation of at least `n` `T`s.
-    pub unsafe fn copy_from_device(
-        &mut self,
-        device: sys::CUdeviceptr,
-        n: usize,
-        stream: &CudaStream,
-    ) -> Result<(), cudarc::driver::DriverError> {
-        assert!(
-            n <= self.len,
-            "copy of {n} elements into a buffer of {}",
-            self.len
-        );
-        result::memcpy_dtoh_async(&mut self.as_mut_slice()[..n], device, stream.cu_stream())
-    }
 }
 
 impl<T> Drop for PinnedBuf<T> {
@@ -183,44 +161,117 @@ impl DeviceNet {
     }
 }
 
-/// One batch slot with room for `capacity` rows.
-pub struct IoBuffers {
+/// The host side of one batch slot: page-locked inputs and masks (write-combined: the host
+/// only writes them) and outputs (cached: the host reads them). The batch ring owns its
+/// slots' host memory (so workers fill it in place); the backend keeps one for `forward`.
+pub struct PinnedSlot {
+    capacity: usize,
+    inputs: PinnedBuf<f32>,
+    masks: PinnedBuf<u64>,
+    policy: PinnedBuf<f32>,
+    value: PinnedBuf<f32>,
+}
+
+impl PinnedSlot {
+    pub fn new(ctx: &Arc<CudaContext>, capacity: usize) -> Result<Self, CudaError> {
+        Ok(PinnedSlot {
+            capacity,
+            inputs: PinnedBuf::new(ctx, capacity * INPUT_DIM, true)?,
+            masks: PinnedBuf::new(ctx, capacity, true)?,
+            policy: PinnedBuf::new(ctx, capacity * POLICY_DIM, false)?,
+            value: PinnedBuf::new(ctx, capacity, false)?,
+        })
+    }
+}
+
+impl SlotMemory for PinnedSlot {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+    fn parts(&mut self) -> SlotParts<'_> {
+        SlotParts {
+            inputs: self.inputs.as_mut_slice(),
+            masks: self.masks.as_mut_slice(),
+            policy: self.policy.as_mut_slice(),
+            value: self.value.as_mut_slice(),
+        }
+    }
+    fn outputs(&self) -> (&[f32], &[f32]) {
+        (self.policy.as_slice(), self.value.as_slice())
+    }
+}
+
+/// The device side of one batch slot: its own stream (batches of different slots run
+/// concurrently), device buffers, the row count, the event that marks a batch done, and the
+/// graphs captured over these buffers and one [`PinnedSlot`] (a graph bakes in the addresses
+/// it copies, so each slot has its own graph per bucket).
+pub struct DeviceSlot {
     pub capacity: usize,
-    pub host_inputs: PinnedBuf<f32>,
-    pub host_masks: PinnedBuf<u64>,
+    pub stream: Arc<CudaStream>,
+    /// Rows of the batch being launched; copied to `fill` by every launch.
     pub host_fill: PinnedBuf<u32>,
-    pub host_policy: PinnedBuf<f32>,
-    pub host_value: PinnedBuf<f32>,
     pub inputs: DeviceBuf<f32>,
     pub masks: DeviceBuf<u64>,
     pub fill: DeviceBuf<u32>,
     pub policy: DeviceBuf<f32>,
     pub value: DeviceBuf<f32>,
-    /// Recorded after a batch's last copy; the host waits on it before reading outputs.
-    pub done: CudaEvent,
+    /// Recorded after a batch's last copy; whoever reads the outputs waits on it.
+    pub done: Arc<CudaEvent>,
+    pub graphs: GraphSet,
+    /// The [`PinnedSlot`] this slot copies from and to (owned elsewhere: by the ring while the
+    /// slot is in use, or by the backend for its staging slot).
+    pub host: HostAddrs,
 }
 
-impl IoBuffers {
+/// Addresses of a [`PinnedSlot`]'s buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostAddrs {
+    pub inputs: usize,
+    pub masks: usize,
+    pub policy: usize,
+    pub value: usize,
+}
+
+impl HostAddrs {
+    pub fn of(host: &mut dyn SlotMemory) -> HostAddrs {
+        let parts = host.parts();
+        HostAddrs {
+            inputs: parts.inputs.as_ptr() as usize,
+            masks: parts.masks.as_ptr() as usize,
+            policy: parts.policy.as_ptr() as usize,
+            value: parts.value.as_ptr() as usize,
+        }
+    }
+}
+
+impl DeviceSlot {
+    /// A slot over `host` (which must outlive every launch) on `stream`. `blocking_wait`: the
+    /// event puts a waiting thread to sleep instead of spinning (for ring slots, whose
+    /// workers wait while the other cores search).
     pub fn new(
         ctx: &Arc<CudaContext>,
-        stream: &Arc<CudaStream>,
-        capacity: usize,
+        stream: Arc<CudaStream>,
+        host: &mut PinnedSlot,
+        blocking_wait: bool,
     ) -> Result<Self, CudaError> {
-        Ok(IoBuffers {
+        let capacity = host.capacity;
+        let flags = if blocking_wait {
+            CUevent_flags::CU_EVENT_BLOCKING_SYNC
+        } else {
+            CUevent_flags::CU_EVENT_DISABLE_TIMING
+        };
+        Ok(DeviceSlot {
             capacity,
-            host_inputs: PinnedBuf::new(ctx, capacity * INPUT_DIM, true)?,
-            host_masks: PinnedBuf::new(ctx, capacity, true)?,
             host_fill: PinnedBuf::new(ctx, 1, true)?,
-            host_policy: PinnedBuf::new(ctx, capacity * POLICY_DIM, false)?,
-            host_value: PinnedBuf::new(ctx, capacity, false)?,
-            inputs: DeviceBuf::zeros(stream, capacity * INPUT_DIM)?,
-            masks: DeviceBuf::zeros(stream, capacity)?,
-            fill: DeviceBuf::zeros(stream, 1)?,
-            policy: DeviceBuf::zeros(stream, capacity * POLICY_DIM)?,
-            value: DeviceBuf::zeros(stream, capacity)?,
-            done: ctx
-                .new_event(Some(CUevent_flags::CU_EVENT_DISABLE_TIMING))
-                .stage("event creation")?,
+            inputs: DeviceBuf::zeros(&stream, capacity * INPUT_DIM)?,
+            masks: DeviceBuf::zeros(&stream, capacity)?,
+            fill: DeviceBuf::zeros(&stream, 1)?,
+            policy: DeviceBuf::zeros(&stream, capacity * POLICY_DIM)?,
+            value: DeviceBuf::zeros(&stream, capacity)?,
+            done: Arc::new(ctx.new_event(Some(flags)).stage("event creation")?),
+            graphs: GraphSet::default(),
+            host: HostAddrs::of(host),
+            stream,
         })
     }
 }

@@ -23,9 +23,13 @@ mod launch;
 mod nvml;
 pub mod pack;
 
-use cudarc::driver::{sys, CudaStream, DriverError};
+use std::ffi::c_void;
+use std::mem::size_of;
+use std::sync::Arc;
 
-use self::buffers::{DeviceNet, IoBuffers};
+use cudarc::driver::{sys, CudaEvent, DriverError};
+
+use self::buffers::{DeviceNet, DeviceSlot, HostAddrs, PinnedSlot};
 use self::context::Gpu;
 use self::error::Stage;
 use self::graph::{Capture, GraphSet};
@@ -33,7 +37,10 @@ use self::kernels::{Kernel, ROWS_PER_CTA};
 use self::launch::ForwardArgs;
 use self::pack::PackedNet;
 use super::weights::PreparedWeights;
-use super::{check_batch, Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+use super::{
+    check_batch, AsyncBackend, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory,
+    INPUT_DIM, POLICY_DIM,
+};
 
 pub use self::context::describe_devices;
 pub use self::error::CudaError;
@@ -94,12 +101,15 @@ impl CudaConfig {
     }
 }
 
-/// BlobNet on one GPU. Every operation runs on one stream, in order; `forward` is
-/// synchronous (copy in, replay, wait on the batch's event, copy out).
+/// BlobNet on one GPU. [`Backend::forward`] is synchronous (through the backend's own staging
+/// slot); as an [`AsyncBackend`] it gives the batch ring page-locked slots, each with its own
+/// stream, and launches their batches without waiting.
 pub struct CudaBackend {
-    // Drop order: graphs and buffers before the context that owns them.
-    graphs: GraphSet,
-    io: IoBuffers,
+    // Drop order: slots (graphs, buffers) before the context that owns them.
+    /// Device sides of the ring's slots, by slot index.
+    ring_slots: Vec<DeviceSlot>,
+    staging: DeviceSlot,
+    staging_host: PinnedSlot,
     net: DeviceNet,
     gpu: Gpu,
     device: usize,
@@ -108,8 +118,8 @@ pub struct CudaBackend {
 
 impl CudaBackend {
     /// Opens CUDA device `device`, uploads `weights` (whatever dtype their file had: they are
-    /// packed to FP16 here), allocates buffers for the largest bucket, runs one eager forward
-    /// and captures one graph per bucket (unless `config.graphs` is off).
+    /// packed to FP16 here), allocates the staging slot for the largest bucket, runs one eager
+    /// forward and captures one graph per bucket (unless `config.graphs` is off).
     pub fn new(
         device: usize,
         weights: &PreparedWeights,
@@ -121,11 +131,14 @@ impl CudaBackend {
         let gpu = Gpu::open(device, fatbin)?;
         let net = DeviceNet::upload(&gpu.stream, &packed)?;
         let max = *config.buckets.last().expect("validated: non-empty");
-        let io = IoBuffers::new(&gpu.ctx, &gpu.stream, max)?;
+        let mut staging_host = PinnedSlot::new(&gpu.ctx, max)?;
+        let staging = DeviceSlot::new(&gpu.ctx, gpu.stream.clone(), &mut staging_host, false)?;
+        // Every slot's stream reads the weights: they must be on the device first.
         gpu.stream.synchronize().stage("upload")?;
         let mut backend = CudaBackend {
-            graphs: GraphSet::default(),
-            io,
+            ring_slots: Vec::new(),
+            staging,
+            staging_host,
             net,
             gpu,
             device,
@@ -134,28 +147,15 @@ impl CudaBackend {
         // Warm-up: loads the kernel (lazy module loading) outside any capture and proves the
         // launch configuration (zero inputs, the smallest bucket's rows).
         let first = backend.config.buckets[0];
-        backend.run(first).map_err(|e| match e {
+        backend.run_staging(first).map_err(|e| match e {
             CudaError::Batch { source, .. } => CudaError::Driver {
                 stage: "warm-up forward",
                 source,
             },
             e => e,
         })?;
-        if backend.config.graphs {
-            let stream = backend.gpu.stream.clone();
-            for bucket in backend.config.buckets.clone() {
-                let capture = Capture::begin(&stream, bucket)?;
-                // SAFETY: buffers hold `max >= bucket` rows; every replay writes the fill
-                // count (<= bucket) into `host_fill` before launching.
-                unsafe { backend.enqueue(bucket, bucket) }.map_err(|e| CudaError::Capture {
-                    bucket,
-                    stage: "enqueue",
-                    reason: e.to_string(),
-                })?;
-                let graph = capture.end()?;
-                backend.graphs.insert(bucket, graph);
-            }
-        }
+        let graphs = backend.capture(&backend.staging)?;
+        backend.staging.graphs = graphs;
         backend.gpu.ctx.check_err().stage("start-up")?;
         Ok(backend)
     }
@@ -179,15 +179,37 @@ impl CudaBackend {
         &self.config
     }
 
-    /// Number of captured graphs (0 with `graphs: false`).
+    /// Number of graphs captured for `forward` (0 with `graphs: false`).
     pub fn graph_count(&self) -> usize {
-        self.graphs.count()
+        self.staging.graphs.count()
     }
 
     /// Waits for all work and reports any error the driver recorded in the meantime.
     pub fn shutdown(self) -> Result<(), CudaError> {
-        self.gpu.stream.synchronize().stage("shutdown")?;
+        self.gpu.ctx.synchronize().stage("shutdown")?;
         self.gpu.ctx.check_err().stage("shutdown")
+    }
+
+    /// One graph per bucket that fits `slot` (none with `graphs: false`), capturing copies
+    /// between `slot` and its host memory, and the kernel.
+    fn capture(&self, slot: &DeviceSlot) -> Result<GraphSet, CudaError> {
+        let mut graphs = GraphSet::default();
+        if !self.config.graphs {
+            return Ok(graphs);
+        }
+        for &bucket in self.config.buckets.iter().filter(|&&b| b <= slot.capacity) {
+            let capture = Capture::begin(&slot.stream, bucket)?;
+            // SAFETY: the slot and its host memory hold `capacity >= bucket` rows (capturing
+            // only records the copies), and every replay writes the fill count (<= bucket)
+            // into `host_fill` before launching.
+            unsafe { self.enqueue(slot, bucket, bucket) }.map_err(|e| CudaError::Capture {
+                bucket,
+                stage: "enqueue",
+                reason: e.to_string(),
+            })?;
+            graphs.insert(bucket, capture.end()?);
+        }
+        Ok(graphs)
     }
 
     /// The smallest bucket holding `rows` rows (`rows <= max_batch`).
@@ -200,79 +222,104 @@ impl CudaBackend {
             .expect("rows <= max_batch")
     }
 
-    /// Runs the staged batch of `rows` rows (inputs and masks already in the pinned staging
-    /// buffers) and waits for it; the outputs are then in `io.host_policy` / `io.host_value`.
-    fn run(&mut self, rows: usize) -> Result<(), CudaError> {
+    /// Runs the staged batch of `rows` rows (inputs and masks already in `staging_host`) and
+    /// waits for it; the outputs are then in `staging_host`.
+    fn run_staging(&mut self, rows: usize) -> Result<(), CudaError> {
         let bucket = self.bucket_for(rows);
-        self.gpu.ctx.bind_to_thread().stage("bind context")?;
-        self.io.host_fill.as_mut_slice()[0] = rows as u32;
-        match self.graphs.get(bucket) {
-            Some(graph) => graph.launch().batch_stage("graph launch", bucket)?,
-            // SAFETY: rows <= capacity; host_fill holds `rows`.
-            None => unsafe { self.enqueue(rows, rows) }.batch_stage("eager forward", bucket)?,
-        }
-        let stream = &self.gpu.stream;
-        self.io
-            .done
-            .record(stream)
-            .batch_stage("event record", bucket)?;
-        self.io
+        self.launch_slot(None, rows)?;
+        self.staging
             .done
             .synchronize()
             .batch_stage("synchronize (kernel or copy failed)", bucket)
     }
 
-    /// Enqueues copy-in of `copy_rows` rows and the fill count, the optional poison, the
-    /// kernel over `grid_rows` rows and copy-out of `copy_rows` rows. Captured once per
-    /// bucket (`copy_rows == grid_rows == bucket`) or run eagerly per batch (`== rows`).
+    /// Launches `rows` rows of ring slot `index` (`None`: the staging slot) with its graph for
+    /// the batch's bucket (or eagerly) and records the slot's event; does not wait. The
+    /// slot's host memory must hold the batch and stay untouched until the event completes.
+    fn launch_slot(&mut self, index: Option<usize>, rows: usize) -> Result<(), CudaError> {
+        let bucket = self.bucket_for(rows);
+        self.gpu.ctx.bind_to_thread().stage("bind context")?;
+        let slot = match index {
+            Some(i) => &mut self.ring_slots[i],
+            None => &mut self.staging,
+        };
+        slot.host_fill.as_mut_slice()[0] = rows as u32;
+        let slot = match index {
+            Some(i) => &self.ring_slots[i],
+            None => &self.staging,
+        };
+        match slot.graphs.get(bucket) {
+            Some(graph) => graph.launch().batch_stage("graph launch", bucket)?,
+            // SAFETY: rows <= the slot's capacity (callers check); host_fill holds `rows`.
+            None => {
+                unsafe { self.enqueue(slot, rows, rows) }.batch_stage("eager forward", bucket)?
+            }
+        }
+        slot.done
+            .record(&slot.stream)
+            .batch_stage("event record", bucket)
+    }
+
+    /// Enqueues on the slot's stream: copy-in of `copy_rows` rows and the fill count, the
+    /// optional poison, the kernel over `grid_rows` rows and copy-out of `copy_rows` rows.
+    /// Captured once per bucket (`copy_rows == grid_rows == bucket`) or run eagerly per batch
+    /// (`== rows`).
     ///
     /// # Safety
-    /// `copy_rows, grid_rows <= io.capacity`, and when the enqueued work runs, `host_fill`
-    /// holds a count `<= grid_rows` whose rows are staged.
-    unsafe fn enqueue(&mut self, copy_rows: usize, grid_rows: usize) -> Result<(), DriverError> {
-        assert!(copy_rows <= self.io.capacity && grid_rows <= self.io.capacity);
-        let stream: &CudaStream = &self.gpu.stream;
-        let io = &mut self.io;
-        io.host_inputs
-            .copy_to_device(io.inputs.ptr, copy_rows * INPUT_DIM, stream)?;
-        io.host_masks
-            .copy_to_device(io.masks.ptr, copy_rows, stream)?;
-        io.host_fill.copy_to_device(io.fill.ptr, 1, stream)?;
+    /// `copy_rows, grid_rows <= slot.capacity`; `slot.host` is a live [`PinnedSlot`] of that
+    /// capacity that nobody touches until the work completes, and when the enqueued work runs,
+    /// `host_fill` holds a count `<= grid_rows` whose rows are in the host inputs.
+    unsafe fn enqueue(
+        &self,
+        slot: &DeviceSlot,
+        copy_rows: usize,
+        grid_rows: usize,
+    ) -> Result<(), DriverError> {
+        assert!(copy_rows <= slot.capacity && grid_rows <= slot.capacity);
+        let s = slot.stream.cu_stream();
+        let host = slot.host;
+        let (f32s, u64s) = (size_of::<f32>(), size_of::<u64>());
+        let htod = |device: sys::CUdeviceptr, host: usize, bytes: usize| {
+            sys::cuMemcpyHtoDAsync_v2(device, host as *const c_void, bytes, s).result()
+        };
+        htod(slot.inputs.ptr, host.inputs, copy_rows * INPUT_DIM * f32s)?;
+        htod(slot.masks.ptr, host.masks, copy_rows * u64s)?;
+        slot.host_fill
+            .copy_to_device(slot.fill.ptr, 1, &slot.stream)?;
         if self.config.poison_outputs {
             const NAN: u32 = 0x7fc0_0000;
-            let s = stream.cu_stream();
-            sys::cuMemsetD32Async(io.policy.ptr, NAN, copy_rows * POLICY_DIM, s).result()?;
-            sys::cuMemsetD32Async(io.value.ptr, NAN, copy_rows, s).result()?;
+            sys::cuMemsetD32Async(slot.policy.ptr, NAN, copy_rows * POLICY_DIM, s).result()?;
+            sys::cuMemsetD32Async(slot.value.ptr, NAN, copy_rows, s).result()?;
         }
         let args = ForwardArgs {
-            policy: io.policy.ptr,
-            value: io.value.ptr,
-            inputs: io.inputs.ptr,
-            masks: io.masks.ptr,
-            fill: io.fill.ptr,
+            policy: slot.policy.ptr,
+            value: slot.value.ptr,
+            inputs: slot.inputs.ptr,
+            masks: slot.masks.ptr,
+            fill: slot.fill.ptr,
             weights: self.net.weights.ptr,
             params: self.net.params.ptr,
             layers: self.net.layers,
             ffn: self.net.ffn,
         };
         launch::forward_f32(
-            stream,
+            &slot.stream,
             self.gpu.function(Kernel::ForwardF32),
             &args,
             grid_rows,
         )?;
-        io.host_policy
-            .copy_from_device(io.policy.ptr, copy_rows * POLICY_DIM, stream)?;
-        io.host_value
-            .copy_from_device(io.value.ptr, copy_rows, stream)
+        let dtoh = |host: usize, device: sys::CUdeviceptr, bytes: usize| {
+            sys::cuMemcpyDtoHAsync_v2(host as *mut c_void, device, bytes, s).result()
+        };
+        dtoh(host.policy, slot.policy.ptr, copy_rows * POLICY_DIM * f32s)?;
+        dtoh(host.value, slot.value.ptr, copy_rows * f32s)
     }
 }
 
 impl Drop for CudaBackend {
     fn drop(&mut self) {
         // Pinned buffers must not be freed under a pending copy.
-        let _ = self.gpu.ctx.bind_to_thread();
-        let _ = self.gpu.stream.synchronize();
+        let _ = self.gpu.ctx.synchronize();
     }
 }
 
@@ -292,13 +339,122 @@ impl Backend for CudaBackend {
         if rows == 0 {
             return Ok(());
         }
-        self.io.host_inputs.as_mut_slice()[..rows * INPUT_DIM].copy_from_slice(inp.inputs);
-        self.io.host_masks.as_mut_slice()[..rows].copy_from_slice(inp.masks);
-        self.run(rows).map_err(|e| e.into_net("forward"))?;
-        out.policy
-            .copy_from_slice(&self.io.host_policy.as_slice()[..rows * POLICY_DIM]);
-        out.value
-            .copy_from_slice(&self.io.host_value.as_slice()[..rows]);
+        let host = self.staging_host.parts();
+        host.inputs[..rows * INPUT_DIM].copy_from_slice(inp.inputs);
+        host.masks[..rows].copy_from_slice(inp.masks);
+        self.run_staging(rows).map_err(|e| e.into_net("forward"))?;
+        let (policy, value) = self.staging_host.outputs();
+        out.policy.copy_from_slice(&policy[..rows * POLICY_DIM]);
+        out.value.copy_from_slice(&value[..rows]);
         Ok(())
+    }
+
+    fn as_async(&mut self) -> Option<&mut dyn AsyncBackend> {
+        Some(self)
+    }
+}
+
+impl AsyncBackend for CudaBackend {
+    /// A [`PinnedSlot`] for `capacity` rows (rounded up to a bucket) and its device side on a
+    /// new stream, with one graph per bucket.
+    fn alloc_slot(
+        &mut self,
+        index: usize,
+        capacity: usize,
+    ) -> Result<Box<dyn SlotMemory>, NetError> {
+        let max = self.max_batch();
+        if capacity > max {
+            return Err(NetError::BatchTooLarge {
+                rows: capacity,
+                max,
+            });
+        }
+        if index != self.ring_slots.len() {
+            return Err(NetError::Backend {
+                backend: "cuda",
+                stage: "slot allocation",
+                message: format!(
+                    "slot {index} asked for, but slots are allocated in order and {} exist",
+                    self.ring_slots.len()
+                ),
+            });
+        }
+        let capacity = self.bucket_for(capacity.max(1));
+        let alloc = || -> Result<(PinnedSlot, DeviceSlot), CudaError> {
+            let mut host = PinnedSlot::new(&self.gpu.ctx, capacity)?;
+            let stream = self.gpu.ctx.new_stream().stage("stream creation")?;
+            let mut slot = DeviceSlot::new(&self.gpu.ctx, stream, &mut host, true)?;
+            slot.graphs = self.capture(&slot)?;
+            Ok((host, slot))
+        };
+        let (host, slot) = alloc().map_err(|e| e.into_net("slot allocation"))?;
+        self.ring_slots.push(slot);
+        Ok(Box::new(host))
+    }
+
+    fn launch(
+        &mut self,
+        index: usize,
+        memory: &mut dyn SlotMemory,
+        rows: usize,
+    ) -> Result<Box<dyn Pending>, NetError> {
+        let slot = self
+            .ring_slots
+            .get(index)
+            .ok_or_else(|| NetError::Backend {
+                backend: "cuda",
+                stage: "launch",
+                message: format!("no slot {index} ({} allocated)", self.ring_slots.len()),
+            })?;
+        // The slot's graphs copy from and to fixed addresses: only its own memory will do.
+        if HostAddrs::of(memory) != slot.host {
+            return Err(NetError::Backend {
+                backend: "cuda",
+                stage: "launch",
+                message: format!("slot {index} was handed another slot's memory"),
+            });
+        }
+        if rows > slot.capacity {
+            return Err(NetError::BatchTooLarge {
+                rows,
+                max: slot.capacity,
+            });
+        }
+        if rows == 0 {
+            return Ok(Box::new(EventPending { event: None }));
+        }
+        self.launch_slot(Some(index), rows)
+            .map_err(|e| e.into_net("launch"))?;
+        Ok(Box::new(EventPending {
+            event: Some(self.ring_slots[index].done.clone()),
+        }))
+    }
+}
+
+/// A ring slot's batch on the device, done when its slot's event completes.
+struct EventPending {
+    event: Option<Arc<CudaEvent>>,
+}
+
+impl Pending for EventPending {
+    fn wait(mut self: Box<Self>) -> Result<(), NetError> {
+        match self.event.take() {
+            Some(event) => event.synchronize().map_err(|e| NetError::Backend {
+                backend: "cuda",
+                stage: "batch (kernel or copy failed)",
+                message: e.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EventPending {
+    fn drop(&mut self) {
+        // Unwaited (the ring failed or closed): the slot's memory may be freed next, so the
+        // device must be done with it. An error here was or will be reported by a waiter.
+        if let Some(event) = self.event.take() {
+            let _ = event.synchronize();
+        }
     }
 }
