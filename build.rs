@@ -7,6 +7,8 @@
 //! the build goes on CPU-only with a warning; `ENGINE_REQUIRE_CUDA_KERNELS=1` turns a missing
 //! nvcc or a failed compile into an error. The target list is fixed (sm_90 SASS + compute_90
 //! PTX; `ENGINE_CUDA_GENCODE` replaces it), never probed from a GPU on the build machine.
+//! `ENGINE_NVCC_FLAGS` adds flags for tuning experiments (`-DBLOB_STAGES=6`: the kernels
+//! report such launch geometry to the host in their ABI block).
 //! nvcc's output, with ptxas's register and shared-memory report per kernel, lands in
 //! `$OUT_DIR/nvcc.log`.
 
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// sm_90 machine code plus compute_90 PTX (which newer GPUs JIT). The fused kernel needs
-/// 164 KiB of shared memory per block, more than sm_80 (163 KiB) or sm_89 (99 KiB) offer.
+/// 198 KiB of shared memory per block, more than sm_80 (163 KiB) or sm_89 (99 KiB) offer.
 const GENCODE: &[&str] = &["-gencode", "arch=compute_90,code=[sm_90,compute_90]"];
 
 fn main() {
@@ -28,6 +30,7 @@ fn main() {
         "CUDA_PATH",
         "ENGINE_REQUIRE_CUDA_KERNELS",
         "ENGINE_CUDA_GENCODE",
+        "ENGINE_NVCC_FLAGS",
     ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
@@ -150,9 +153,13 @@ fn compile(
         Ok(v) if !v.trim().is_empty() => v.split_whitespace().map(String::from).collect(),
         _ => GENCODE.iter().map(|s| s.to_string()).collect(),
     };
+    let extra: Vec<String> = env::var("ENGINE_NVCC_FLAGS")
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
     let output = Command::new(nvcc)
         .arg("-fatbin")
         .args(&gencode)
+        .args(&extra)
         .args([
             "-O3",
             "-std=c++17",

@@ -1,7 +1,8 @@
 // BlobNet forward pass (spec §3, attention folded to one 256x256 matrix per layer, §3.4) as
 // one persistent kernel: each CTA takes kRows = 32 batch rows through the embedding, every
-// encoder layer and both heads with its activations in shared memory, while the weights
-// stream past from L2 (the same 7.6 MB for every CTA; see common.cuh for the stream format).
+// encoder layer and both heads with its activations on chip (shared memory, and the FP32
+// residual stream in registers), while the weights stream past from L2 (the same 7.6 MB for
+// every CTA; see common.cuh for the stream format).
 //
 // Per CTA, in consumption order of the weight stream (every GEMM is [32 x 256] . [256 x 256]):
 //   x16 = FP16(inputs)                                      (rows >= fill are zeros)
@@ -15,8 +16,9 @@
 #include "common.cuh"
 
 // Layout version of the weight stream, parameter block and kernel arguments. The Rust side
-// reads this block at load time and refuses a fatbin that disagrees with it
-// (CudaError::AbiMismatch), so a stale build can never run with a different packing.
+// reads this block at load time and refuses a fatbin whose layout fields disagree with it
+// (CudaError::AbiMismatch), so a stale build can never run with a different packing; it
+// takes the shared memory size and stage count (tuning knobs) from here.
 //   [0] ABI version  [1] kRows  [2] kThreads  [3] kSmemBytes  [4] kKT  [5] kD  [6] kStages
 //   [7] kHeadParams
 __constant__ unsigned int blobnet_abi[8] = {
@@ -118,11 +120,12 @@ __device__ __forceinline__ void value_rows(float* __restrict__ value, const floa
 //   weights f16 [total_tiles(layers, ffn) * 8192]  the weight stream (common.cuh)
 //   params  f32 [total_params(layers, ffn)]        biases, LayerNorm affine, value_out
 //   layers  encoder layers (>= 1);  ffn  FFN width (a multiple of 256)
-// Launch: grid (bucket / 32), block (256), dynamic shared memory kSmemBytes = 167,424 bytes
-// (needs CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), at most one CTA per SM. CTA b
-// handles rows [32 b, 32 b + 32) and returns at once if 32 b >= fill. Pointers 16-byte aligned.
-// Shared memory: 4 weight stages (67,584 B), h16 and f16 tiles (2 x 16,896 B), FP32 residual
-// (32,768 B), FP32 GEMM result (33,280 B).
+// Launch: grid (bucket / 32), block (256), dynamic shared memory kSmemBytes (202,240 bytes
+// with 8 stages; the host reads it from blobnet_abi; needs
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), at most one CTA per SM. CTA b handles rows
+// [32 b, 32 b + 32) and returns at once if 32 b >= fill. Pointers 16-byte aligned.
+// Shared memory: kStages weight stages (16,896 B each), h16 and f16 tiles (2 x 16,896 B),
+// FP32 GEMM result (33,280 B); the FP32 residual stream lives in registers (Residual).
 extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
     blobnet_forward_f32(float* __restrict__ policy, float* __restrict__ value,
                         const float* __restrict__ inputs,
@@ -140,7 +143,6 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
     __half* stages = reinterpret_cast<__half*>(smem + kOffStages);
     __half* h16 = reinterpret_cast<__half*>(smem + kOffH16);
     __half* f16 = reinterpret_cast<__half*>(smem + kOffF16);
-    float* residual = reinterpret_cast<float*>(smem + kOffResidual);
     float* result = reinterpret_cast<float*>(smem + kOffResult);
 
     WeightPipe pipe{stages, weights, total_tiles(layers, ffn), 0, 0};
@@ -154,7 +156,8 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
     gemm_tile(acc, h16, pipe, warp);
     acc.store(result, warp);
     __syncthreads();
-    layer_norm_rows(result, params, false, residual, h16, params + kD, params + 2 * kD, warp,
+    Residual h;  // the residual stream of this thread's rows and columns
+    layer_norm_rows(result, params, false, h, h16, params + kD, params + 2 * kD, warp,
                     lane);
     __syncthreads();
 
@@ -167,7 +170,7 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
         gemm_tile(acc, h16, pipe, warp);
         acc.store(result, warp);
         __syncthreads();
-        layer_norm_rows(result, p, true, residual, h16, p + kD, p + 2 * kD, warp, lane);
+        layer_norm_rows(result, p, true, h, h16, p + kD, p + 2 * kD, warp, lane);
         __syncthreads();
         // h = norm2(h + W2 relu(W1 h + b1) + b2), one 256-wide chunk of the FFN at a time.
         Acc acc2;
@@ -184,7 +187,7 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
         }
         acc2.store(result, warp);
         __syncthreads();
-        layer_norm_rows(result, p + 3 * kD + ffn, true, residual, h16, p + 4 * kD + ffn,
+        layer_norm_rows(result, p + 3 * kD + ffn, true, h, h16, p + 4 * kD + ffn,
                         p + 5 * kD + ffn, warp, lane);
         __syncthreads();
     }

@@ -30,7 +30,13 @@ constexpr int kD = 256;          // model width = input width = every GEMM's N a
 constexpr int kKT = 32;          // K rows per weight tile
 constexpr int kTileElems = kKT * kD;        // 8192 halves = 16 KB per tile in the stream
 constexpr int kTilesPerGemm = kD / kKT;     // 8: every GEMM here has K = 256
-constexpr int kStages = 4;       // weight tiles resident in shared memory (3 in flight)
+// Weight tiles resident in shared memory (kStages - 1 in flight). A build knob for tuning
+// (ENGINE_NVCC_FLAGS=-DBLOB_STAGES=N); the host reads it, with the shared memory size, from
+// the fatbin's ABI block.
+#ifndef BLOB_STAGES
+#define BLOB_STAGES 8
+#endif
+constexpr int kStages = BLOB_STAGES;
 constexpr int kChunksPerThread = kTileElems / 8 / kThreads;  // 16-byte cp.async per thread per tile
 constexpr int kLdh = kD + 8;     // row stride (halves) of FP16 activation tiles and weight stages
 constexpr int kLds = kD + 4;     // row stride (floats) of the FP32 GEMM result tile
@@ -40,19 +46,18 @@ constexpr float kLnEps = 1e-5f;
 
 // Shared memory carve-up, in bytes (all offsets multiples of 128; wmma needs 32-byte alignment).
 constexpr int kStageBytes = kKT * kLdh * 2;             // 16,896
-constexpr int kStagesBytes = kStages * kStageBytes;     // 67,584
+constexpr int kStagesBytes = kStages * kStageBytes;     // 135,168 with 8 stages
 constexpr int kHalfTileBytes = kRows * kLdh * 2;        // 16,896
-constexpr int kResidualBytes = kRows * kD * 4;          // 32,768
 constexpr int kResultBytes = kRows * kLds * 4;          // 33,280
 constexpr int kOffStages = 0;
 constexpr int kOffH16 = kOffStages + kStagesBytes;
 constexpr int kOffF16 = kOffH16 + kHalfTileBytes;
-constexpr int kOffResidual = kOffF16 + kHalfTileBytes;
-constexpr int kOffResult = kOffResidual + kResidualBytes;
-constexpr int kSmemBytes = kOffResult + kResultBytes;   // 167,424 (opt-in above 48 KB)
+constexpr int kOffResult = kOffF16 + kHalfTileBytes;
+constexpr int kSmemBytes = kOffResult + kResultBytes;   // 202,240 with 8 stages (opt-in)
+static_assert(kStages >= 2, "the pipeline needs a stage to fill while one is read");
 static_assert(kSmemBytes <= 227 * 1024, "exceeds the sm_90 shared memory per block");
 static_assert(kStageBytes % 128 == 0 && kHalfTileBytes % 128 == 0, "128-byte carve-up");
-static_assert(kResidualBytes % 128 == 0 && kResultBytes % 128 == 0, "128-byte carve-up");
+static_assert(kResultBytes % 128 == 0, "128-byte carve-up");
 static_assert(kRows % 16 == 0 && kRows / 16 == 2, "GEMM warp tiling assumes 32 rows");
 static_assert(kD == kWarps * 32, "GEMM warp tiling: one 32-column slab per warp");
 static_assert(kRowsPerWarp * kWarps == kRows, "row-wise epilogues cover the tile");
@@ -220,11 +225,18 @@ __device__ __forceinline__ void gemm_tile(Acc& acc, const __half* a, WeightPipe&
 
 // ---- Row-wise epilogues (warp w: rows [4w, 4w + 4); lane: columns col_a, col_b) ---------------
 
-// h = LayerNorm(result + bias [+ residual]) with affine (gamma, beta); writes the FP32 residual
-// copy and the FP16 GEMM operand. `result` [kRows][kLds], `residual` [kRows][kD] (read, then
-// overwritten with the new h), `h16` [kRows][kLdh]. Two-pass statistics in FP32, like the CPU.
+// The FP32 residual stream h of the rows a thread owns in row-wise epilogues (rows
+// [4w, 4w + 4), columns col_a and col_b): kept in registers across the whole forward pass,
+// since no other thread ever reads it.
+struct Residual {
+    float4 a[kRowsPerWarp], b[kRowsPerWarp];
+};
+
+// h = LayerNorm(result + bias [+ h]) with affine (gamma, beta); updates the thread's share of
+// the residual stream `h` and writes the FP16 GEMM operand h16 ([kRows][kLdh]). `result`
+// [kRows][kLds]. Two-pass statistics in FP32, like the CPU.
 __device__ __forceinline__ void layer_norm_rows(const float* result, const float* __restrict__ bias,
-                                                bool add_residual, float* residual, __half* h16,
+                                                bool add_residual, Residual& h, __half* h16,
                                                 const float* __restrict__ gamma,
                                                 const float* __restrict__ beta, int warp, int lane) {
     const int ca = col_a(lane), cb = col_b(lane);
@@ -238,7 +250,7 @@ __device__ __forceinline__ void layer_norm_rows(const float* result, const float
         xa.x += ba.x; xa.y += ba.y; xa.z += ba.z; xa.w += ba.w;
         xb.x += bb.x; xb.y += bb.y; xb.z += bb.z; xb.w += bb.w;
         if (add_residual) {
-            const float4 ra = ld4(residual + r * kD + ca), rb = ld4(residual + r * kD + cb);
+            const float4 ra = h.a[rr], rb = h.b[rr];
             xa.x += ra.x; xa.y += ra.y; xa.z += ra.z; xa.w += ra.w;
             xb.x += rb.x; xb.y += rb.y; xb.z += rb.z; xb.w += rb.w;
         }
@@ -253,8 +265,8 @@ __device__ __forceinline__ void layer_norm_rows(const float* result, const float
                                       xa.z * rstd * ga.z + ea.z, xa.w * rstd * ga.w + ea.w);
         const float4 yb = make_float4(xb.x * rstd * gb.x + eb.x, xb.y * rstd * gb.y + eb.y,
                                       xb.z * rstd * gb.z + eb.z, xb.w * rstd * gb.w + eb.w);
-        st4(residual + r * kD + ca, ya);
-        st4(residual + r * kD + cb, yb);
+        h.a[rr] = ya;
+        h.b[rr] = yb;
         st4h(h16 + r * kLdh + ca, ya);
         st4h(h16 + r * kLdh + cb, yb);
     }

@@ -3,6 +3,8 @@
 # (run here, on the Rust machine; the GPU machine has no Rust toolchain):
 #
 #   .device/engine           the release binary (kernels compiled in, stripped)
+#   .device/engine-<name>    kernel variants for A/B timing, one per VARIANTS entry
+#                            "name:nvcc flags" (e.g. VARIANTS="s4:-DBLOB_STAGES=4")
 #   .device/gpu              the tests/gpu.rs test executable (stripped)
 #   .device/vectors/         net.safetensors and net_io.json
 #   .device/gpu_checks.sh    the script to run there (scripts/gpu_checks.sh; it also uses scripts/*.py)
@@ -18,6 +20,13 @@ NVCC_PATH="$(scripts/install-cuda-toolchain.sh | tail -n 1)"
 echo "nvcc: $NVCC_PATH"
 export ENGINE_REQUIRE_CUDA_KERNELS=1
 
+rm -rf "$DEST"
+mkdir -p "$DEST/vectors"
+for variant in ${VARIANTS:-}; do
+    name="${variant%%:*}"
+    ENGINE_NVCC_FLAGS="${variant#*:}" cargo build --release
+    cp target/release/engine "$DEST/engine-$name"
+done
 cargo build --release
 # The JSON messages name each test executable; keep the one of tests/gpu.rs.
 GPU_TEST="$(cargo test --release --test gpu --no-run --message-format=json |
@@ -34,11 +43,9 @@ for line in sys.stdin:
 ')"
 [[ -n "$GPU_TEST" ]] || { echo "device-pack: no test executable for tests/gpu.rs" >&2; exit 1; }
 
-rm -rf "$DEST"
-mkdir -p "$DEST/vectors"
 cp target/release/engine "$DEST/engine"
 cp "$GPU_TEST" "$DEST/gpu"
-strip "$DEST/engine" "$DEST/gpu"
+strip "$DEST"/engine* "$DEST/gpu"
 VECTORS="${ENGINE_VECTORS:-tests/vectors}"
 cp "$VECTORS/net.safetensors" "$VECTORS/net_io.json" "$DEST/vectors/"
 cp scripts/gpu_checks.sh "$DEST/gpu_checks.sh"

@@ -9,7 +9,7 @@ use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStr
 use cudarc::nvrtc::Ptx;
 
 use super::error::{CudaError, Stage};
-use super::kernels::{self, Kernel, ABI_SYMBOL, EXPECTED_ABI, SMEM_BYTES};
+use super::kernels::{self, Geometry, Kernel, ABI_SYMBOL, EXPECTED_ABI};
 
 /// Loads and initialises the driver library, turning the ways that can fail (no
 /// `libcuda.so`, a driver without a symbol cudarc needs, no device node) into
@@ -54,6 +54,8 @@ pub struct Gpu {
     pub name: String,
     pub compute_capability: (i32, i32),
     pub total_mem: usize,
+    /// Launch geometry the loaded kernels were built with.
+    pub geometry: Geometry,
     functions: Vec<CudaFunction>,
     _module: Arc<CudaModule>,
 }
@@ -91,14 +93,6 @@ impl Gpu {
                 "compute capability {major}.{minor}; the kernels need 9.0 (Hopper) or newer"
             )));
         }
-        let optin = ctx
-            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-            .stage("shared memory limit")?;
-        if (optin as u32) < SMEM_BYTES {
-            return Err(unsupported(format!(
-                "{optin} bytes of shared memory per block, the kernels need {SMEM_BYTES}"
-            )));
-        }
         let stream = ctx.new_stream().stage("stream creation")?;
 
         let module = ctx
@@ -124,11 +118,18 @@ impl Gpu {
                 *word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
         }
-        if abi != EXPECTED_ABI {
-            return Err(CudaError::AbiMismatch {
-                expected: EXPECTED_ABI,
-                found: abi,
-            });
+        let geometry = kernels::geometry(&abi).ok_or(CudaError::AbiMismatch {
+            expected: EXPECTED_ABI,
+            found: abi,
+        })?;
+        let optin = ctx
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+            .stage("shared memory limit")?;
+        if (optin as u32) < geometry.smem_bytes {
+            return Err(unsupported(format!(
+                "{optin} bytes of shared memory per block, the kernels need {}",
+                geometry.smem_bytes
+            )));
         }
         let functions = Kernel::ALL
             .iter()
@@ -141,7 +142,7 @@ impl Gpu {
                 })?;
                 f.set_attribute(
                     CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    SMEM_BYTES as i32,
+                    geometry.smem_bytes as i32,
                 )
                 .stage("shared memory opt-in")?;
                 Ok(f)
@@ -153,6 +154,7 @@ impl Gpu {
             name,
             compute_capability,
             total_mem,
+            geometry,
             functions,
             _module: module,
         })

@@ -33,7 +33,10 @@ pub enum CudaError {
         "the embedded kernels were built for layout {found:?}, this binary packs {expected:?} \
          (stale build: rebuild the crate)"
     )]
-    AbiMismatch { expected: [u32; 8], found: [u32; 8] },
+    AbiMismatch {
+        expected: [Option<u32>; 8],
+        found: [u32; 8],
+    },
     #[error("the CUDA kernels cannot run this network: {0}")]
     UnsupportedNetwork(String),
     #[error("weight `{name}` holds {value}, which FP16 cannot represent")]

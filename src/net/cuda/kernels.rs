@@ -25,8 +25,6 @@ impl Kernel {
 pub const ROWS_PER_CTA: usize = 32;
 /// Threads per CTA.
 pub const THREADS: u32 = 256;
-/// Dynamic shared memory per CTA (opt-in above 48 KiB).
-pub const SMEM_BYTES: u32 = 167_424;
 /// K rows of one weight-stream tile.
 pub const TILE_K: usize = 32;
 /// Model width: the N of every tile and the K of every GEMM.
@@ -35,23 +33,46 @@ pub const WIDTH: usize = 256;
 pub const TILE_ELEMS: usize = TILE_K * WIDTH;
 /// Tiles per 256 x 256 matrix product.
 pub const TILES_PER_GEMM: usize = WIDTH / TILE_K;
-const STAGES: u32 = 4;
 /// Floats in the heads' part of the parameter block.
 pub const HEAD_PARAMS: usize = 640;
 /// Layout version of the weight stream, parameter block and kernel arguments.
 const ABI_VERSION: u32 = 1;
 
-/// What `blobnet_abi` in the fatbin must hold for this build's packing to be valid.
-pub const EXPECTED_ABI: [u32; 8] = [
-    ABI_VERSION,
-    ROWS_PER_CTA as u32,
-    THREADS,
-    SMEM_BYTES,
-    TILE_K as u32,
-    WIDTH as u32,
-    STAGES,
-    HEAD_PARAMS as u32,
+/// What `blobnet_abi` in the fatbin must hold for this build's packing to be valid; `None`
+/// marks the launch geometry the kernels choose ([`Geometry`]).
+pub const EXPECTED_ABI: [Option<u32>; 8] = [
+    Some(ABI_VERSION),
+    Some(ROWS_PER_CTA as u32),
+    Some(THREADS),
+    None, // dynamic shared memory bytes
+    Some(TILE_K as u32),
+    Some(WIDTH as u32),
+    None, // weight pipeline stages
+    Some(HEAD_PARAMS as u32),
 ];
+
+/// The launch geometry a fatbin reports in its ABI block: the kernels' weight-pipeline depth is
+/// a build-time tuning knob (`ENGINE_NVCC_FLAGS=-DBLOB_STAGES=N`), and the shared memory a CTA
+/// needs follows from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Dynamic shared memory per CTA (opt-in above 48 KiB).
+    pub smem_bytes: u32,
+    /// Weight tiles resident in shared memory.
+    pub stages: u32,
+}
+
+/// The geometry of an ABI block whose layout fields match [`EXPECTED_ABI`], else `None`.
+pub fn geometry(abi: &[u32; 8]) -> Option<Geometry> {
+    let layout_ok = EXPECTED_ABI
+        .iter()
+        .zip(abi)
+        .all(|(want, &got)| want.is_none_or(|w| w == got));
+    layout_ok.then_some(Geometry {
+        smem_bytes: abi[3],
+        stages: abi[6],
+    })
+}
 /// Name of the ABI block in the fatbin.
 pub const ABI_SYMBOL: &str = "blobnet_abi";
 

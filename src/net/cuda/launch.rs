@@ -3,7 +3,7 @@
 
 use cudarc::driver::{sys, CudaFunction, CudaStream, DriverError, LaunchConfig, PushKernelArg};
 
-use super::kernels::{ROWS_PER_CTA, SMEM_BYTES, THREADS};
+use super::kernels::{Geometry, ROWS_PER_CTA, THREADS};
 
 /// Arguments of `blobnet_forward_f32` (outputs first, sizes last), as device addresses.
 #[derive(Clone, Copy, Debug)]
@@ -34,17 +34,18 @@ pub struct ForwardArgs {
 /// documented size for a capacity of at least `rows.next_multiple_of(ROWS_PER_CTA)` rows,
 /// `*fill <= rows` when the kernel runs, `weights`/`params` were packed for `layers`/`ffn`,
 /// and `f` is `blobnet_forward_f32` with its dynamic shared memory opted in to
-/// [`SMEM_BYTES`].
+/// `geometry.smem_bytes` (read from its fatbin).
 pub unsafe fn forward_f32(
     stream: &CudaStream,
     f: &CudaFunction,
+    geometry: Geometry,
     args: &ForwardArgs,
     rows: usize,
 ) -> Result<(), DriverError> {
     let cfg = LaunchConfig {
         grid_dim: (rows.div_ceil(ROWS_PER_CTA) as u32, 1, 1),
         block_dim: (THREADS, 1, 1),
-        shared_mem_bytes: SMEM_BYTES,
+        shared_mem_bytes: geometry.smem_bytes,
     };
     let mut launch = stream.launch_builder(f);
     launch

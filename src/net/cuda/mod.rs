@@ -305,6 +305,7 @@ impl CudaBackend {
         launch::forward_f32(
             &slot.stream,
             self.gpu.function(Kernel::ForwardF32),
+            self.gpu.geometry,
             &args,
             grid_rows,
         )?;
