@@ -8,9 +8,15 @@
 # runs; name steps to run only those):
 #   info        nvidia-smi and `engine info`
 #   tests       the GPU test executable, full sweep (parity, graphs, f16/bf16, limits)
-#   bench       engine bench --device cuda:0, graphs and eager, B = 256 / 1024 / 4096
-#   selfplay    engine selfplay --device cuda:0, 4p × 5c Medium, mover and all, 20 s each (SIGINT
-#               ends each run: the first Ctrl-C finishes the rounds in flight and prints the summary)
+#   bench       engine bench --device cuda:0, B = 64 / 256 / 1024 / 4096: direct forward calls
+#               (graphs, and eager), and through the ring with 1 and 8 batches in flight
+#   variants    the same bench for every kernel variant binary .device/engine-* (device-pack.sh
+#               builds them with ENGINE_NVCC_FLAGS, e.g. engine-s4 with -DBLOB_STAGES=4)
+#   selfplay    engine selfplay --device cuda:0, 4 players, Medium: 5-card rounds with mover and
+#               all leaf values, and full games from 7 cards (mover), 15 s each (SIGINT ends each
+#               run: the first Ctrl-C finishes the rounds in flight and prints the summary)
+#   ncu         Nsight Compute on one forward at B = 256 and 4096 (speed of light, memory,
+#               warp stalls; --clock-control none)
 #   torch       BlobNet in PyTorch on the same GPU: FP32, FP16 autocast, B = 256 / 1024 / 4096
 #   memcheck racecheck synccheck initcheck
 #               compute-sanitizer over the GPU tests (quick sizes; racecheck on one small test)
@@ -29,7 +35,7 @@ export ENGINE_REQUIRE_GPU=1 # a GPU test that cannot reach the GPU fails instead
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 FAILED=0
-STEPS=" ${*:-info tests bench selfplay torch memcheck racecheck synccheck initcheck compile} "
+STEPS=" ${*:-info tests bench variants selfplay ncu torch memcheck racecheck synccheck initcheck compile} "
 wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 
 run_step() { # run_step NAME LOG SECONDS COMMAND...
@@ -49,7 +55,7 @@ selfplay_for() {
     shift 2
     local start=$SECONDS dir
     dir="$(mktemp -d)"
-    timeout -s INT --kill-after=60 "$secs" "$DEV/engine" selfplay --device cuda:0 --rounds 100000000 \
+    timeout -s INT --kill-after=60 "$secs" "$DEV/engine" selfplay --device cuda:0 \
         --out "$dir" --json --quiet "$@" > "$LOGS/$name.json" 2> "$LOGS/$name.log"
     local rc=$?
     [[ -s "$LOGS/$name.json" ]] && rc=0
@@ -68,16 +74,39 @@ if wanted info; then
 fi
 wanted tests && run_step tests tests.log 150 "$DEV/gpu" --test-threads=1 --nocapture
 if wanted bench; then
-    for batch in 256 1024 4096; do
+    for batch in 64 256 1024 4096; do
         run_step "bench-$batch" "bench-$batch.json" 20 \
-            "$DEV/engine" bench --device cuda:0 --batch "$batch" --seconds 3 --json
+            "$DEV/engine" bench --device cuda:0 --batch "$batch" --seconds 2 --json
         run_step "bench-$batch-eager" "bench-$batch-eager.json" 20 \
             "$DEV/engine" bench --device cuda:0 --no-graphs --batch "$batch" --seconds 2 --json
+        for n in 1 8; do
+            run_step "bench-$batch-ring$n" "bench-$batch-ring$n.json" 20 "$DEV/engine" bench \
+                --device cuda:0 --batch "$batch" --in-flight "$n" --seconds 2 --json
+        done
+    done
+fi
+if wanted variants; then
+    for engine in "$DEV"/engine-*; do
+        [[ -x "$engine" ]] || continue
+        for batch in 256 1024 4096; do
+            run_step "$(basename "$engine")-$batch" "$(basename "$engine")-$batch.json" 20 \
+                "$engine" bench --device cuda:0 --batch "$batch" --seconds 2 --json
+        done
     done
 fi
 if wanted selfplay; then
-    selfplay_for 20 selfplay-mover --leaf-values mover
-    selfplay_for 20 selfplay-all --leaf-values all
+    selfplay_for 15 selfplay-mover --leaf-values mover --rounds 100000000
+    selfplay_for 15 selfplay-all --leaf-values all --rounds 100000000
+    selfplay_for 15 selfplay-fullgame --leaf-values mover --full-game --start-cards 7 --games 1000000
+fi
+NCU="$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || true)"
+if wanted ncu && [[ -n "$NCU" ]]; then
+    for batch in 256 4096; do
+        run_step "ncu-$batch" "ncu-$batch.txt" 90 "$NCU" --clock-control none -k blobnet_forward_f32 \
+            -s 3 -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+            --section WarpStateStats --section ComputeWorkloadAnalysis --section LaunchStats \
+            "$DEV/engine" bench --device cuda:0 --batch "$batch" --seconds 0.2
+    done
 fi
 if wanted torch; then
     for mode in fp32 fp16; do

@@ -11,5 +11,6 @@ pub mod net;
 pub mod ring;
 pub mod search;
 pub mod selfplay;
+pub mod telemetry;
 pub mod vectors;
 pub mod verify;

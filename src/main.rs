@@ -100,6 +100,11 @@ enum Command {
         /// Seconds to time (after a warm-up)
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+        /// Time batches through the batch ring with N of them in flight, as self-play runs
+        /// them (on a GPU: page-locked slots, one stream each, no host staging copy); without
+        /// it, direct forward calls (on a GPU: through a staging slot, host copies included)
+        #[arg(long, value_name = "N")]
+        in_flight: Option<usize>,
         /// Weights to time (default: a fresh net, seed 0)
         #[arg(long, value_name = "FILE")]
         weights: Option<PathBuf>,
@@ -454,10 +459,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             device,
             batch,
             seconds,
+            in_flight,
             weights,
             json,
         } => {
-            bench(&device, batch, seconds, weights.as_deref(), json)?;
+            bench(&device, batch, seconds, in_flight, weights.as_deref(), json)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -513,6 +519,7 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
         "dtype": weights.dtype().as_str(),
         "sha256": weights.sha256(),
         "gpus": gpus.as_ref().map_or_else(|e| serde_json::json!({ "unavailable": e.to_string() }), |d| serde_json::json!(d)),
+        "nvtx": engine::telemetry::nvtx_active(),
     });
     if json {
         println!("{summary}");
@@ -532,6 +539,12 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
             Ok(_) => println!("gpu         none found"),
             Err(e) => println!("gpu         unavailable: {e}"),
         }
+        let nvtx = if engine::telemetry::nvtx_active() {
+            "ranges on (libnvToolsExt loaded)"
+        } else {
+            "off (libnvToolsExt.so is not on the library path)"
+        };
+        println!("nvtx        {nvtx}");
     }
     Ok(())
 }
@@ -540,29 +553,32 @@ fn bench(
     device: &DeviceArgs,
     batch: usize,
     seconds: f64,
+    in_flight: Option<usize>,
     weights: Option<&Path>,
     json: bool,
 ) -> Result<()> {
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if in_flight == Some(0) {
+        bail!("--in-flight must be at least 1");
+    }
     let prepared = Arc::new(PreparedWeights::new(&load_weights(weights)?));
     let mut backend = device.backend(&prepared, batch)?;
-    let r = engine::net::bench::run(backend.as_mut(), batch, seconds, 0)?;
+    let r = match in_flight {
+        Some(n) => engine::net::bench::run_in_flight(backend.as_mut(), batch, n, seconds, 0)?,
+        None => engine::net::bench::run(backend.as_mut(), batch, seconds, 0)?,
+    };
     if json {
-        let out = serde_json::json!({
-            "device": r.backend,
-            "batch": r.batch,
-            "evals_per_s": r.evals_per_s,
-            "us_per_batch": r.us_per_batch,
-            "batches": r.batches,
-            "seconds": r.seconds,
-        });
-        println!("{out}");
+        println!("{}", serde_json::to_string(&r)?);
     } else {
+        let how = match r.in_flight {
+            0 => "direct forward calls".to_string(),
+            n => format!("through the ring, {n} in flight"),
+        };
         println!(
-            "{} batch {}: {:.0} evals/s, {:.1} µs per batch ({} batches in {:.1} s)",
-            r.backend, r.batch, r.evals_per_s, r.us_per_batch, r.batches, r.seconds
+            "{} batch {} ({how}): {:.0} evals/s, {:.1} µs per batch, latency {:.1} µs ({} batches in {:.1} s)",
+            r.backend, r.batch, r.evals_per_s, r.us_per_batch, r.latency_us, r.batches, r.seconds
         );
     }
     Ok(())

@@ -20,6 +20,7 @@ use crate::net::{
     AsyncBackend, Backend, BatchIn, BatchOut, HeapSlot, NetError, Pending, SlotMemory, INPUT_DIM,
     POLICY_DIM,
 };
+use crate::telemetry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::Range;
@@ -316,8 +317,10 @@ impl Ring {
         };
         drop(st);
         let name = self.device.unwrap_or("async");
-        let result = pending
-            .wait()
+        let waiting = telemetry::range("wait");
+        let result = pending.wait();
+        drop(waiting);
+        let result = result
             .map_err(|e| e.to_string())
             .and_then(|()| batch.check_finite(name));
         match result {
@@ -351,6 +354,11 @@ impl Ring {
             };
             drop(st);
             let name = backend.name();
+            let _range = telemetry::range(if self.device.is_some() {
+                "launch"
+            } else {
+                "forward"
+            });
             let result = match self.device {
                 Some(owner) => match backend.as_async() {
                     Some(device) if owner == name => batch.launch(device).map(Some),

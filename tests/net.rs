@@ -548,3 +548,30 @@ fn f16_and_bf16_files_load_and_stay_close_to_f32() {
         );
     }
 }
+
+/// `engine bench --in-flight N`: batches go through the ring N at a time and every one of
+/// them is counted once; direct calls report themselves as 0 in flight.
+#[test]
+fn bench_through_the_ring_keeps_batches_in_flight() {
+    use engine::net::bench::{run, run_in_flight};
+    use engine::net::UniformBackend;
+    let mut uniform = UniformBackend { max_batch: 64 };
+    let ring = run_in_flight(&mut uniform, 64, 3, 0.05, 0).expect("ring bench");
+    assert_eq!(
+        (ring.in_flight, ring.batch, ring.backend),
+        (3, 64, "uniform")
+    );
+    assert!(ring.batches > 0 && ring.evals_per_s > 0.0);
+    assert!(
+        (ring.us_per_batch * ring.batches as f64 - ring.seconds * 1e6).abs() < 1.0,
+        "wall time per batch"
+    );
+    let direct = run(&mut uniform, 64, 0.05, 0).expect("direct bench");
+    assert_eq!(direct.in_flight, 0);
+    let mut cpu = backend(&reference_weights(), CpuKernel::Portable, 8);
+    let err = run_in_flight(&mut cpu, 64, 1, 0.05, 0).unwrap_err();
+    assert!(
+        err.to_string().contains("64"),
+        "a batch above max_batch is refused: {err}"
+    );
+}

@@ -1,6 +1,9 @@
 //! Forward throughput of any [`Backend`] on random encoder-like rows: what `engine bench`
-//! prints and what `benches/forward.rs` feeds criterion.
+//! prints and what `benches/forward.rs` feeds criterion. [`run`] times direct `forward` calls
+//! (for the GPU: through its staging slot, host copies included); [`run_in_flight`] times
+//! batches through the batch ring with several in flight, as self-play runs them.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -8,19 +11,27 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::{Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+use crate::ring::{Ring, RingError};
 
 /// Warm-up before timing, so the cores are at full clock and the scratch buffers exist.
 const WARM_UP: Duration = Duration::from_millis(300);
 
-/// One timed run: `batches` forward calls of `batch` rows in `seconds`.
+/// One timed run: `batches` batches of `batch` rows in `seconds`.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {
+    /// The backend's name ("cpu", "cuda").
+    #[serde(rename = "device")]
     pub backend: &'static str,
     pub batch: usize,
+    /// Batches in flight through the ring (0: direct `forward` calls).
+    pub in_flight: usize,
     pub batches: u64,
     pub seconds: f64,
     pub evals_per_s: f64,
+    /// Wall time per batch (`seconds / batches`).
     pub us_per_batch: f64,
+    /// Mean time from submitting a batch to holding its outputs.
+    pub latency_us: f64,
 }
 
 /// `rows` rows that look like encoder output (spec §2.3): a hand, a trick in play order,
@@ -93,9 +104,76 @@ pub fn run(
     Ok(BenchResult {
         backend: backend.name(),
         batch,
+        in_flight: 0,
         batches,
         seconds: elapsed,
         evals_per_s: (batches as usize * batch) as f64 / elapsed,
         us_per_batch: elapsed * 1e6 / batches as f64,
+        latency_us: elapsed * 1e6 / batches as f64,
+    })
+}
+
+/// Times batches of `batch` encoder-like rows through a [`Ring`] of `in_flight` slots (the
+/// backend's own page-locked slots on a GPU) for about `seconds`: each slot is filled once and
+/// resubmitted as soon as its outputs are back, so a batch costs what it costs self-play
+/// (copies, graph launch, kernel, event wait, output check) minus the search.
+pub fn run_in_flight(
+    backend: &mut dyn Backend,
+    batch: usize,
+    in_flight: usize,
+    seconds: f64,
+    seed: u64,
+) -> Result<BenchResult, RingError> {
+    let name = backend.name();
+    let ring = Ring::for_backend(in_flight.max(1), batch, backend)
+        .map_err(|e| RingError::Backend(e.to_string()))?;
+    let inputs = encoder_like_inputs(batch, seed);
+    let masks = all_legal_masks(batch);
+    std::thread::scope(|scope| {
+        let server = scope.spawn(|| ring.serve(backend));
+        let timed = (|| {
+            let mut queue = VecDeque::new();
+            for _ in 0..in_flight.max(1) {
+                let mut slot = ring.acquire()?;
+                slot.push_rows(&inputs, &masks);
+                queue.push_back((ring.submit(slot)?, Instant::now()));
+            }
+            let warm_up = Instant::now() + WARM_UP;
+            let (mut start, mut batches, mut latency) = (Instant::now(), 0u64, 0.0f64);
+            loop {
+                let (ticket, submitted) = queue.pop_front().expect("slots in flight");
+                let slot = ring.wait(ticket)?;
+                let now = Instant::now();
+                if now < warm_up {
+                    start = now;
+                } else {
+                    batches += 1;
+                    latency += (now - submitted).as_secs_f64();
+                    if (now - start).as_secs_f64() >= seconds {
+                        // Drain: every slot back before the ring closes.
+                        for (ticket, _) in queue.drain(..) {
+                            ring.wait(ticket)?;
+                        }
+                        return Ok((batches, (now - start).as_secs_f64(), latency));
+                    }
+                }
+                // The slot keeps its rows: submit it again as is.
+                queue.push_back((ring.submit(slot)?, Instant::now()));
+            }
+        })();
+        ring.close();
+        let served = server.join().expect("ring server panicked");
+        let (batches, elapsed, latency) = timed?;
+        served?;
+        Ok(BenchResult {
+            backend: name,
+            batch,
+            in_flight: in_flight.max(1),
+            batches,
+            seconds: elapsed,
+            evals_per_s: (batches as usize * batch) as f64 / elapsed,
+            us_per_batch: elapsed * 1e6 / batches as f64,
+            latency_us: latency * 1e6 / batches as f64,
+        })
     })
 }

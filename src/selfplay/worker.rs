@@ -10,6 +10,7 @@ use crate::encode::encode;
 use crate::game::{FullGame, Phase, Round, RoundConfig, Seat, TRUMP_ROTATION};
 use crate::ring::{Ring, Ticket};
 use crate::search::{choose_action, temperature, EvalCache, Gathered, Requests, Search};
+use crate::telemetry;
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -88,6 +89,7 @@ pub(super) fn run(
             }
             if let Some(ticket) = group.in_flight.take() {
                 let batch = ring.wait(ticket)?;
+                let _apply = telemetry::range("apply");
                 for slot in &mut group.slots {
                     if let Some(rows) = slot.rows.take() {
                         let (policy, value) = batch.outputs(rows);
@@ -100,6 +102,7 @@ pub(super) fn run(
                 ring.release(batch);
             }
             requests.clear();
+            let searching = telemetry::range("search");
             for slot in &mut group.slots {
                 let start = requests.len();
                 advance(slot, shared, &mut cache, &mut requests, &tx)?;
@@ -107,6 +110,7 @@ pub(super) fn run(
                     slot.rows = Some(start..requests.len());
                 }
             }
+            drop(searching);
             if requests.is_empty() {
                 continue;
             }

@@ -1,0 +1,38 @@
+//! NVTX ranges, so that an Nsight Systems timeline of a run
+//! (`nsys profile --trace=cuda,nvtx engine selfplay ...`) shows what each thread does:
+//!
+//! - `search`: a worker advancing one group of games until their searches need the network
+//!   (leaf selection, state encoding and legal masks included);
+//! - `apply`: a worker backing a finished batch's policies and values up into its searches;
+//! - `wait`: a worker waiting for its batch's event (time the GPU or the ring costs it);
+//! - `launch`: the backend thread enqueuing a batch (copies, graph, event) without waiting;
+//! - `forward`: a synchronous backend call (CPU backend, or the GPU through `forward`).
+//!
+//! Ranges cost one check of a flag when off. They are on when the NVTX library
+//! (`libnvToolsExt.so`, from a CUDA toolkit or the `nvidia-nvtx` wheel) is on the library path;
+//! it is probed once.
+
+use std::panic::catch_unwind;
+use std::sync::OnceLock;
+
+/// An open range; it ends when dropped.
+#[must_use = "a range ends when dropped"]
+pub struct Range {
+    _open: Option<cudarc::nvtx::Range>,
+}
+
+/// Opens the NVTX range `name` on the calling thread (a no-op without the NVTX library).
+pub fn range(name: &'static str) -> Range {
+    Range {
+        _open: nvtx_active().then(|| cudarc::nvtx::scoped_range(name)),
+    }
+}
+
+/// Whether NVTX ranges are being emitted (the library loaded).
+pub fn nvtx_active() -> bool {
+    static ACTIVE: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to dlopen the NVTX library by its usual names.
+    *ACTIVE.get_or_init(|| {
+        catch_unwind(|| unsafe { cudarc::nvtx::sys::is_culib_present() }).unwrap_or(false)
+    })
+}
