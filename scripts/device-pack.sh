@@ -7,6 +7,7 @@
 #                            "name:nvcc flags" (e.g. VARIANTS="s4:-DBLOB_STAGES=4")
 #   .device/gpu              the tests/gpu.rs test executable (stripped)
 #   .device/vectors/         net.safetensors and net_io.json
+#   .device/reference/       BlobMaster's runnable reference, when BLOBMASTER_REFERENCE names it
 #   .device/gpu_checks.sh    the script to run there (scripts/gpu_checks.sh; it also uses scripts/*.py)
 #
 # Then, on the GPU machine, from the repository root: bash .device/gpu_checks.sh
@@ -49,6 +50,9 @@ strip "$DEST"/engine* "$DEST/gpu"
 VECTORS="${ENGINE_VECTORS:-tests/vectors}"
 cp "$VECTORS/net.safetensors" "$VECTORS/net_io.json" "$DEST/vectors/"
 cp scripts/gpu_checks.sh "$DEST/gpu_checks.sh"
+if [[ -n "${BLOBMASTER_REFERENCE:-}" ]]; then
+    cp -r "$BLOBMASTER_REFERENCE" "$DEST/reference"
+fi
 du -sh "$DEST"
 echo "glibc versions the binaries need:"
 objdump -T "$DEST/engine" "$DEST/gpu" | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -n 3

@@ -13,16 +13,21 @@
 #   variants    the same bench for every kernel variant binary .device/engine-* (device-pack.sh
 #               builds them with ENGINE_NVCC_FLAGS, e.g. engine-s4 with -DBLOB_STAGES=4)
 #   selfplay    engine selfplay --device cuda:0, 4 players, Medium: 5-card rounds with mover and
-#               all leaf values, and full games from 7 cards (mover), 15 s each (SIGINT ends each
-#               run: the first Ctrl-C finishes the rounds in flight and prints the summary)
+#               all leaf values, mover with 128 games per worker, and full games from 7 cards
+#               (mover), 15 s each (SIGINT ends each run: the first Ctrl-C finishes the rounds in
+#               flight and prints the summary)
 #   ncu         Nsight Compute on one forward at B = 256 and 4096 (speed of light, memory,
 #               warp stalls; --clock-control none)
-#   torch       BlobNet in PyTorch on the same GPU: FP32, FP16 autocast, B = 256 / 1024 / 4096
 #   memcheck racecheck synccheck initcheck
 #               compute-sanitizer over the GPU tests (quick sizes; racecheck on one small test)
+#   torch       BlobNet in PyTorch on the same GPU: FP32, FP16 autocast, B = 256 / 1024 / 4096
+#   blobmaster  BlobMaster's own self-play (.device/reference, copied by device-pack.sh from
+#               $BLOBMASTER_REFERENCE): its tuned configuration, 16 workers; its benchmark
+#               script evaluates on the CPU
 #   compile     PyTorch with torch.compile(mode="reduce-overhead"), FP16 (slow to start: last)
-# Everything lands in $OUT/checks.tar.gz (the device tool returns few files) and summary.txt lists
-# every step with its exit status and seconds; the script exits non-zero if any step failed.
+# Everything lands in $OUT/checks.tar.gz (the device tool returns few files; it is rewritten after
+# every step, so a run cut short still returns what it did) and summary.txt lists every step with
+# its exit status and seconds; the script exits non-zero if any step failed.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,8 +40,10 @@ export ENGINE_REQUIRE_GPU=1 # a GPU test that cannot reach the GPU fails instead
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 FAILED=0
-STEPS=" ${*:-info tests bench variants selfplay ncu torch memcheck racecheck synccheck initcheck compile} "
+STEPS=" ${*:-info tests bench variants selfplay ncu memcheck racecheck synccheck initcheck torch blobmaster compile} "
 wanted() { [[ "$STEPS" == *" $1 "* ]]; }
+
+pack_logs() { tar -C "$(dirname "$LOGS")" -czf "$OUT/checks.tar.gz" checks; }
 
 run_step() { # run_step NAME LOG SECONDS COMMAND...
     local name="$1" log="$2" limit="$3"
@@ -46,6 +53,7 @@ run_step() { # run_step NAME LOG SECONDS COMMAND...
     local rc=$?
     printf '%-24s rc=%-3s %4ss  %s\n' "$name" "$rc" "$((SECONDS - start))" "$log" | tee -a "$SUMMARY"
     [[ $rc -eq 0 ]] || FAILED=1
+    pack_logs
 }
 
 # selfplay_for SECONDS NAME ARGS...: a self-play run stopped by SIGINT after SECONDS (the engine
@@ -63,6 +71,7 @@ selfplay_for() {
     [[ $rc -eq 0 ]] || FAILED=1
     du -sh "$dir" >> "$LOGS/$name.log"
     rm -rf "$dir"
+    pack_logs
 }
 
 SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
@@ -97,6 +106,7 @@ fi
 if wanted selfplay; then
     selfplay_for 15 selfplay-mover --leaf-values mover --rounds 100000000
     selfplay_for 15 selfplay-all --leaf-values all --rounds 100000000
+    selfplay_for 15 selfplay-mover-g128 --leaf-values mover --rounds 100000000 --games-per-worker 128
     selfplay_for 15 selfplay-fullgame --leaf-values mover --full-game --start-cards 7 --games 1000000
 fi
 NCU="$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || true)"
@@ -106,12 +116,6 @@ if wanted ncu && [[ -n "$NCU" ]]; then
             -s 3 -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
             --section WarpStateStats --section ComputeWorkloadAnalysis --section LaunchStats \
             "$DEV/engine" bench --device cuda:0 --batch "$batch" --seconds 0.2
-    done
-fi
-if wanted torch; then
-    for mode in fp32 fp16; do
-        run_step "torch-$mode" "torch-$mode.json" 60 "$PY" "$ROOT/scripts/torch_blobnet.py" \
-            --device cuda --mode "$mode" --seconds 2 256 1024 4096
     done
 fi
 if [[ -n "$SANITIZER" ]]; then
@@ -127,9 +131,19 @@ else
     echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$SUMMARY"
     FAILED=1
 fi
+if wanted torch; then
+    for mode in fp32 fp16; do
+        run_step "torch-$mode" "torch-$mode.json" 60 "$PY" "$ROOT/scripts/torch_blobnet.py" \
+            --device cuda --mode "$mode" --seconds 2 256 1024 4096
+    done
+fi
+if wanted blobmaster && [[ -d "$DEV/reference" ]]; then
+    run_step blobmaster blobmaster.json 120 "$PY" "$DEV/reference/bench_blobmaster.py" \
+        --mcts medium --workers 16 --rounds 320 --warmup 16 --pbs 30
+fi
 wanted compile && run_step torch-compile torch-compile.json 150 "$PY" "$ROOT/scripts/torch_blobnet.py" \
     --device cuda --mode compile --seconds 2 256 1024 4096
 
-tar -C "$(dirname "$LOGS")" -czf "$OUT/checks.tar.gz" checks
+pack_logs
 cat "$SUMMARY"
 exit "$FAILED"
