@@ -9,6 +9,7 @@ pub mod fsio;
 pub mod game;
 pub mod net;
 pub mod ring;
+pub mod safetensors_strict;
 pub mod search;
 pub mod selfplay;
 pub mod telemetry;

@@ -1,30 +1,41 @@
 //! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop),
 //! run against this build's `engine` binary when a Python with PyTorch is at hand: `ENGINE_PYTHON`,
 //! else `python3`. Without one the test prints why it skipped and passes; `make python-tests` sets up
-//! a virtual environment from `scripts/requirements.txt` and runs them.
+//! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/read_shard.py`
+//! and the Rust shard reader agree on real self-play shards.
 
-use std::path::Path;
+use engine::selfplay::{read_shard, Shard};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[test]
-fn python_scripts() {
+/// The Python to use, if it imports `modules` (comma-separated); else prints why the test skips.
+fn python_with(modules: &str) -> Option<String> {
     let python = std::env::var("ENGINE_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let probe = Command::new(&python)
-        .args(["-c", "import torch, safetensors, tqdm"])
+        .args(["-c", &format!("import {modules}")])
         .output();
     match probe {
-        Ok(out) if out.status.success() => {}
+        Ok(out) if out.status.success() => Some(python),
         Ok(out) => {
             let err = String::from_utf8_lossy(&out.stderr);
             let reason = err.lines().last().unwrap_or("").to_string();
-            eprintln!("skipped: `{python}` lacks torch/safetensors/tqdm ({reason}); set ENGINE_PYTHON or run `make python-tests`");
-            return;
+            eprintln!("skipped: `{python}` lacks {modules} ({reason}); set ENGINE_PYTHON or run `make python-tests`");
+            None
         }
         Err(e) => {
             eprintln!("skipped: no `{python}` ({e}); set ENGINE_PYTHON or run `make python-tests`");
-            return;
+            None
         }
     }
+}
+
+#[test]
+fn python_scripts() {
+    let Some(python) = python_with("torch, safetensors, tqdm") else {
+        return;
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&python)
         .args("-m unittest discover -s scripts/tests -t scripts/tests -v".split(' '))
@@ -36,4 +47,88 @@ fn python_scripts() {
     // unittest reports on stderr; pass it on so `cargo test -- --nocapture` shows it.
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "Python tests failed (see above)");
+}
+
+/// Each tensor of `shard` as the little-endian bytes a shard file holds.
+fn tensor_bytes(shard: &Shard) -> [(&'static str, Vec<u8>); 4] {
+    let ex = &shard.examples;
+    let f32s = |xs: Vec<f32>| -> Vec<u8> { xs.into_iter().flat_map(f32::to_le_bytes).collect() };
+    [
+        ("state", f32s(ex.iter().flat_map(|e| e.state).collect())),
+        ("policy", f32s(ex.iter().flat_map(|e| e.policy).collect())),
+        ("value", f32s(ex.iter().map(|e| e.value).collect())),
+        (
+            "mask",
+            ex.iter()
+                .flat_map(|e| (0..52).map(move |a| (e.mask >> a & 1) as u8))
+                .collect(),
+        ),
+    ]
+}
+
+/// 8 rounds of 3 players × 2 cards: a few dozen examples, so several shards of 20 rows.
+const SELFPLAY: &str = "selfplay --players 3 --cards 2 --rounds 8 --shard-size 20 \
+                        --preset light --device cpu --workers 1 --seed 1 --quiet";
+
+/// `engine selfplay` writes a few shards (the last one partial); `scripts/read_shard.py` and
+/// [`read_shard`] must see the same rows, metadata and tensor bytes (SHA-256) in each.
+#[test]
+fn read_shard_py_agrees_with_the_rust_reader() {
+    let Some(python) = python_with("numpy, safetensors") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("engine-read-shard-py-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(SELFPLAY.split_whitespace())
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .expect("running engine selfplay");
+    assert!(
+        out.status.success(),
+        "engine selfplay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    shards.sort();
+    assert!(shards.len() >= 2, "expected several shards, got {shards:?}");
+
+    let out = Command::new(&python)
+        .arg(root.join("scripts/read_shard.py"))
+        .args(&shards)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("running read_shard.py");
+    assert!(
+        out.status.success(),
+        "read_shard.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summaries: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(summaries.len(), shards.len(), "{stdout}");
+
+    for (path, py) in shards.iter().zip(&summaries) {
+        let shard = read_shard(path).unwrap();
+        let name = path.display();
+        assert_eq!(py["rows"], json!(shard.examples.len()), "{name}");
+        assert_eq!(py["metadata"], json!(shard.metadata), "{name}");
+        for (key, bytes) in tensor_bytes(&shard) {
+            let sha: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(py["sha256"][key], json!(sha), "{name}: tensor {key}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -48,7 +48,7 @@ mod analysis;
 mod position;
 mod query;
 
-pub use query::{ErrorCode, QueryError, MAX_DETS, MAX_SIMS};
+pub use query::{parse_line, ErrorCode, QueryError, QuerySpec, MAX_DETS, MAX_SIMS};
 
 use crate::encode::EncoderVersion;
 use crate::net::Backend;

@@ -3,19 +3,22 @@
 //! atomic saving, and the once-per-network preparation every backend starts from
 //! ([`PreparedWeights`]: attention folded, matrices transposed to `[in, out]`).
 //!
-//! Nothing here runs a forward pass; a malformed file is an error, never a panic.
+//! Nothing here runs a forward pass; a malformed file is an error, never a panic. The container
+//! is parsed by [`crate::safetensors_strict`], which also rejects duplicate keys, holes and
+//! trailing bytes.
 
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use half::{bf16, f16};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
+use safetensors::tensor::TensorView;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::{INPUT_DIM, POLICY_DIM};
+use crate::safetensors_strict::{Dtype, SafetensorsError, SafetensorsFile};
 
 /// Sizes of one BlobNet, inferred from the tensor shapes of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,12 +152,9 @@ pub enum WeightsError {
     },
     #[error("cannot write {}: {error:#}", path.display())]
     Write { path: PathBuf, error: anyhow::Error },
-    #[error("{file}: not a valid safetensors file: {source}")]
-    Format {
-        file: String,
-        #[source]
-        source: SafeTensorError,
-    },
+    /// Not a well-formed safetensors container (the error names the file).
+    #[error(transparent)]
+    Format(#[from] SafetensorsError),
     #[error("{file}: missing tensor `{key}`")]
     MissingKey { file: String, key: String },
     #[error("{file}: unexpected tensor `{key}` (not a BlobNet state-dict key)")]
@@ -204,32 +204,29 @@ impl Weights {
     /// Parses and validates the bytes of a safetensors file; `source` names it in errors.
     pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Weights, WeightsError> {
         let file = source.to_string();
-        let st = SafeTensors::deserialize(bytes).map_err(|source| WeightsError::Format {
-            file: file.clone(),
-            source,
-        })?;
+        let st = SafetensorsFile::parse(bytes, source)?;
         let dims = infer_dims(&st, &file)?;
         let expected = dims.state_dict();
 
         let mut tensors = Vec::with_capacity(expected.len());
         let mut dtype = None;
         for (key, shape) in &expected {
-            let view = st.tensor(key).map_err(|_| WeightsError::MissingKey {
+            let view = st.tensor(key).ok_or_else(|| WeightsError::MissingKey {
                 file: file.clone(),
                 key: key.clone(),
             })?;
-            if view.shape() != shape.as_slice() {
+            if view.shape != *shape {
                 return Err(WeightsError::Shape {
                     file,
                     key: key.clone(),
                     expected: format!("{shape:?}"),
-                    found: view.shape().to_vec(),
+                    found: view.shape.clone(),
                 });
             }
-            let data = to_f32(&view).ok_or_else(|| WeightsError::Dtype {
+            let data = view.to_f32().ok_or_else(|| WeightsError::Dtype {
                 file: file.clone(),
                 key: key.clone(),
-                dtype: format!("{:?}", view.dtype()),
+                dtype: view.dtype.name().to_string(),
             })?;
             if let Some((index, &value)) = data.iter().enumerate().find(|(_, x)| !x.is_finite()) {
                 return Err(WeightsError::NonFinite {
@@ -239,7 +236,7 @@ impl Weights {
                     value,
                 });
             }
-            let this = match view.dtype() {
+            let this = match view.dtype {
                 Dtype::F16 => FileDtype::F16,
                 Dtype::BF16 => FileDtype::Bf16,
                 _ => FileDtype::F32,
@@ -257,11 +254,8 @@ impl Weights {
                 },
             ));
         }
-        if let Some(key) = st
-            .names()
-            .into_iter()
-            .find(|name| !expected.iter().any(|(k, _)| k == name))
-        {
+        let known: HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+        if let Some((key, _)) = st.tensors().find(|(name, _)| !known.contains(name)) {
             return Err(WeightsError::UnexpectedKey {
                 file,
                 key: key.to_string(),
@@ -348,7 +342,7 @@ impl Weights {
             })
             .collect();
         let views = bytes.iter().map(|(key, data, shape)| {
-            let view = TensorView::new(Dtype::F32, shape.to_vec(), data)
+            let view = TensorView::new(safetensors::Dtype::F32, shape.to_vec(), data)
                 .expect("f32 data matches its shape");
             (*key, view)
         });
@@ -396,14 +390,16 @@ impl Weights {
 
 /// Reads the free sizes off the shapes of four tensors; [`Weights::from_bytes`] then checks
 /// every tensor against the full table, so a wrong size here surfaces as a shape error.
-fn infer_dims(st: &SafeTensors<'_>, file: &str) -> Result<Dims, WeightsError> {
+fn infer_dims(st: &SafetensorsFile<'_>, file: &str) -> Result<Dims, WeightsError> {
     let leading = |key: &str, expected: &str| -> Result<usize, WeightsError> {
-        let view = st.tensor(key).map_err(|_| WeightsError::MissingKey {
+        let view = st.tensor(key).ok_or_else(|| WeightsError::MissingKey {
             file: file.into(),
             key: key.into(),
         })?;
-        match view.shape() {
-            [n, ..] if *n > 0 => Ok(*n),
+        // No zero dims: then the size is bounded by the file's, and the table's sizes (3·d, …)
+        // cannot overflow.
+        match view.shape.as_slice() {
+            found @ [n, ..] if !found.contains(&0) => Ok(*n),
             found => Err(WeightsError::Shape {
                 file: file.into(),
                 key: key.into(),
@@ -412,11 +408,17 @@ fn infer_dims(st: &SafeTensors<'_>, file: &str) -> Result<Dims, WeightsError> {
             }),
         }
     };
-    let layer_present = |i: usize| {
-        let prefix = format!("transformer.layers.{i}.");
-        st.names().iter().any(|name| name.starts_with(&prefix))
-    };
-    let layers = (0..).take_while(|&i| layer_present(i)).count();
+    // Layers 0, 1, … as long as each has some key; a gap ends the net, and the keys past it
+    // are then unexpected. One pass over the names, so a hostile file of many keys stays cheap.
+    let present: BTreeSet<usize> = st
+        .tensors()
+        .filter_map(|(name, _)| {
+            let (index, _) = name.strip_prefix("transformer.layers.")?.split_once('.')?;
+            let i: usize = index.parse().ok()?;
+            (i.to_string() == index).then_some(i) // `01.` or `+1.` is no layer's prefix
+        })
+        .collect();
+    let layers = (0..).take_while(|i| present.contains(i)).count();
     if layers == 0 {
         return Err(WeightsError::MissingKey {
             file: file.into(),
@@ -431,26 +433,6 @@ fn infer_dims(st: &SafeTensors<'_>, file: &str) -> Result<Dims, WeightsError> {
         policy_hidden: leading("policy_fc.0.weight", "[policy hidden > 0, d]")?,
         value_hidden: leading("value_fc.0.weight", "[value hidden > 0, d]")?,
         actions: POLICY_DIM,
-    })
-}
-
-/// Little-endian F32/F16/BF16 data as f32; `None` for any other dtype.
-fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
-    let data = view.data();
-    Some(match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        _ => return None,
     })
 }
 

@@ -9,7 +9,10 @@
 mod shard;
 mod worker;
 
-pub use shard::{serialize, Example, ShardWriter, SHARD_FORMAT_VERSION};
+pub use shard::{
+    parse_shard, read_shard, serialize, Example, Shard, ShardError, ShardWriter,
+    SHARD_FORMAT_VERSION,
+};
 
 use crate::game::{round_sequence, RoundConfig, Seat};
 use crate::net::Backend;

@@ -5,17 +5,22 @@
 //! round score), `mask` u8[N,52] (legal actions). Metadata (all strings): `format_version`,
 //! `rows`, plus what the run adds (engine version, weights sha256, settings, seed).
 //! Every file is written atomically ([`crate::fsio::write_atomic`]).
+//!
+//! [`read_shard`] reads a shard back through [`crate::safetensors_strict`] and checks it
+//! against this layout: the tests' reference reader, and the fuzz targets' entry point.
 
 use crate::fsio::{sweep_temporaries, write_atomic};
 use crate::net::{INPUT_DIM, POLICY_DIM};
+use crate::safetensors_strict::{Dtype, RawTensor, SafetensorsError, SafetensorsFile};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use thiserror::Error;
 
 pub const SHARD_FORMAT_VERSION: &str = "1";
 
 /// One training example.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Example {
     pub state: [f32; INPUT_DIM],
     pub policy: [f32; POLICY_DIM],
@@ -154,4 +159,262 @@ pub fn serialize(examples: &[Example], metadata: BTreeMap<String, String>) -> Ve
         out.extend_from_slice(bytes);
     }
     out
+}
+
+/// A shard as read back: its examples in file order, and its metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shard {
+    pub examples: Vec<Example>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A shard file that could not be read or does not hold what [`serialize`] writes. Every
+/// variant names the file, and the tensor where one is at fault.
+#[derive(Debug, Error)]
+pub enum ShardError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not a well-formed safetensors container (the error names the file).
+    #[error(transparent)]
+    Format(#[from] SafetensorsError),
+    #[error("{file}: no `{key}` tensor")]
+    MissingTensor { file: String, key: &'static str },
+    #[error("{file}: unexpected tensor `{key}` (a shard holds state, policy, value and mask)")]
+    UnexpectedTensor { file: String, key: String },
+    #[error("{file}: tensor `{key}` is {found}, expected {expected}")]
+    Dtype {
+        file: String,
+        key: &'static str,
+        expected: Dtype,
+        found: Dtype,
+    },
+    /// `expected` is written with `N` for the row count when `state` does not give one.
+    #[error("{file}: tensor `{key}` has shape {found:?}, expected {expected}")]
+    Shape {
+        file: String,
+        key: &'static str,
+        expected: String,
+        found: Vec<usize>,
+    },
+    #[error("{file}: metadata has no `{key}`")]
+    MissingMetadata { file: String, key: &'static str },
+    #[error(
+        "{file}: format_version is `{found}`; this engine reads version {SHARD_FORMAT_VERSION}"
+    )]
+    FormatVersion { file: String, found: String },
+    #[error("{file}: metadata says rows = `{stated}`, the tensors hold {rows}")]
+    RowCount {
+        file: String,
+        stated: String,
+        rows: usize,
+    },
+    #[error("{file}: tensor `{key}` holds {value} at flat index {index}")]
+    NonFinite {
+        file: String,
+        key: &'static str,
+        index: usize,
+        value: f32,
+    },
+    #[error("{file}: mask of row {row} holds {value} for action {action}, expected 0 or 1")]
+    Mask {
+        file: String,
+        row: usize,
+        action: usize,
+        value: u8,
+    },
+}
+
+/// Reads and checks the shard at `path` (see [`parse_shard`]).
+pub fn read_shard(path: &Path) -> Result<Shard, ShardError> {
+    let bytes = std::fs::read(path).map_err(|source| ShardError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_shard(&bytes, &path.display().to_string())
+}
+
+/// Parses the bytes of a shard; `source` names it in errors. Accepts exactly what
+/// [`serialize`] writes: the four tensors with their dtypes, shapes that agree on the row
+/// count, `format_version` [`SHARD_FORMAT_VERSION`] (and `rows`, when present, equal to the row
+/// count) in the metadata, finite values, and a mask of 0s and 1s.
+pub fn parse_shard(bytes: &[u8], source: &str) -> Result<Shard, ShardError> {
+    let st = SafetensorsFile::parse(bytes, source)?;
+    let file = || source.to_string();
+    if let Some((key, _)) = st
+        .tensors()
+        .find(|(key, _)| !["state", "policy", "value", "mask"].contains(key))
+    {
+        return Err(ShardError::UnexpectedTensor {
+            file: file(),
+            key: key.to_string(),
+        });
+    }
+    let tensor = |key: &'static str, dtype: Dtype| -> Result<&RawTensor<'_>, ShardError> {
+        let t = st
+            .tensor(key)
+            .ok_or(ShardError::MissingTensor { file: file(), key })?;
+        if t.dtype != dtype {
+            return Err(ShardError::Dtype {
+                file: file(),
+                key,
+                expected: dtype,
+                found: t.dtype,
+            });
+        }
+        Ok(t)
+    };
+    let (state, policy) = (tensor("state", Dtype::F32)?, tensor("policy", Dtype::F32)?);
+    let (value, mask) = (tensor("value", Dtype::F32)?, tensor("mask", Dtype::U8)?);
+
+    // `state` sets the row count; the other three must agree with it.
+    let rows = match state.shape[..] {
+        [rows, INPUT_DIM] => rows,
+        _ => {
+            return Err(ShardError::Shape {
+                file: file(),
+                key: "state",
+                expected: format!("[N, {INPUT_DIM}]"),
+                found: state.shape.clone(),
+            })
+        }
+    };
+    for (key, t, expected) in [
+        ("policy", policy, vec![rows, POLICY_DIM]),
+        ("value", value, vec![rows]),
+        ("mask", mask, vec![rows, POLICY_DIM]),
+    ] {
+        if t.shape != expected {
+            return Err(ShardError::Shape {
+                file: file(),
+                key,
+                expected: format!("{expected:?}"),
+                found: t.shape.clone(),
+            });
+        }
+    }
+
+    let metadata = st.metadata().clone();
+    match metadata.get("format_version") {
+        None => {
+            return Err(ShardError::MissingMetadata {
+                file: file(),
+                key: "format_version",
+            })
+        }
+        Some(v) if v != SHARD_FORMAT_VERSION => {
+            return Err(ShardError::FormatVersion {
+                file: file(),
+                found: v.clone(),
+            })
+        }
+        Some(_) => {}
+    }
+    if let Some(stated) = metadata.get("rows") {
+        if *stated != rows.to_string() {
+            return Err(ShardError::RowCount {
+                file: file(),
+                stated: stated.clone(),
+                rows,
+            });
+        }
+    }
+
+    let finite = |key: &'static str, t: &RawTensor<'_>| -> Result<Vec<f32>, ShardError> {
+        let data = t.to_f32().expect("dtype checked to be F32");
+        match data.iter().position(|x| !x.is_finite()) {
+            Some(index) => Err(ShardError::NonFinite {
+                file: file(),
+                key,
+                index,
+                value: data[index],
+            }),
+            None => Ok(data),
+        }
+    };
+    let (state, policy) = (finite("state", state)?, finite("policy", policy)?);
+    let value = finite("value", value)?;
+    if let Some(index) = mask.data.iter().position(|&m| m > 1) {
+        return Err(ShardError::Mask {
+            file: file(),
+            row: index / POLICY_DIM,
+            action: index % POLICY_DIM,
+            value: mask.data[index],
+        });
+    }
+
+    let examples = (0..rows)
+        .map(|row| Example {
+            state: state[row * INPUT_DIM..][..INPUT_DIM]
+                .try_into()
+                .expect("INPUT_DIM values"),
+            policy: policy[row * POLICY_DIM..][..POLICY_DIM]
+                .try_into()
+                .expect("POLICY_DIM values"),
+            mask: mask.data[row * POLICY_DIM..][..POLICY_DIM]
+                .iter()
+                .enumerate()
+                .map(|(action, &m)| u64::from(m) << action)
+                .sum(),
+            value: value[row],
+        })
+        .collect();
+    Ok(Shard { examples, metadata })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(seed: usize) -> Example {
+        let x = |i: usize| ((seed * 7919 + i * 104_729) % 1000) as f32 / 250.0 - 2.0;
+        Example {
+            state: std::array::from_fn(x),
+            policy: std::array::from_fn(|a| x(a + 300) / 52.0),
+            mask: (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) & ((1 << POLICY_DIM) - 1),
+            value: x(999) / 2.0,
+        }
+    }
+
+    fn metadata(rows: usize) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("format_version".into(), SHARD_FORMAT_VERSION.into()),
+            ("rows".into(), rows.to_string()),
+            ("seed".into(), "7".into()),
+        ])
+    }
+
+    #[test]
+    fn serialize_then_parse_gives_back_the_examples() {
+        for rows in [0, 1, 5] {
+            let examples: Vec<Example> = (0..rows).map(example).collect();
+            let bytes = serialize(&examples, metadata(rows));
+            let shard = parse_shard(&bytes, "round-trip").unwrap();
+            assert_eq!(shard.examples, examples);
+            assert_eq!(shard.metadata, metadata(rows));
+        }
+    }
+
+    #[test]
+    fn shard_writer_files_read_back_in_order() {
+        let dir = std::env::temp_dir().join(format!("engine-shard-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let meta = BTreeMap::from([("seed".to_string(), "7".to_string())]);
+        let mut writer = ShardWriter::new(&dir, 3, meta).unwrap();
+        // Round 1 finishes first: the writer holds it until round 0 is in.
+        writer.add_round(1, (3..5).map(example).collect()).unwrap();
+        writer.add_round(0, (0..3).map(example).collect()).unwrap();
+        assert_eq!(writer.finish().unwrap(), (2, 5));
+        let read: Vec<Shard> = ["shard-000000", "shard-000001"]
+            .iter()
+            .map(|name| read_shard(&dir.join(format!("{name}.safetensors"))).unwrap())
+            .collect();
+        let examples: Vec<Example> = read.iter().flat_map(|s| s.examples.clone()).collect();
+        assert_eq!(examples, (0..5).map(example).collect::<Vec<_>>());
+        assert_eq!(read[1].metadata["rows"], "2");
+        assert_eq!(read[1].metadata["seed"], "7");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
