@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -755,19 +756,26 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
     Ok(())
 }
 
-/// First Ctrl-C (or SIGTERM): set `stop`. Second: exit at once.
+/// First Ctrl-C (or SIGTERM): set `stop`. Second: exit at once. A second signal within
+/// [`SAME_INTERRUPT`] of the first is the same interrupt delivered twice (`timeout` signals
+/// the process and then its process group), not a user asking to abort.
 fn install_interrupt_handler(stop: Arc<AtomicBool>) -> Result<()> {
+    let first = std::sync::OnceLock::new();
     ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
+        let at = *first.get_or_init(Instant::now);
+        if !stop.swap(true, Ordering::SeqCst) {
+            eprintln!(
+                "\ninterrupt: finishing up (writing completed rounds); press Ctrl-C again to exit now"
+            );
+        } else if at.elapsed() >= SAME_INTERRUPT {
             eprintln!("\ninterrupted twice: exiting now");
             std::process::exit(130);
         }
-        eprintln!(
-            "\ninterrupt: finishing up (writing completed rounds); press Ctrl-C again to exit now"
-        );
     })
     .context("installing the Ctrl-C handler")
 }
+
+const SAME_INTERRUPT: Duration = Duration::from_millis(300);
 
 const GIB: f64 = (1u64 << 30) as f64;
 

@@ -103,3 +103,35 @@ fn sigkill_never_leaves_a_torn_shard() {
     assert_eq!(leftovers, 0, "temporaries survived a clean start");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `timeout` and terminals can deliver one interrupt twice (to the process, then to its
+/// process group): two SIGINTs back to back still mean "finish up", so the run ends cleanly
+/// with its summary and whole shards instead of aborting.
+#[test]
+fn an_interrupt_delivered_twice_still_finishes_the_run() {
+    let dir = std::env::temp_dir().join(format!("engine-sigint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let child = selfplay(&dir, 100_000)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exited with {:?}", out.status);
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        summary.contains("\"interrupted\":true"),
+        "summary: {summary}"
+    );
+    check_shards(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
