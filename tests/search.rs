@@ -609,6 +609,43 @@ fn eval_cache_is_bounded_and_counts() {
     assert_eq!(off.get(key), None);
 }
 
+/// A cache hit saves a network row but never changes the search: with no cache, a fresh one
+/// and one already holding every row of the same search (nearly every row a hit), the same
+/// seed gives the same root statistics, on a real network, in both leaf-value modes.
+#[test]
+fn cache_hits_never_change_the_search() {
+    let weights = Arc::new(PreparedWeights::new(&Weights::init(0)));
+    let mut backend = CpuBackend::new(weights, 1024);
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for leaf_values in [LeafValues::Mover, LeafValues::All] {
+        let config = SearchConfig {
+            leaf_values,
+            ..SearchConfig::medium()
+        };
+        for _ in 0..6 {
+            let round = random_position(&mut rng);
+            if round.legal_mask().count_ones() < 2 {
+                continue;
+            }
+            let seed = rng.random();
+            let mut run = |cache: &mut EvalCache| {
+                let mut s = Search::new(&round, config, seed).unwrap();
+                run_blocking(&mut s, &mut backend, cache).unwrap()
+            };
+            let plain = run(&mut EvalCache::disabled());
+            let mut warm = EvalCache::new(1 << 16);
+            let fresh = run(&mut warm);
+            let hot = run(&mut warm);
+            assert!(hot.stats.cache_hits > 0 && hot.stats.nn_rows < fresh.stats.nn_rows);
+            for r in [fresh, hot] {
+                assert_eq!(r.visits, plain.visits, "{leaf_values:?}: visits");
+                assert_eq!(r.value_sum, plain.value_sum, "{leaf_values:?}: values");
+                assert_eq!(r.value_count, plain.value_count);
+            }
+        }
+    }
+}
+
 // ---- playing strength ----
 
 /// Medium MCTS with the seed-0 network against uniformly random play: 200 deals of

@@ -1,8 +1,11 @@
 //! The search for one decision across all its worlds, as a gather/apply state machine.
 //!
 //! [`Search::gather`] selects leaves in every world (world order, then selection order, so the
-//! rows it asks for are deterministic), answers terminals and cache hits at once, and appends
-//! the remaining rows to the caller's [`Requests`]. The caller evaluates them, possibly packed
+//! rows it asks for are deterministic), answers terminals at once, and appends the rows it
+//! needs to the caller's [`Requests`]. A leaf answered by the cache waits, like one sent to
+//! the network, until the call's outputs are applied: a cache hit saves a row but never
+//! changes the course of the search, so a unit's games do not depend on what else its worker
+//! played (and with it on `--workers`). The caller evaluates them, possibly packed
 //! with other searches' rows into one batch, and hands the outputs, in the same order, to
 //! [`Search::apply`], which fills the cache, expands the leaves and backs their values up.
 //! No threads, no blocking: a worker drives many searches at once.
@@ -321,32 +324,39 @@ impl Search {
             "gather called with {} rows not yet applied",
             self.rows.len()
         );
-        self.row_of_key.clear();
-        self.paths.clear();
-        match self.stage {
-            Stage::Done => return Gathered::Done,
-            Stage::ExpandRoots => {
-                let root = *self.trees[0].world();
-                match self.request_row(cache, requests, &root, self.searcher, self.legal) {
-                    RowAnswer::Known(eval) => self.expand_roots(eval.value, &eval.priors),
-                    RowAnswer::Row(_) => return Gathered::NeedEval(1),
+        loop {
+            self.row_of_key.clear();
+            self.paths.clear();
+            match self.stage {
+                Stage::Done => return Gathered::Done,
+                Stage::ExpandRoots => {
+                    let root = *self.trees[0].world();
+                    match self.request_row(cache, requests, &root, self.searcher, self.legal) {
+                        RowAnswer::Known(eval) => self.expand_roots(eval.value, &eval.priors),
+                        RowAnswer::Row(_) => return Gathered::NeedEval(1),
+                    }
                 }
+                Stage::Simulate => {}
             }
-            Stage::Simulate => {}
+            for w in 0..self.trees.len() {
+                self.gather_world(w, cache, requests);
+            }
+            if !self.rows.is_empty() {
+                return Gathered::NeedEval(self.rows.len());
+            }
+            if self.pending.is_empty() {
+                // Selection only stops early on a collision, which needs a leaf in flight.
+                debug_assert!(self
+                    .trees
+                    .iter()
+                    .all(|t| t.finished == self.config.sims_per_world));
+                self.stage = Stage::Done;
+                return Gathered::Done;
+            }
+            // Every leaf of this call was a cache hit: apply them now, exactly as the outputs
+            // of a batch would have been, and select again.
+            self.apply(cache, &[], &[]);
         }
-        for w in 0..self.trees.len() {
-            self.gather_world(w, cache, requests);
-        }
-        if self.rows.is_empty() {
-            // Selection only stops early on a collision, which needs a row in flight.
-            debug_assert!(self
-                .trees
-                .iter()
-                .all(|t| t.finished == self.config.sims_per_world));
-            self.stage = Stage::Done;
-            return Gathered::Done;
-        }
-        Gathered::NeedEval(self.rows.len())
     }
 
     fn gather_world(&mut self, w: usize, cache: &mut EvalCache, requests: &mut Requests) {
@@ -404,15 +414,11 @@ impl Search {
                             }
                         }
                     }
-                    if leaf.policy_row == NO_ROW && leaf.rows.iter().all(|&r| r == NO_ROW) {
-                        let tree = &mut self.trees[w];
-                        tree.expand(node, mask, &leaf.priors);
-                        tree.backup(&self.path, &leaf.values, seats, true);
-                    } else {
-                        self.paths.extend_from_slice(&self.path);
-                        self.pending.push(leaf);
-                        sent += 1;
-                    }
+                    // Pending until apply even when the cache answered every row (see the
+                    // module doc): the search goes exactly as it would without a cache.
+                    self.paths.extend_from_slice(&self.path);
+                    self.pending.push(leaf);
+                    sent += 1;
                 }
             }
         }

@@ -20,10 +20,9 @@
 //!   urgency.
 //!
 //! Randomness (worlds, root noise, tie-breaks) comes from the seed given to the search, so the
-//! same seed, network and cache contents give the same result. Cache hits are answered during
-//! [`Search::gather`] and misses after [`Search::apply`], so a warm cache can change the
-//! search's course (not its correctness); use [`EvalCache::disabled`] for bit-reproducible
-//! single searches.
+//! same seed and network give the same result. The evaluation cache only saves rows: a leaf it
+//! answers waits for [`Search::apply`] like one sent to the network, so what the cache holds
+//! never changes a search (tests/search.rs checks a cold and a hot cache against none).
 
 pub mod beliefs;
 pub mod cache;
