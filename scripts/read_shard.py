@@ -7,12 +7,14 @@
 
     read_shard.py SHARD...    # one JSON line per shard: path, rows, metadata, SHA-256 of each tensor's bytes
 
-A shard (src/selfplay/shard.rs) holds four tensors over the same N rows: `state` float32[N,256] (the acting
-player's encoding), `policy` float32[N,52] (root visit shares), `value` float32[N] (2·score/23 − 1) and `mask`
-uint8[N,52] (legal actions, 0 or 1). Its metadata, all strings, has `format_version` (FORMAT_VERSION) and usually
-`rows` (N), plus the run's settings. Anything else (a missing or extra tensor, another dtype, shapes that disagree
-on N, another format version, a NaN, a mask entry other than 0/1) raises ShardError naming the file, instead of
-reaching training. The container itself is parsed by the safetensors library, which is less strict than the
+A shard (src/selfplay/shard.rs) holds five tensors over the same N rows: `state` float32[N,256] (the acting
+player's encoding), `policy` float32[N,52] (root visit shares), `value` float32[N] (2·score/23 − 1), `mask`
+uint8[N,52] (legal actions, 0 or 1) and `unit` int64[N] (the index of the round, or of the game in full-game mode,
+the row comes from; 0 or more). Its metadata, all strings, has `format_version` (FORMAT_VERSION) and usually
+`rows` (N), plus the run's settings, among them `seed`: (seed, unit) names the random stream the row's unit was
+played from. Anything else (another format version, a missing or extra tensor, another dtype, shapes that
+disagree on N, a NaN, a mask entry other than 0/1, a negative unit) raises ShardError naming the file, instead of
+reaching training. Format 1 (no `unit` tensor) is refused by its version. The container itself is parsed by the safetensors library, which is less strict than the
 engine's reader (engine::selfplay::read_shard also rejects duplicate header keys, holes and trailing bytes).
 
 Needs numpy and safetensors; torch only for framework="pt".
@@ -24,7 +26,7 @@ import sys
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 STATE_DIM = 256
 ACTIONS = 52
 # Each tensor's dtype and its shape after the row count, in the order the engine writes them.
@@ -33,6 +35,7 @@ LAYOUT = {
     "policy": (np.float32, (ACTIONS,)),
     "value": (np.float32, ()),
     "mask": (np.uint8, (ACTIONS,)),
+    "unit": (np.int64, ()),
 }
 
 
@@ -49,6 +52,14 @@ def read_shard(path, framework="pt"):
     try:
         with safe_open(str(path), framework="np") as f:
             metadata = f.metadata() or {}
+            # The version first, so that an older shard is reported as such rather than by its tensors.
+            version = metadata.get("format_version")
+            if version is None:
+                raise ShardError(f"{path}: metadata has no 'format_version'")
+            if version != FORMAT_VERSION:
+                raise ShardError(f"{path}: format_version {version}, this reader reads {FORMAT_VERSION}; "
+                                 "regenerate the shard with this engine's `selfplay`, or read it with the engine "
+                                 "version that wrote it")
             keys = set(f.keys())
             if keys != LAYOUT.keys():
                 raise ShardError(f"{path}: tensors {sorted(keys)}, expected {list(LAYOUT)}")
@@ -65,9 +76,6 @@ def read_shard(path, framework="pt"):
             expected = ["N" if rows is None else rows, *tail]
             raise ShardError(f"{path}: tensor {key!r} has shape {list(t.shape)}, expected {expected}")
 
-    version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ShardError(f"{path}: format_version is {version!r}; this reader reads {FORMAT_VERSION!r}")
     if "rows" in metadata and metadata["rows"] != str(rows):
         raise ShardError(f"{path}: metadata says rows = {metadata['rows']!r}, the tensors hold {rows}")
     for key in ("state", "policy", "value"):
@@ -78,6 +86,9 @@ def read_shard(path, framework="pt"):
     if bad.size:
         row, action = bad[0]
         raise ShardError(f"{path}: mask of row {row} holds {tensors['mask'][row, action]} for action {action}")
+    bad = np.flatnonzero(tensors["unit"] < 0)
+    if bad.size:
+        raise ShardError(f"{path}: unit of row {bad[0]} is {tensors['unit'][bad[0]]}, expected a unit index (0 or more)")
 
     if framework == "pt":
         import torch

@@ -40,7 +40,9 @@ enum Command {
     ///
     /// Each worker thread runs many games at once and feeds one network backend through a batch
     /// ring. Shards are safetensors files (state f32[N,256], policy f32[N,52], value f32[N],
-    /// mask u8[N,52]) written atomically to --out. Ctrl-C stops taking new rounds, writes what
+    /// mask u8[N,52], unit i64[N]: the round or game a row comes from, which with the run's
+    /// --seed replays it) written atomically to --out; the same seed gives the same shards for
+    /// any --workers. Ctrl-C stops taking new rounds, writes what
     /// is complete and prints the summary; a second Ctrl-C exits at once.
     Selfplay(SelfplayArgs),
     /// Compare two nets on paired deals with rotated seats (greedy play, no noise)

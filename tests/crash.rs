@@ -56,7 +56,13 @@ fn check_shards(dir: &Path) -> usize {
             SafeTensors::read_metadata(&bytes).unwrap_or_else(|e| panic!("{name} is torn: {e}"));
         let rows: usize = header.metadata().as_ref().unwrap()["rows"].parse().unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
-        for (tensor, width) in [("state", 256), ("policy", 52), ("mask", 52), ("value", 1)] {
+        for (tensor, width) in [
+            ("state", 256),
+            ("policy", 52),
+            ("mask", 52),
+            ("value", 1),
+            ("unit", 1),
+        ] {
             let t = st.tensor(tensor).unwrap();
             assert_eq!(t.shape()[0], rows, "{name}: {tensor} rows");
             assert_eq!(

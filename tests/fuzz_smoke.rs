@@ -328,6 +328,7 @@ fn example(i: usize) -> Example {
         policy: std::array::from_fn(|a| if a == i % 52 { 1.0 } else { 0.0 }),
         mask: (1 << (i % 52)) | 1,
         value: i as f32 / 10.0 - 0.5,
+        unit: (i / 2) as u64,
     }
 }
 

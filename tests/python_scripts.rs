@@ -4,9 +4,10 @@
 //! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/read_shard.py`
 //! and the Rust shard reader agree on real self-play shards.
 
-use engine::selfplay::{read_shard, Shard};
+use engine::selfplay::{read_shard, serialize, Example, Shard, SHARD_FORMAT_VERSION};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -50,7 +51,7 @@ fn python_scripts() {
 }
 
 /// Each tensor of `shard` as the little-endian bytes a shard file holds.
-fn tensor_bytes(shard: &Shard) -> [(&'static str, Vec<u8>); 4] {
+fn tensor_bytes(shard: &Shard) -> [(&'static str, Vec<u8>); 5] {
     let ex = &shard.examples;
     let f32s = |xs: Vec<f32>| -> Vec<u8> { xs.into_iter().flat_map(f32::to_le_bytes).collect() };
     [
@@ -61,6 +62,12 @@ fn tensor_bytes(shard: &Shard) -> [(&'static str, Vec<u8>); 4] {
             "mask",
             ex.iter()
                 .flat_map(|e| (0..52).map(move |a| (e.mask >> a & 1) as u8))
+                .collect(),
+        ),
+        (
+            "unit",
+            ex.iter()
+                .flat_map(|e| (e.unit as i64).to_le_bytes())
                 .collect(),
         ),
     ]
@@ -128,6 +135,76 @@ fn read_shard_py_agrees_with_the_rust_reader() {
                 .map(|b| format!("{b:02x}"))
                 .collect();
             assert_eq!(py["sha256"][key], json!(sha), "{name}: tensor {key}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `scripts/read_shard.py` refuses what the Rust reader refuses for the `unit` column: a
+/// format-1 shard (named by its version, not by its missing tensor) and a negative unit.
+#[test]
+fn read_shard_py_refuses_old_versions_and_negative_units() {
+    let Some(python) = python_with("numpy, safetensors") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("engine-read-shard-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples: Vec<Example> = (0..3)
+        .map(|i| Example {
+            state: [0.5; 256],
+            policy: std::array::from_fn(|a| f32::from(u8::from(a == 0))),
+            mask: 1,
+            value: -1.0,
+            unit: i,
+        })
+        .collect();
+    let meta = |version: &str| {
+        BTreeMap::from([
+            ("format_version".to_string(), version.to_string()),
+            ("rows".to_string(), "3".to_string()),
+        ])
+    };
+    // The unit tensor is written last: its last 8 bytes are row 2's unit.
+    let mut negative = serialize(&examples, meta(SHARD_FORMAT_VERSION));
+    let len = negative.len();
+    negative[len - 8..].copy_from_slice(&(-4i64).to_le_bytes());
+    let cases = [
+        (
+            "good",
+            serialize(&examples, meta(SHARD_FORMAT_VERSION)),
+            None,
+        ),
+        (
+            "old",
+            serialize(&examples, meta("1")),
+            Some("format_version 1, this reader reads 2;"),
+        ),
+        ("negative", negative, Some("unit of row 2 is -4")),
+    ];
+    for (name, bytes, error) in cases {
+        let path = dir.join(format!("{name}.safetensors"));
+        std::fs::write(&path, &bytes).unwrap();
+        let rust = read_shard(&path);
+        let out = Command::new(&python)
+            .arg(root.join("scripts/read_shard.py"))
+            .arg(&path)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("running read_shard.py");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match error {
+            None => {
+                assert!(out.status.success(), "{name}: {stderr}");
+                assert_eq!(rust.unwrap().examples, examples);
+            }
+            Some(text) => {
+                assert!(!out.status.success(), "{name}: read_shard.py accepted it");
+                assert!(stderr.contains(text), "{name}: {stderr}");
+                let err = rust.expect_err(name).to_string();
+                assert!(err.contains(text), "{name}: {err}");
+            }
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();

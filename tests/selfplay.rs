@@ -1,11 +1,12 @@
 //! Self-play end to end: shards load with the `safetensors` crate and hold consistent
-//! examples, runs are reproducible from their seed, and an interrupted run keeps only
-//! complete rounds.
+//! examples, runs are reproducible from their seed whatever the number of workers (each row
+//! naming its unit), and an interrupted run keeps only complete rounds.
 
+use engine::game::round_sequence;
 use engine::net::cpu::CpuBackend;
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::search::{LeafValues, SearchConfig};
-use engine::selfplay::{run, SelfPlayConfig, ShardWriter, Summary};
+use engine::selfplay::{read_shard, run, SelfPlayConfig, ShardWriter, Summary};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,16 +28,9 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Plays `rounds` 4p×3c rounds into `dir`; `stop_after` sets the stop flag once that many
-/// rounds are done. Returns the summary and the shard files' bytes in order.
-fn play(
-    dir: &Path,
-    seed: u64,
-    rounds: u64,
-    workers: usize,
-    stop_after: Option<u64>,
-) -> (Summary, Vec<Vec<u8>>) {
-    let config = SelfPlayConfig {
+/// Settings of `rounds` 4p×3c rounds, 4 games per worker.
+fn config(seed: u64, rounds: u64, workers: usize) -> SelfPlayConfig {
+    SelfPlayConfig {
         players: PLAYERS,
         cards: CARDS,
         start_cards: None,
@@ -50,8 +44,28 @@ fn play(
         games_per_worker: 4,
         seed,
         cache_entries: 1 << 12,
-    };
-    let meta = BTreeMap::from([("seed".to_string(), seed.to_string())]);
+    }
+}
+
+/// Plays `rounds` 4p×3c rounds into `dir`; `stop_after` sets the stop flag once that many
+/// rounds are done. Returns the summary and the shard files' bytes in order.
+fn play(
+    dir: &Path,
+    seed: u64,
+    rounds: u64,
+    workers: usize,
+    stop_after: Option<u64>,
+) -> (Summary, Vec<Vec<u8>>) {
+    play_config(dir, config(seed, rounds, workers), stop_after)
+}
+
+/// Plays `config` into `dir` (shards of 40 rows); see [`play`].
+fn play_config(
+    dir: &Path,
+    config: SelfPlayConfig,
+    stop_after: Option<u64>,
+) -> (Summary, Vec<Vec<u8>>) {
+    let meta = BTreeMap::from([("seed".to_string(), config.seed.to_string())]);
     let mut writer = ShardWriter::new(dir, 40, meta).unwrap();
     let backend = Box::new(CpuBackend::new(net(), config.rows_per_batch()));
     let stop = AtomicBool::new(false);
@@ -104,21 +118,30 @@ fn shards_load_and_hold_consistent_examples() {
         .map(|b| (2.0 * (10.0 + f64::from(b)) / 23.0 - 1.0) as f32)
         .collect();
     let mut rows = 0;
+    let mut units = vec![];
     for bytes in &shards {
         let (_, header) = SafeTensors::read_metadata(bytes).unwrap();
         let meta = header.metadata().as_ref().unwrap();
         let st = SafeTensors::deserialize(bytes).unwrap();
         let n: usize = meta["rows"].parse().unwrap();
-        assert_eq!(meta["format_version"], "1");
+        assert_eq!(meta["format_version"], "2");
         assert_eq!(meta["seed"], "3");
+        assert_eq!(st.len(), 5, "{:?}", st.names());
         let state = st.tensor("state").unwrap();
         let policy = st.tensor("policy").unwrap();
         let value = st.tensor("value").unwrap();
         let mask = st.tensor("mask").unwrap();
+        let unit = st.tensor("unit").unwrap();
         assert_eq!((state.dtype(), state.shape()), (Dtype::F32, &[n, 256][..]));
         assert_eq!((policy.dtype(), policy.shape()), (Dtype::F32, &[n, 52][..]));
         assert_eq!((value.dtype(), value.shape()), (Dtype::F32, &[n][..]));
         assert_eq!((mask.dtype(), mask.shape()), (Dtype::U8, &[n, 52][..]));
+        assert_eq!((unit.dtype(), unit.shape()), (Dtype::I64, &[n][..]));
+        units.extend(
+            unit.data()
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap())),
+        );
         let policy = f32s(policy.data());
         for (i, (p, m)) in policy.chunks(52).zip(mask.data().chunks(52)).enumerate() {
             let sum: f32 = p.iter().sum();
@@ -138,6 +161,10 @@ fn shards_load_and_hold_consistent_examples() {
         rows += n;
     }
     assert_eq!(rows, 6 * per_round);
+    let expected: Vec<i64> = (0..6)
+        .flat_map(|u| std::iter::repeat_n(u, per_round))
+        .collect();
+    assert_eq!(units, expected, "each round's rows, in round order");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -153,6 +180,99 @@ fn same_seed_one_worker_gives_identical_shards() {
     for d in [dir_a, dir_b, dir_c] {
         std::fs::remove_dir_all(d).unwrap();
     }
+}
+
+/// The `unit` column of the shards in `dir`, read back with the strict reader in file order.
+fn units_in(dir: &Path) -> Vec<u64> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| read_shard(f).unwrap().examples)
+        .map(|e| e.unit)
+        .collect()
+}
+
+/// Plays `config` with 1, 2 and 3 workers of `config.games_per_worker` games each: the shard
+/// files must be byte-identical, and their `unit` column must be each unit's `per_unit` rows
+/// in unit order. The workers' evaluation caches are on: which units share a worker's cache
+/// must not matter.
+fn same_shards_for_any_worker_count(name: &str, config: SelfPlayConfig, per_unit: usize) {
+    let expected: Vec<u64> = (0..config.units)
+        .flat_map(|u| std::iter::repeat_n(u, per_unit))
+        .collect();
+    let mut first: Option<Vec<Vec<u8>>> = None;
+    for workers in 1..=3 {
+        let dir = temp_dir(&format!("{name}-workers-{workers}"));
+        let config = SelfPlayConfig {
+            workers,
+            ..config.clone()
+        };
+        let (summary, shards) = play_config(&dir, config.clone(), None);
+        assert_eq!(summary.units, config.units, "{workers} worker(s)");
+        assert!(shards.len() >= 2, "a run of several shards");
+        assert_eq!(units_in(&dir), expected, "{workers} worker(s): unit column");
+        match &first {
+            None => first = Some(shards),
+            Some(one) => assert!(
+                *one == shards,
+                "{workers} workers wrote other shards than 1 worker (same seed)"
+            ),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Unit `i` draws its deal and searches from its own stream (seed, `i`) and shards are written
+/// in unit order, so splitting the rounds differently between workers (3 games each: 1 worker
+/// plays 3 at a time, 3 workers 9) changes no byte.
+#[test]
+fn same_seed_gives_identical_shards_for_any_worker_count() {
+    let config = SelfPlayConfig {
+        games_per_worker: 3,
+        ..config(21, 8, 1)
+    };
+    let per_round = usize::from(PLAYERS) * usize::from(CARDS);
+    same_shards_for_any_worker_count("rounds", config, per_round);
+}
+
+/// The same in full-game mode, where a unit is a whole game (3 players from 3 cards).
+#[test]
+fn same_seed_gives_identical_full_game_shards_for_any_worker_count() {
+    let players = 3;
+    let config = SelfPlayConfig {
+        players,
+        start_cards: Some(3),
+        units: 3,
+        games_per_worker: 2,
+        ..config(22, 0, 1)
+    };
+    // Every round gives one example per card dealt (P bids and P·(C−1) searched plays).
+    let per_game = usize::from(players)
+        * round_sequence(players, 3)
+            .unwrap()
+            .iter()
+            .map(|&c| usize::from(c))
+            .sum::<usize>();
+    same_shards_for_any_worker_count("games", config, per_game);
+}
+
+/// Where positions recur between units (hundreds of 3 players × 1 card rounds), workers'
+/// caches answer rows other units asked for; the shards still match a one-worker run.
+#[test]
+fn recurring_positions_in_shared_caches_change_nothing() {
+    let config = SelfPlayConfig {
+        players: 3,
+        cards: 1,
+        units: 300,
+        games_per_worker: 5,
+        cache_entries: 1 << 16,
+        ..config(5, 0, 1)
+    };
+    same_shards_for_any_worker_count("recurring", config, 3);
 }
 
 #[test]

@@ -607,15 +607,17 @@ fn shard_parts() -> Vec<Part> {
     let policy: Vec<f32> = (0..ROWS * 52).map(|i| (i % 5) as f32 / 10.0).collect();
     let value = [-1.0, 0.25, 1.0];
     let mask: Vec<u8> = (0..ROWS * 52).map(|i| (i % 3 == 0) as u8).collect();
+    let unit: Vec<u8> = [0i64, 0, 7].iter().flat_map(|u| u.to_le_bytes()).collect();
     vec![
         part("state", "F32", &[ROWS, 256], f32_bytes(&state)),
         part("policy", "F32", &[ROWS, 52], f32_bytes(&policy)),
         part("value", "F32", &[ROWS], f32_bytes(&value)),
         part("mask", "U8", &[ROWS, 52], mask),
+        part("unit", "I64", &[ROWS], unit),
     ]
 }
 
-const SHARD_META: &str = r#"{"format_version":"1","rows":"3","seed":"5"}"#;
+const SHARD_META: &str = r#"{"format_version":"2","rows":"3","seed":"5"}"#;
 
 fn shard_error(parts: &[Part], metadata: &str) -> ShardError {
     let err = parse_shard(&assemble(parts, Some(metadata)), FILE)
@@ -644,11 +646,13 @@ fn shard_reader_reads_the_crafted_shard() {
         policy,
         mask,
         value,
+        unit,
     } = &shard.examples[1];
     assert_eq!(
-        (state[0], policy[0], *value),
-        ((256 % 7) as f32 - 3.0, 0.2, 0.25)
+        (state[0], policy[0], *value, *unit),
+        ((256 % 7) as f32 - 3.0, 0.2, 0.25, 0)
     );
+    assert_eq!(shard.examples[2].unit, 7);
     // Row 1 starts at flat mask index 52, which is 1 mod 3: actions 2, 5, 8, … are legal.
     assert_eq!(
         *mask,
@@ -660,14 +664,16 @@ fn shard_reader_reads_the_crafted_shard() {
 }
 
 #[test]
-fn shard_needs_exactly_its_four_tensors() {
-    let mut parts = shard_parts();
-    parts.retain(|p| p.name != "mask");
-    let err = shard_error(&parts, SHARD_META);
-    assert!(
-        matches!(err, ShardError::MissingTensor { key: "mask", .. }),
-        "{err}"
-    );
+fn shard_needs_exactly_its_five_tensors() {
+    for name in ["mask", "unit"] {
+        let mut parts = shard_parts();
+        parts.retain(|p| p.name != name);
+        let err = shard_error(&parts, SHARD_META);
+        assert!(
+            matches!(err, ShardError::MissingTensor { key, .. } if key == name),
+            "{err}"
+        );
+    }
     let mut parts = shard_parts();
     parts.push(part("weights", "F32", &[1], f32_bytes(&[0.0])));
     let err = shard_error(&parts, SHARD_META);
@@ -693,6 +699,12 @@ fn shard_dtypes_and_shapes_must_agree() {
     );
     assert!(
         matches!(err, ShardError::Dtype { key: "value", .. }),
+        "{err}"
+    );
+    // U64 is refused: the unit column is I64 so that PyTorch loads it everywhere.
+    let err = shard_error(&edited("unit", |p| p.dtype = "U64"), SHARD_META);
+    assert!(
+        matches!(err, ShardError::Dtype { key: "unit", .. }),
         "{err}"
     );
 
@@ -723,6 +735,17 @@ fn shard_dtypes_and_shapes_must_agree() {
         matches!(err, ShardError::Shape { key: "value", .. }),
         "{err}"
     );
+    let err = shard_error(
+        &edited("unit", |p| {
+            p.shape = vec![ROWS - 1];
+            p.data.truncate((ROWS - 1) * 8);
+        }),
+        SHARD_META,
+    );
+    assert!(
+        matches!(&err, ShardError::Shape { key: "unit", expected, .. } if expected == "[3]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -738,13 +761,26 @@ fn shard_metadata_gives_version_and_rows() {
         ),
         "{err}"
     );
-    let err = shard_error(&shard_parts(), r#"{"format_version":"2","rows":"3"}"#);
+    let err = shard_error(&shard_parts(), r#"{"format_version":"3","rows":"3"}"#);
     assert!(
-        matches!(&err, ShardError::FormatVersion { found, .. } if found == "2"),
+        matches!(&err, ShardError::FormatVersion { found, .. } if found == "3"),
+        "{err}"
+    );
+    // A format-1 shard (no `unit` tensor) is reported by its version, not as a missing tensor.
+    let mut parts = shard_parts();
+    parts.retain(|p| p.name != "unit");
+    let err = shard_error(&parts, r#"{"format_version":"1","rows":"3","seed":"5"}"#);
+    assert!(
+        matches!(&err, ShardError::FormatVersion { found, .. } if found == "1"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("format_version 1, this reader reads 2;"),
         "{err}"
     );
     for rows in ["4", "03", "three"] {
-        let meta = format!(r#"{{"format_version":"1","rows":"{rows}"}}"#);
+        let meta = format!(r#"{{"format_version":"2","rows":"{rows}"}}"#);
         let err = shard_error(&shard_parts(), &meta);
         assert!(
             matches!(&err, ShardError::RowCount { stated, rows: ROWS, .. } if stated == rows),
@@ -753,7 +789,7 @@ fn shard_metadata_gives_version_and_rows() {
     }
     // `rows` is optional (format_version is not).
     parse_shard(
-        &assemble(&shard_parts(), Some(r#"{"format_version":"1"}"#)),
+        &assemble(&shard_parts(), Some(r#"{"format_version":"2"}"#)),
         FILE,
     )
     .unwrap();
@@ -786,6 +822,44 @@ fn shard_values_finite_and_mask_binary() {
                 row: 2,
                 action: 7,
                 value: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn shard_units_are_not_negative() {
+    let err = shard_error(
+        &edited("unit", |p| {
+            p.data[8..16].copy_from_slice(&(-1i64).to_le_bytes())
+        }),
+        SHARD_META,
+    );
+    assert!(
+        matches!(
+            err,
+            ShardError::Unit {
+                row: 1,
+                value: -1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = shard_error(
+        &edited("unit", |p| {
+            p.data[16..24].copy_from_slice(&i64::MIN.to_le_bytes())
+        }),
+        SHARD_META,
+    );
+    assert!(
+        matches!(
+            err,
+            ShardError::Unit {
+                row: 2,
+                value: i64::MIN,
                 ..
             }
         ),

@@ -2,9 +2,11 @@
 //! backend thread, and the shard writer.
 //!
 //! A unit of work is one round (round mode) or one full game. Unit `i` draws everything from
-//! its own random stream (run seed, `i`), and shards are written in unit order, so a run is
-//! reproducible from its seed; with one worker it is byte-identical (with several, the order
-//! in which cache entries are shared between games can differ).
+//! its own random stream (run seed, `i`), every row records its `i` (the shard's `unit`
+//! tensor), and shards are written in unit order, so a run is reproducible from its seed:
+//! byte-identical for any number of workers on the CPU (tests/selfplay.rs). Each worker's
+//! evaluation cache is shared by the units it plays, but a cache hit never changes a search
+//! (see [`crate::search`]), so which units shared a worker does not matter.
 
 mod shard;
 mod worker;

@@ -2,9 +2,21 @@
 //!
 //! Tensors: `state` f32[N,256] (acting player's encoding), `policy` f32[N,52] (root visit
 //! shares, 0 on illegal actions), `value` f32[N] (`2·score/23 − 1` of the acting player's
-//! round score), `mask` u8[N,52] (legal actions). Metadata (all strings): `format_version`,
-//! `rows`, plus what the run adds (engine version, weights sha256, settings, seed).
+//! round score), `mask` u8[N,52] (legal actions), `unit` i64[N] (index of the unit of work
+//! the row comes from: its round in round mode, its game in full-game mode; never negative,
+//! stored as I64 rather than U64 so that every PyTorch version loads it). Metadata (all
+//! strings): `format_version` ([`SHARD_FORMAT_VERSION`]), `rows`, plus what the run adds
+//! (engine version, weights sha256, settings, `seed`).
 //! Every file is written atomically ([`crate::fsio::write_atomic`]).
+//!
+//! Replaying a row: unit `i` draws its deal and every search seed from its own random stream,
+//! ChaCha8 seeded with the run seed on stream `i` (see `start_unit` in the worker), so the
+//! metadata `seed` and a row's `unit` name the stream its unit was played from; with the same
+//! weights and settings (also in the metadata) the unit can be played again, exactly on the
+//! CPU.
+//!
+//! Format versions: 1 had no `unit` tensor; 2 adds it. The reader reads only
+//! [`SHARD_FORMAT_VERSION`] and names the version it found otherwise.
 //!
 //! [`read_shard`] reads a shard back through [`crate::safetensors_strict`] and checks it
 //! against this layout: the tests' reference reader, and the fuzz targets' entry point.
@@ -17,7 +29,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-pub const SHARD_FORMAT_VERSION: &str = "1";
+pub const SHARD_FORMAT_VERSION: &str = "2";
+
+/// The tensors of a shard, in the order [`serialize`] writes them.
+const TENSORS: [&str; 5] = ["state", "policy", "value", "mask", "unit"];
 
 /// One training example.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +41,9 @@ pub struct Example {
     pub policy: [f32; POLICY_DIM],
     pub mask: u64,
     pub value: f32,
+    /// Index of the unit of work (round or full game) the example comes from; with the run
+    /// seed it names the random stream the unit was played from. Below 2^63 (stored as I64).
+    pub unit: u64,
 }
 
 /// Collects examples and writes them as numbered shards of `shard_size` rows.
@@ -123,6 +141,9 @@ impl ShardWriter {
 ///
 /// Written by hand rather than with `safetensors::serialize`, whose header holds the metadata
 /// in hash-map order: here keys are sorted, so the same examples always give the same bytes.
+///
+/// # Panics
+/// If an example's `unit` is 2^63 or more (it does not fit the I64 tensor).
 pub fn serialize(examples: &[Example], metadata: BTreeMap<String, String>) -> Vec<u8> {
     let n = examples.len();
     let f32_bytes = |v: Vec<f32>| -> Vec<u8> { v.into_iter().flat_map(f32::to_le_bytes).collect() };
@@ -133,11 +154,20 @@ pub fn serialize(examples: &[Example], metadata: BTreeMap<String, String>) -> Ve
         .iter()
         .flat_map(|e| (0..POLICY_DIM).map(move |a| (e.mask >> a & 1) as u8))
         .collect();
+    let unit: Vec<u8> = examples
+        .iter()
+        .flat_map(|e| {
+            i64::try_from(e.unit)
+                .expect("unit index below 2^63")
+                .to_le_bytes()
+        })
+        .collect();
     let tensors = [
         ("state", "F32", vec![n, INPUT_DIM], state),
         ("policy", "F32", vec![n, POLICY_DIM], policy),
         ("value", "F32", vec![n], value),
         ("mask", "U8", vec![n, POLICY_DIM], mask),
+        ("unit", "I64", vec![n], unit),
     ];
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::json!(metadata));
@@ -182,7 +212,9 @@ pub enum ShardError {
     Format(#[from] SafetensorsError),
     #[error("{file}: no `{key}` tensor")]
     MissingTensor { file: String, key: &'static str },
-    #[error("{file}: unexpected tensor `{key}` (a shard holds state, policy, value and mask)")]
+    #[error(
+        "{file}: unexpected tensor `{key}` (a shard holds state, policy, value, mask and unit)"
+    )]
     UnexpectedTensor { file: String, key: String },
     #[error("{file}: tensor `{key}` is {found}, expected {expected}")]
     Dtype {
@@ -202,7 +234,8 @@ pub enum ShardError {
     #[error("{file}: metadata has no `{key}`")]
     MissingMetadata { file: String, key: &'static str },
     #[error(
-        "{file}: format_version is `{found}`; this engine reads version {SHARD_FORMAT_VERSION}"
+        "{file}: format_version {found}, this reader reads {SHARD_FORMAT_VERSION}; regenerate the \
+         shard with this engine's `selfplay`, or read it with the engine version that wrote it"
     )]
     FormatVersion { file: String, found: String },
     #[error("{file}: metadata says rows = `{stated}`, the tensors hold {rows}")]
@@ -225,6 +258,12 @@ pub enum ShardError {
         action: usize,
         value: u8,
     },
+    #[error("{file}: unit of row {row} is {value}, expected a unit index (0 or more)")]
+    Unit {
+        file: String,
+        row: usize,
+        value: i64,
+    },
 }
 
 /// Reads and checks the shard at `path` (see [`parse_shard`]).
@@ -237,16 +276,30 @@ pub fn read_shard(path: &Path) -> Result<Shard, ShardError> {
 }
 
 /// Parses the bytes of a shard; `source` names it in errors. Accepts exactly what
-/// [`serialize`] writes: the four tensors with their dtypes, shapes that agree on the row
-/// count, `format_version` [`SHARD_FORMAT_VERSION`] (and `rows`, when present, equal to the row
-/// count) in the metadata, finite values, and a mask of 0s and 1s.
+/// [`serialize`] writes: `format_version` [`SHARD_FORMAT_VERSION`] in the metadata (checked
+/// first, so that a shard of another version is reported as such), the five tensors with
+/// their dtypes, shapes that agree on the row count, `rows` (when present) equal to the row
+/// count, finite values, a mask of 0s and 1s, and unit indices of 0 or more.
 pub fn parse_shard(bytes: &[u8], source: &str) -> Result<Shard, ShardError> {
     let st = SafetensorsFile::parse(bytes, source)?;
     let file = || source.to_string();
-    if let Some((key, _)) = st
-        .tensors()
-        .find(|(key, _)| !["state", "policy", "value", "mask"].contains(key))
-    {
+    let metadata = st.metadata().clone();
+    match metadata.get("format_version") {
+        None => {
+            return Err(ShardError::MissingMetadata {
+                file: file(),
+                key: "format_version",
+            })
+        }
+        Some(v) if v != SHARD_FORMAT_VERSION => {
+            return Err(ShardError::FormatVersion {
+                file: file(),
+                found: v.clone(),
+            })
+        }
+        Some(_) => {}
+    }
+    if let Some((key, _)) = st.tensors().find(|(key, _)| !TENSORS.contains(key)) {
         return Err(ShardError::UnexpectedTensor {
             file: file(),
             key: key.to_string(),
@@ -268,8 +321,9 @@ pub fn parse_shard(bytes: &[u8], source: &str) -> Result<Shard, ShardError> {
     };
     let (state, policy) = (tensor("state", Dtype::F32)?, tensor("policy", Dtype::F32)?);
     let (value, mask) = (tensor("value", Dtype::F32)?, tensor("mask", Dtype::U8)?);
+    let unit = tensor("unit", Dtype::I64)?;
 
-    // `state` sets the row count; the other three must agree with it.
+    // `state` sets the row count; the other four must agree with it.
     let rows = match state.shape[..] {
         [rows, INPUT_DIM] => rows,
         _ => {
@@ -285,6 +339,7 @@ pub fn parse_shard(bytes: &[u8], source: &str) -> Result<Shard, ShardError> {
         ("policy", policy, vec![rows, POLICY_DIM]),
         ("value", value, vec![rows]),
         ("mask", mask, vec![rows, POLICY_DIM]),
+        ("unit", unit, vec![rows]),
     ] {
         if t.shape != expected {
             return Err(ShardError::Shape {
@@ -296,22 +351,6 @@ pub fn parse_shard(bytes: &[u8], source: &str) -> Result<Shard, ShardError> {
         }
     }
 
-    let metadata = st.metadata().clone();
-    match metadata.get("format_version") {
-        None => {
-            return Err(ShardError::MissingMetadata {
-                file: file(),
-                key: "format_version",
-            })
-        }
-        Some(v) if v != SHARD_FORMAT_VERSION => {
-            return Err(ShardError::FormatVersion {
-                file: file(),
-                found: v.clone(),
-            })
-        }
-        Some(_) => {}
-    }
     if let Some(stated) = metadata.get("rows") {
         if *stated != rows.to_string() {
             return Err(ShardError::RowCount {
@@ -344,6 +383,19 @@ pub fn parse_shard(bytes: &[u8], source: &str) -> Result<Shard, ShardError> {
             value: mask.data[index],
         });
     }
+    let unit: Vec<u64> = unit
+        .data
+        .chunks_exact(8)
+        .enumerate()
+        .map(|(row, b)| {
+            let value = i64::from_le_bytes(b.try_into().expect("8 bytes"));
+            u64::try_from(value).map_err(|_| ShardError::Unit {
+                file: file(),
+                row,
+                value,
+            })
+        })
+        .collect::<Result<_, _>>()?;
 
     let examples = (0..rows)
         .map(|row| Example {
@@ -359,6 +411,7 @@ pub fn parse_shard(bytes: &[u8], source: &str) -> Result<Shard, ShardError> {
                 .map(|(action, &m)| u64::from(m) << action)
                 .sum(),
             value: value[row],
+            unit: unit[row],
         })
         .collect();
     Ok(Shard { examples, metadata })
@@ -375,6 +428,7 @@ mod tests {
             policy: std::array::from_fn(|a| x(a + 300) / 52.0),
             mask: (seed as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) & ((1 << POLICY_DIM) - 1),
             value: x(999) / 2.0,
+            unit: (seed / 2) as u64,
         }
     }
 

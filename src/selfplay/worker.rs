@@ -162,6 +162,7 @@ fn advance(
                 policy: result.policy(),
                 mask: unit.round.legal_mask(),
                 value: 0.0,
+                unit: unit.index,
             };
             let t = temperature(unit.searched_moves);
             let action = choose_action(&result.visits, t, &mut unit.rng);
@@ -218,6 +219,7 @@ fn advance(
                     policy,
                     mask: legal,
                     value: 0.0,
+                    unit: unit.index,
                 },
             });
             unit.searched_moves += 1;
