@@ -35,6 +35,7 @@ fn main() {
         println!("cargo::rerun-if-env-changed={var}");
     }
     println!("cargo::rustc-check-cfg=cfg(engine_kernels)");
+    println!("cargo::rustc-check-cfg=cfg(loom)");
 
     let required = env::var("ENGINE_REQUIRE_CUDA_KERNELS").is_ok_and(|v| v == "1");
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));

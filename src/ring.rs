@@ -24,9 +24,20 @@ use crate::telemetry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
 use thiserror::Error;
+
+// Under `--cfg loom` the ring's locks and counters are loom's, so the model tests below can
+// explore the protocol's interleavings (scripts/loom.sh).
+#[cfg(loom)]
+use loom::sync::{
+    atomic::{AtomicU64, Ordering},
+    Condvar, Mutex, MutexGuard,
+};
+#[cfg(not(loom))]
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Condvar, Mutex, MutexGuard,
+};
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum RingError {
@@ -251,12 +262,13 @@ impl Ring {
 
     fn wait_while<'a>(
         &self,
-        guard: MutexGuard<'a, State>,
-        cond: impl FnMut(&mut State) -> bool,
+        mut guard: MutexGuard<'a, State>,
+        mut cond: impl FnMut(&mut State) -> bool,
     ) -> MutexGuard<'a, State> {
-        self.changed
-            .wait_while(guard, cond)
-            .unwrap_or_else(|e| e.into_inner())
+        while cond(&mut guard) {
+            guard = self.changed.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        guard
     }
 
     fn check_open(state: &State) -> Result<(), RingError> {
@@ -345,10 +357,16 @@ impl Ring {
 
     /// The backend loop: runs (or, on an asynchronous backend, launches) queued batches in
     /// order until the ring is closed and drained. A backend error fails the ring (every
-    /// waiter sees it) and is returned.
+    /// waiter sees it) and is returned, as is a failure found at a worker's wait.
     pub fn serve(&self, backend: &mut dyn Backend) -> Result<(), RingError> {
         loop {
-            let mut st = self.wait_while(self.lock(), |s| s.queued.is_empty() && !s.closed);
+            let mut st = self.wait_while(self.lock(), |s| {
+                s.queued.is_empty() && !s.closed && s.failure.is_none()
+            });
+            // A batch that failed at its owner's wait (a device error) fails the ring: stop.
+            if let Some(failure) = &st.failure {
+                return Err(RingError::Backend(failure.clone()));
+            }
             let Some((ticket, mut batch)) = st.queued.pop_front() else {
                 return Ok(());
             };
@@ -394,8 +412,9 @@ impl Ring {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
+    use super::doubles::Deferred;
     use super::*;
     use crate::net::{NetError, UniformBackend};
     use std::sync::Arc;
@@ -495,97 +514,6 @@ mod tests {
         assert!(ring.acquire().is_err(), "a failed ring takes no more work");
     }
 
-    /// An asynchronous backend on the host: `launch` computes uniform outputs at once (plus
-    /// `nan_row`'s NaN value) and returns a [`Pending`] that fails if `fail_wait` is set, and
-    /// counts how many batches were launched but not yet waited for.
-    #[derive(Default)]
-    struct Deferred {
-        slots: Vec<usize>,
-        in_flight: Arc<std::sync::atomic::AtomicUsize>,
-        most_in_flight: usize,
-        fail_wait: bool,
-        nan_row: Option<usize>,
-    }
-
-    struct DeferredPending {
-        in_flight: Arc<std::sync::atomic::AtomicUsize>,
-        fail: bool,
-    }
-
-    impl Pending for DeferredPending {
-        fn wait(self: Box<Self>) -> Result<(), NetError> {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            if self.fail {
-                return Err(NetError::Backend {
-                    backend: "deferred",
-                    stage: "batch",
-                    message: "device fault".into(),
-                });
-            }
-            Ok(())
-        }
-    }
-
-    impl Backend for Deferred {
-        fn name(&self) -> &'static str {
-            "deferred"
-        }
-        fn max_batch(&self) -> usize {
-            8
-        }
-        fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
-            unreachable!("a ring built for an async backend only launches")
-        }
-        fn as_async(&mut self) -> Option<&mut dyn AsyncBackend> {
-            Some(self)
-        }
-    }
-
-    impl AsyncBackend for Deferred {
-        fn alloc_slot(
-            &mut self,
-            index: usize,
-            capacity: usize,
-        ) -> Result<Box<dyn SlotMemory>, NetError> {
-            assert_eq!(index, self.slots.len(), "slots allocated in order");
-            let mut memory = HeapSlot::new(capacity);
-            self.slots.push(memory.parts().inputs.as_ptr() as usize);
-            Ok(Box::new(memory))
-        }
-        fn launch(
-            &mut self,
-            index: usize,
-            memory: &mut dyn SlotMemory,
-            rows: usize,
-        ) -> Result<Box<dyn Pending>, NetError> {
-            let parts = memory.parts();
-            assert_eq!(
-                parts.inputs.as_ptr() as usize,
-                self.slots[index],
-                "own memory"
-            );
-            UniformBackend { max_batch: 8 }.forward(
-                BatchIn {
-                    inputs: &parts.inputs[..rows * INPUT_DIM],
-                    masks: &parts.masks[..rows],
-                },
-                BatchOut {
-                    policy: &mut parts.policy[..rows * POLICY_DIM],
-                    value: &mut parts.value[..rows],
-                },
-            )?;
-            if let Some(row) = self.nan_row {
-                parts.value[row] = f32::NAN;
-            }
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.most_in_flight = self.most_in_flight.max(now);
-            Ok(Box::new(DeferredPending {
-                in_flight: self.in_flight.clone(),
-                fail: self.fail_wait,
-            }))
-        }
-    }
-
     /// Submits one batch per entry of `legal` (entry n: n rows with n legal actions).
     fn submit_all(ring: &Ring, legal: &[u32]) -> Vec<(u32, Ticket)> {
         legal
@@ -649,6 +577,24 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_at_a_wait_stops_the_backend_loop() {
+        let mut backend = Deferred {
+            fail_wait: true,
+            ..Deferred::default()
+        };
+        let ring = Arc::new(Ring::for_backend(2, 8, &mut backend).unwrap());
+        let t = submit_all(&ring, &[1])[0].1;
+        let server = {
+            let ring = ring.clone();
+            std::thread::spawn(move || ring.serve(&mut backend))
+        };
+        assert!(ring.wait(t).is_err());
+        // No close(): the loop ends on the failure alone.
+        let served = server.join().unwrap();
+        assert!(matches!(&served, Err(RingError::Backend(m)) if m.contains("device fault")));
+    }
+
+    #[test]
     fn a_ring_of_device_slots_refuses_another_backend() {
         let ring = Ring::for_backend(1, 8, &mut Deferred::default()).unwrap();
         let t = submit_all(&ring, &[1])[0].1;
@@ -658,5 +604,251 @@ mod tests {
             .unwrap_err();
         assert!(matches!(&err, RingError::Backend(m) if m.contains("belong to the deferred")));
         assert!(ring.wait(t).is_err());
+    }
+}
+
+/// Model checks of the ring protocol (claim → fill → publish → complete → recycle) with loom:
+/// every interleaving of the threads up to a preemption bound (3 with two workers, 1 with
+/// three), at capacity 1 and 2 with
+/// more workers than slots, on the synchronous and the asynchronous path, and a failing
+/// backend: every batch comes back to its owner with its own outputs, slots are recycled, and
+/// nobody hangs. Run with `scripts/loom.sh`.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::doubles::Deferred;
+    use super::*;
+    use crate::net::{NetError, UniformBackend};
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// Worker `w` submits a batch of `w + 1` rows whose masks allow `w + 1` actions, waits for
+    /// it and checks the uniform policy it gets back is its own.
+    fn worker(ring: &Ring, w: usize) {
+        let mut batch = ring.acquire().expect("a slot");
+        for _ in 0..=w {
+            batch.push(&[0.0; INPUT_DIM], (1u64 << (w + 1)) - 1);
+        }
+        let ticket = ring.submit(batch).expect("submitted");
+        let batch = ring.wait(ticket).expect("outputs");
+        assert_eq!(batch.rows(), w + 1);
+        let (policy, value) = batch.output(w);
+        assert_eq!(policy[0], 1.0 / (w + 1) as f32, "another batch's outputs");
+        assert_eq!(value, 0.0);
+        ring.release(batch);
+    }
+
+    /// Explores `f`'s interleavings with up to `preemptions` preemptions (the state space
+    /// grows steeply with threads: three workers, the server and the main thread take
+    /// minutes at 1).
+    fn check(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(preemptions);
+        builder.check(f);
+    }
+
+    fn run<B: Backend + Clone + Sync + 'static>(
+        slots: usize,
+        workers: usize,
+        backend: B,
+        use_device: bool,
+    ) {
+        let preemptions = if workers > 2 { 1 } else { 3 };
+        check(preemptions, move || {
+            let mut backend = Box::new(backend.clone()) as Box<dyn Backend>;
+            let ring = Arc::new(if use_device {
+                Ring::for_backend(slots, 4, backend.as_mut()).unwrap()
+            } else {
+                Ring::new(slots, 4)
+            });
+            let server = {
+                let ring = ring.clone();
+                thread::spawn(move || ring.serve(backend.as_mut()))
+            };
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let ring = ring.clone();
+                    thread::spawn(move || worker(&ring, w))
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            ring.close();
+            server.join().unwrap().unwrap();
+            assert_eq!(ring.lock().free.len(), slots, "every slot recycled");
+        });
+    }
+
+    #[test]
+    fn two_workers_share_one_slot() {
+        run(1, 2, UniformBackend { max_batch: 4 }, false);
+    }
+
+    #[test]
+    fn two_workers_two_slots() {
+        run(2, 2, UniformBackend { max_batch: 4 }, false);
+    }
+
+    #[test]
+    fn three_workers_two_slots() {
+        run(2, 3, UniformBackend { max_batch: 4 }, false);
+    }
+
+    #[test]
+    fn async_two_workers_one_slot() {
+        run(1, 2, Deferred::default(), true);
+    }
+
+    #[test]
+    fn async_three_workers_two_slots() {
+        run(2, 3, Deferred::default(), true);
+    }
+
+    /// A backend that fails: both workers get the error, none hangs.
+    #[test]
+    fn a_failing_backend_releases_every_waiter() {
+        #[derive(Clone)]
+        struct Failing;
+        impl Backend for Failing {
+            fn name(&self) -> &'static str {
+                "failing"
+            }
+            fn max_batch(&self) -> usize {
+                4
+            }
+            fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
+                Err(NetError::Shape("device lost".into()))
+            }
+        }
+        check(3, || {
+            let ring = Arc::new(Ring::new(2, 4));
+            let server = {
+                let ring = ring.clone();
+                thread::spawn(move || ring.serve(&mut Failing))
+            };
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let ring = ring.clone();
+                    thread::spawn(move || {
+                        let Ok(mut batch) = ring.acquire() else {
+                            return; // the ring failed before this worker got a slot
+                        };
+                        batch.push(&[0.0; INPUT_DIM], 1);
+                        if let Ok(ticket) = ring.submit(batch) {
+                            assert!(ring.wait(ticket).is_err());
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            ring.close();
+            assert!(server.join().unwrap().is_err());
+        });
+    }
+}
+
+/// A host-side stand-in for an asynchronous backend, shared by the unit and the model tests.
+#[cfg(test)]
+mod doubles {
+    use super::*;
+    use crate::net::{NetError, UniformBackend};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    /// `launch` computes uniform outputs at once (plus `nan_row`'s NaN value) and returns a
+    /// [`Pending`] that fails if `fail_wait` is set; counts batches launched and not yet
+    /// waited for.
+    #[derive(Clone, Default)]
+    pub struct Deferred {
+        pub slots: Vec<usize>,
+        pub in_flight: Arc<AtomicUsize>,
+        pub most_in_flight: usize,
+        pub fail_wait: bool,
+        pub nan_row: Option<usize>,
+    }
+
+    struct DeferredPending {
+        in_flight: Arc<AtomicUsize>,
+        fail: bool,
+    }
+
+    impl Pending for DeferredPending {
+        fn wait(self: Box<Self>) -> Result<(), NetError> {
+            self.in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fail {
+                return Err(NetError::Backend {
+                    backend: "deferred",
+                    stage: "batch",
+                    message: "device fault".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl Backend for Deferred {
+        fn name(&self) -> &'static str {
+            "deferred"
+        }
+        fn max_batch(&self) -> usize {
+            8
+        }
+        fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
+            unreachable!("a ring built for an async backend only launches")
+        }
+        fn as_async(&mut self) -> Option<&mut dyn AsyncBackend> {
+            Some(self)
+        }
+    }
+
+    impl AsyncBackend for Deferred {
+        fn alloc_slot(
+            &mut self,
+            index: usize,
+            capacity: usize,
+        ) -> Result<Box<dyn SlotMemory>, NetError> {
+            assert_eq!(index, self.slots.len(), "slots allocated in order");
+            let mut memory = HeapSlot::new(capacity);
+            self.slots.push(memory.parts().inputs.as_ptr() as usize);
+            Ok(Box::new(memory))
+        }
+        fn launch(
+            &mut self,
+            index: usize,
+            memory: &mut dyn SlotMemory,
+            rows: usize,
+        ) -> Result<Box<dyn Pending>, NetError> {
+            let parts = memory.parts();
+            assert_eq!(
+                parts.inputs.as_ptr() as usize,
+                self.slots[index],
+                "own memory"
+            );
+            UniformBackend { max_batch: 8 }.forward(
+                BatchIn {
+                    inputs: &parts.inputs[..rows * INPUT_DIM],
+                    masks: &parts.masks[..rows],
+                },
+                BatchOut {
+                    policy: &mut parts.policy[..rows * POLICY_DIM],
+                    value: &mut parts.value[..rows],
+                },
+            )?;
+            if let Some(row) = self.nan_row {
+                parts.value[row] = f32::NAN;
+            }
+            let now = self
+                .in_flight
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            self.most_in_flight = self.most_in_flight.max(now);
+            Ok(Box::new(DeferredPending {
+                in_flight: self.in_flight.clone(),
+                fail: self.fail_wait,
+            }))
+        }
     }
 }
