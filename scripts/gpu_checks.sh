@@ -120,13 +120,13 @@ if wanted ncu && [[ -n "$NCU" ]]; then
 fi
 if [[ -n "$SANITIZER" ]]; then
     wanted memcheck && run_step memcheck memcheck.log 150 env ENGINE_GPU_QUICK=1 "$SANITIZER" \
-        --tool memcheck --error-exitcode 1 "$DEV/gpu" --test-threads=1
-    wanted racecheck && run_step racecheck racecheck.log 90 "$SANITIZER" --tool racecheck \
+        --tool memcheck --target-processes all --error-exitcode 1 "$DEV/gpu" --test-threads=1
+    wanted racecheck && run_step racecheck racecheck.log 90 "$SANITIZER" --tool racecheck --target-processes all \
         --racecheck-report all --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors
     wanted synccheck && run_step synccheck synccheck.log 60 env ENGINE_GPU_QUICK=1 "$SANITIZER" \
-        --tool synccheck --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
+        --tool synccheck --target-processes all --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
     wanted initcheck && run_step initcheck initcheck.log 60 env ENGINE_GPU_QUICK=1 "$SANITIZER" \
-        --tool initcheck --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
+        --tool initcheck --target-processes all --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
 else
     echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$SUMMARY"
     FAILED=1
