@@ -127,7 +127,7 @@ if [[ -n "$SANITIZER" ]]; then
         --tool synccheck --target-processes all --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
     wanted initcheck && run_step initcheck initcheck.log 60 env ENGINE_GPU_QUICK=1 "$SANITIZER" \
         --tool initcheck --target-processes all --error-exitcode 1 "$DEV/gpu" --test-threads=1 net_io_vectors custom_buckets
-else
+elif wanted memcheck || wanted racecheck || wanted synccheck || wanted initcheck; then
     echo "compute-sanitizer not found: sanitizer steps skipped" | tee -a "$SUMMARY"
     FAILED=1
 fi

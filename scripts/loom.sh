@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Model-checks the batch ring (src/ring.rs, `loom_model`) with loom: every interleaving of its
+# Model-checks the batch ring (src/ring/loom_model.rs) with loom: every interleaving of its
 # threads up to a preemption bound, on the synchronous and asynchronous paths (about a minute
 # once built).
 #

@@ -566,6 +566,9 @@ fn bench(
     if in_flight == Some(0) {
         bail!("--in-flight must be at least 1");
     }
+    if !(seconds.is_finite() && seconds > 0.0) {
+        bail!("--seconds must be a positive number of seconds, not {seconds}");
+    }
     let prepared = Arc::new(PreparedWeights::new(&load_weights(weights)?));
     let mut backend = device.backend(&prepared, batch)?;
     let r = match in_flight {

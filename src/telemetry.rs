@@ -9,8 +9,8 @@
 //! - `forward`: a synchronous backend call (CPU backend, or the GPU through `forward`).
 //!
 //! Ranges cost one check of a flag when off. They are on when the NVTX library
-//! (`libnvToolsExt.so`, from a CUDA toolkit or the `nvidia-nvtx` wheel) is on the library path;
-//! it is probed once.
+//! (`libnvToolsExt.so`, from a CUDA toolkit or the `nvidia-nvtx` wheel) is on the library path
+//! and answers a probe range; it is probed once.
 
 use std::panic::catch_unwind;
 use std::sync::OnceLock;
@@ -28,11 +28,20 @@ pub fn range(name: &'static str) -> Range {
     }
 }
 
-/// Whether NVTX ranges are being emitted (the library loaded).
+/// Whether NVTX ranges are being emitted (the library loaded and answered).
 pub fn nvtx_active() -> bool {
     static ACTIVE: OnceLock<bool> = OnceLock::new();
-    // SAFETY: only tries to dlopen the NVTX library by its usual names.
+    // A library that loads but lacks a symbol makes cudarc panic on first use: probe with one
+    // real range, so that the ranges on the hot path can never panic.
     *ACTIVE.get_or_init(|| {
-        catch_unwind(|| unsafe { cudarc::nvtx::sys::is_culib_present() }).unwrap_or(false)
+        catch_unwind(|| {
+            // SAFETY: only tries to dlopen the NVTX library by its usual names.
+            let present = unsafe { cudarc::nvtx::sys::is_culib_present() };
+            if present {
+                drop(cudarc::nvtx::scoped_range("engine: nvtx probe"));
+            }
+            present
+        })
+        .unwrap_or(false)
     })
 }

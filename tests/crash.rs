@@ -124,13 +124,9 @@ fn an_interrupt_delivered_twice_still_finishes_the_run() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let pid = child.id().to_string();
-    for _ in 0..2 {
-        assert!(Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success());
-    }
+    // One kill(1) sends both, so they land within microseconds even on a loaded machine.
+    let kill = Command::new("kill").args(["-INT", &pid, &pid]).status();
+    assert!(kill.unwrap().success());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "exited with {:?}", out.status);
     let summary = String::from_utf8(out.stdout).unwrap();

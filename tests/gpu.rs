@@ -289,9 +289,6 @@ fn f16_and_bf16_weight_files_match_the_cpu() {
     }
 }
 
-/// Graph replay and eager launches run the same kernel on the same rows, so their outputs
-/// agree bit for bit; along the way, prints the forward throughput of both at 256 / 1024 /
-/// 4096 rows (host staging copies and synchronisation included).
 /// The batch ring on the CUDA backend's own page-locked slots: four worker threads keep up to
 /// eight batches of random sizes (1..=1024 rows) on the device at once (one stream per slot),
 /// each waiting for its own batch on its slot's event, with graphs and eagerly; every batch
@@ -381,7 +378,8 @@ fn ring_slots_in_flight_match_the_cpu() {
 }
 
 /// A ring slot's graphs copy fixed addresses, so a launch with another slot's memory (or an
-/// unknown slot) is refused, never run.
+/// unknown slot) is refused, never run; a slot whose memory was dropped is made anew by the
+/// next allocation of its index (a second ring on the same backend), and only then.
 #[test]
 fn a_launch_with_another_slots_memory_is_refused() {
     let weights = reference_weights();
@@ -390,20 +388,41 @@ fn a_launch_with_another_slots_memory_is_refused() {
     };
     let _first = gpu.alloc_slot(0, 64).expect("slot 0");
     let mut second = gpu.alloc_slot(1, 64).expect("slot 1");
-    let err = gpu.launch(0, second.as_mut(), 1).err().expect("refused");
-    assert!(err.to_string().contains("another slot's memory"), "{err}");
-    let err = gpu.launch(7, second.as_mut(), 1).err().expect("refused");
+    // SAFETY (every launch below): `second` outlives the batch, which is waited for.
+    let err = unsafe { gpu.launch(0, second.as_mut(), 1) }
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("not its own"), "{err}");
+    let err = unsafe { gpu.launch(7, second.as_mut(), 1) }
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("no slot 7"), "{err}");
     let err = gpu.alloc_slot(5, 64).err().expect("out of order");
     assert!(err.to_string().contains("in order"), "{err}");
+    let err = gpu
+        .alloc_slot(0, 64)
+        .err()
+        .expect("slot 0's memory still lives");
+    assert!(err.to_string().contains("in order"), "{err}");
     let err = gpu.alloc_slot(2, 1 << 20).err().expect("too large");
     assert!(matches!(err, NetError::BatchTooLarge { .. }), "{err}");
-    gpu.launch(1, second.as_mut(), 1)
+    unsafe { gpu.launch(1, second.as_mut(), 1) }
         .expect("its own memory")
+        .wait()
+        .expect("batch");
+    drop(second);
+    let mut again = gpu
+        .alloc_slot(1, 64)
+        .expect("slot 1 made anew once its memory is gone");
+    unsafe { gpu.launch(1, again.as_mut(), 1) }
+        .expect("the new memory")
         .wait()
         .expect("batch");
 }
 
+/// Graph replay and eager launches run the same kernel on the same rows, so their outputs
+/// agree bit for bit; along the way, prints the forward throughput of both at 256 / 1024 /
+/// 4096 rows (host staging copies and synchronisation included).
 #[test]
 fn graph_replay_and_eager_launch_agree_exactly() {
     let weights = reference_weights();

@@ -138,13 +138,17 @@ pub fn run_in_flight(
                 slot.push_rows(&inputs, &masks);
                 queue.push_back((ring.submit(slot)?, Instant::now()));
             }
+            // Warm-up: for WARM_UP, and until every slot has come back once (the clock must
+            // not count filling the pipeline).
             let warm_up = Instant::now() + WARM_UP;
             let (mut start, mut batches, mut latency) = (Instant::now(), 0u64, 0.0f64);
+            let mut returned = 0;
             loop {
                 let (ticket, submitted) = queue.pop_front().expect("slots in flight");
                 let slot = ring.wait(ticket)?;
                 let now = Instant::now();
-                if now < warm_up {
+                returned += 1;
+                if now < warm_up || returned <= in_flight.max(1) {
                     start = now;
                 } else {
                     batches += 1;

@@ -126,8 +126,10 @@ impl SlotMemory for HeapSlot {
 /// returns at once, and the worker owning the slot waits for that batch alone. Many batches
 /// are in flight at a time, each on its own slot.
 pub trait AsyncBackend {
-    /// Memory for ring slot `index` with room for `capacity` rows (at most `max_batch`);
-    /// called once per slot, with distinct indices, before any launch.
+    /// Memory for ring slot `index` with room for at least `capacity` rows (at most
+    /// `max_batch`); called for indices 0, 1, 2, … in order. The memory stays bound to its
+    /// slot while it lives: once it is dropped, index `i` may be allocated again (a new ring
+    /// on the same backend).
     fn alloc_slot(
         &mut self,
         index: usize,
@@ -135,8 +137,13 @@ pub trait AsyncBackend {
     ) -> Result<Box<dyn SlotMemory>, NetError>;
     /// Enqueues the first `rows` rows of slot `index`, whose memory is `memory` (the box
     /// [`AsyncBackend::alloc_slot`] returned for that index), and returns without waiting.
-    /// Until the returned [`Pending`] is waited on or dropped, nobody touches `memory`.
-    fn launch(
+    /// Memory of another slot, or of no live slot, is refused with an error.
+    ///
+    /// # Safety
+    /// The device reads and writes `memory` until the batch is done: the caller must neither
+    /// touch nor drop `memory` until the returned [`Pending`] has been waited on or dropped
+    /// (never forgotten). On an error nothing is left running.
+    unsafe fn launch(
         &mut self,
         index: usize,
         memory: &mut dyn SlotMemory,

@@ -5,7 +5,9 @@
 //! needs to the caller's [`Requests`]. A leaf answered by the cache waits, like one sent to
 //! the network, until the call's outputs are applied: a cache hit saves a row but never
 //! changes the course of the search, so a unit's games do not depend on what else its worker
-//! played (and with it on `--workers`). The caller evaluates them, possibly packed
+//! played (and with it on `--workers`). (The roots' row is the exception that changes
+//! nothing: answered by the cache, it expands the roots at once, before any selection, which
+//! is where applying it would have left the search.) The caller evaluates them, possibly packed
 //! with other searches' rows into one batch, and hands the outputs, in the same order, to
 //! [`Search::apply`], which fills the cache, expands the leaves and backs their values up.
 //! No threads, no blocking: a worker drives many searches at once.

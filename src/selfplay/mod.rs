@@ -148,8 +148,10 @@ pub fn run(
     let workers = config.workers;
     let full_games = config.start_cards.is_some();
     let games = config.games_per_worker;
-    // Two slots per worker in flight plus one being filled.
-    let ring = Ring::for_backend(3 * workers, rows, backend.as_mut())
+    // A worker holds at most one slot per group of games (it releases a group's batch before
+    // filling the next), so two per worker never make anyone wait; on a GPU each slot is
+    // page-locked and device memory with its own graphs, so no more.
+    let ring = Ring::for_backend(2 * workers, rows, backend.as_mut())
         .context("allocating the batch ring's slots")?;
     let shared = Shared {
         config,

@@ -11,7 +11,7 @@
 //! memory the device copies from (no staging copy), and each ring slot has its
 //! [`DeviceSlot`] on its own stream: many batches are on the device at once.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::{
@@ -166,6 +166,9 @@ impl DeviceNet {
 /// slots' host memory (so workers fill it in place); the backend keeps one for `forward`.
 pub struct PinnedSlot {
     capacity: usize,
+    /// Alive as long as this memory: the [`DeviceSlot`] made over it holds a `Weak` and
+    /// refuses to launch once the memory is gone.
+    alive: Arc<()>,
     inputs: PinnedBuf<f32>,
     masks: PinnedBuf<u64>,
     policy: PinnedBuf<f32>,
@@ -176,6 +179,7 @@ impl PinnedSlot {
     pub fn new(ctx: &Arc<CudaContext>, capacity: usize) -> Result<Self, CudaError> {
         Ok(PinnedSlot {
             capacity,
+            alive: Arc::new(()),
             inputs: PinnedBuf::new(ctx, capacity * INPUT_DIM, true)?,
             masks: PinnedBuf::new(ctx, capacity, true)?,
             policy: PinnedBuf::new(ctx, capacity * POLICY_DIM, false)?,
@@ -219,8 +223,9 @@ pub struct DeviceSlot {
     pub done: Arc<CudaEvent>,
     pub graphs: GraphSet,
     /// The [`PinnedSlot`] this slot copies from and to (owned elsewhere: by the ring while the
-    /// slot is in use, or by the backend for its staging slot).
+    /// slot is in use, or by the backend for its staging slot), and whether it still lives.
     pub host: HostAddrs,
+    host_alive: Weak<()>,
 }
 
 /// Addresses of a [`PinnedSlot`]'s buffers.
@@ -255,6 +260,8 @@ impl DeviceSlot {
         blocking_wait: bool,
     ) -> Result<Self, CudaError> {
         let capacity = host.capacity;
+        // cudarc's flags are an enum, so BLOCKING_SYNC cannot be combined with DISABLE_TIMING:
+        // ring-slot events keep timing on (a slightly dearer record).
         let flags = if blocking_wait {
             CUevent_flags::CU_EVENT_BLOCKING_SYNC
         } else {
@@ -271,7 +278,19 @@ impl DeviceSlot {
             done: Arc::new(ctx.new_event(Some(flags)).stage("event creation")?),
             graphs: GraphSet::default(),
             host: HostAddrs::of(host),
+            host_alive: Arc::downgrade(&host.alive),
             stream,
         })
+    }
+
+    /// Whether `memory` is this slot's host memory, still alive (a graph of this slot copies
+    /// exactly those addresses, so no other memory may be launched with it).
+    pub fn is_over(&self, memory: &mut dyn SlotMemory) -> bool {
+        self.is_bound() && HostAddrs::of(memory) == self.host
+    }
+
+    /// Whether the host memory this slot was made over still lives.
+    pub fn is_bound(&self) -> bool {
+        self.host_alive.strong_count() > 0
     }
 }

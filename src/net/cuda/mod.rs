@@ -1,18 +1,21 @@
 //! CUDA backend: BlobNet on an NVIDIA GPU (sm_90+) through the driver API (cudarc, loaded at
 //! run time, so a binary without CUDA still starts and says why the GPU is unusable).
 //!
-//! Owns: the device context and its one stream ([`context`]), the embedded kernels
+//! Owns: the device context and its main stream ([`context`]), the embedded kernels
 //! ([`kernels`], built by `build.rs` from `kernels/*.cu`), the host-side packing of
-//! [`PreparedWeights`] into the kernels' layout ([`pack`]), pinned and device buffers
-//! ([`buffers`]), one CUDA graph per batch bucket ([`graph`]), typed launches ([`launch`]),
-//! NVML telemetry ([`nvml`]) and [`CudaError`]. It sees only rows of 256 floats and 52-bit
+//! [`PreparedWeights`] into the kernels' layout ([`pack`]), batch slots (pinned host memory,
+//! and per slot a stream, device buffers, an event: [`buffers`]), one CUDA graph per batch
+//! bucket and slot ([`graph`]), typed launches ([`launch`]), NVML telemetry ([`nvml`]) and
+//! [`CudaError`]. It sees only rows of 256 floats and 52-bit
 //! masks: no game rules, and nothing outside this module sees a cudarc type.
 //!
 //! A forward pass is one kernel (one CTA per 32 rows runs every layer with its activations in
 //! shared memory). A batch of `rows` is padded to the smallest bucket that holds it; the
 //! bucket's graph copies the inputs in, runs the kernel (which reads the real row count from
 //! device memory, so CTAs past it exit at once) and copies the outputs out; the host reads
-//! only the first `rows` rows.
+//! only the first `rows` rows. `forward` runs one batch at a time through the backend's
+//! staging slot on the main stream; as an [`AsyncBackend`] the backend gives the batch ring
+//! its own slots, each on its own stream, so the ring's batches run concurrently.
 
 mod buffers;
 mod context;
@@ -29,7 +32,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaEvent, DriverError};
 
-use self::buffers::{DeviceNet, DeviceSlot, HostAddrs, PinnedSlot};
+use self::buffers::{DeviceNet, DeviceSlot, PinnedSlot};
 use self::context::Gpu;
 use self::error::Stage;
 use self::graph::{Capture, GraphSet};
@@ -236,6 +239,7 @@ impl CudaBackend {
     /// Launches `rows` rows of ring slot `index` (`None`: the staging slot) with its graph for
     /// the batch's bucket (or eagerly) and records the slot's event; does not wait. The
     /// slot's host memory must hold the batch and stay untouched until the event completes.
+    /// On an error, whatever was already enqueued has finished when this returns.
     fn launch_slot(&mut self, index: Option<usize>, rows: usize) -> Result<(), CudaError> {
         let bucket = self.bucket_for(rows);
         self.gpu.ctx.bind_to_thread().stage("bind context")?;
@@ -248,16 +252,22 @@ impl CudaBackend {
             Some(i) => &self.ring_slots[i],
             None => &self.staging,
         };
-        match slot.graphs.get(bucket) {
-            Some(graph) => graph.launch().batch_stage("graph launch", bucket)?,
+        let launched = match slot.graphs.get(bucket) {
+            Some(graph) => graph.launch().batch_stage("graph launch", bucket),
             // SAFETY: rows <= the slot's capacity (callers check); host_fill holds `rows`.
-            None => {
-                unsafe { self.enqueue(slot, rows, rows) }.batch_stage("eager forward", bucket)?
-            }
+            None => unsafe { self.enqueue(slot, rows, rows) }.batch_stage("eager forward", bucket),
         }
-        slot.done
-            .record(&slot.stream)
-            .batch_stage("event record", bucket)
+        .and_then(|()| {
+            slot.done
+                .record(&slot.stream)
+                .batch_stage("event record", bucket)
+        });
+        if launched.is_err() {
+            // Copies enqueued before the failure may still be running on the host memory
+            // the caller takes back with the error.
+            let _ = slot.stream.synchronize();
+        }
+        launched
     }
 
     /// Enqueues on the slot's stream: copy-in of `copy_rows` rows and the fill count, the
@@ -370,12 +380,15 @@ impl AsyncBackend for CudaBackend {
                 max,
             });
         }
-        if index != self.ring_slots.len() {
+        // In order; an index whose memory was dropped (an earlier ring) is made anew.
+        let reuse = index < self.ring_slots.len() && !self.ring_slots[index].is_bound();
+        if index != self.ring_slots.len() && !reuse {
             return Err(NetError::Backend {
                 backend: "cuda",
                 stage: "slot allocation",
                 message: format!(
-                    "slot {index} asked for, but slots are allocated in order and {} exist",
+                    "slot {index} asked for, but slots are allocated in order and {} exist \
+                     (a slot is made anew only once its memory is dropped)",
                     self.ring_slots.len()
                 ),
             });
@@ -389,11 +402,15 @@ impl AsyncBackend for CudaBackend {
             Ok((host, slot))
         };
         let (host, slot) = alloc().map_err(|e| e.into_net("slot allocation"))?;
-        self.ring_slots.push(slot);
+        if reuse {
+            self.ring_slots[index] = slot;
+        } else {
+            self.ring_slots.push(slot);
+        }
         Ok(Box::new(host))
     }
 
-    fn launch(
+    unsafe fn launch(
         &mut self,
         index: usize,
         memory: &mut dyn SlotMemory,
@@ -407,12 +424,12 @@ impl AsyncBackend for CudaBackend {
                 stage: "launch",
                 message: format!("no slot {index} ({} allocated)", self.ring_slots.len()),
             })?;
-        // The slot's graphs copy from and to fixed addresses: only its own memory will do.
-        if HostAddrs::of(memory) != slot.host {
+        // The slot's graphs copy from and to fixed addresses: only its own live memory will do.
+        if !slot.is_over(memory) {
             return Err(NetError::Backend {
                 backend: "cuda",
                 stage: "launch",
-                message: format!("slot {index} was handed another slot's memory"),
+                message: format!("slot {index} was handed memory that is not its own, live one"),
             });
         }
         if rows > slot.capacity {
