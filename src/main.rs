@@ -690,6 +690,7 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         });
         bar
     };
+    let mut util = UtilSamples::default();
     let summary = engine::selfplay::run(
         config,
         backend,
@@ -697,7 +698,11 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         |done| writer.add_round(done.index, done.examples),
         |s| {
             bar.set_position(s.units);
-            let gpu_line = gpu.and_then(nvml_snapshot).map_or(String::new(), |g| {
+            let stats = gpu.and_then(nvml_snapshot);
+            if let Some(g) = &stats {
+                util.push(g.util_percent);
+            }
+            let gpu_line = stats.map_or(String::new(), |g| {
                 format!(
                     ", GPU {}% {:.1}/{:.1} GiB",
                     g.util_percent,
@@ -716,11 +721,16 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     let (shards, rows) = writer.finish()?;
+    let util_mean = util.mean();
     let summary = engine::selfplay::Summary {
         shards,
         gpu: gpu.and_then(nvml_snapshot),
+        gpu_util_mean_percent: util_mean,
         ..summary
     };
+    if let Some(hint) = util.underfed_hint() {
+        eprintln!("{hint}");
+    }
     let check = check.map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone());
     if let Some(c) = &check {
         eprintln!(
@@ -744,7 +754,7 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         println!("{out}");
     } else {
         eprintln!(
-            "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%, {:.1} s",
+            "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%, {:.1} s{}",
             if summary.interrupted { "interrupted: " } else { "" },
             summary.rounds,
             summary.decisions,
@@ -755,10 +765,44 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
             summary.nn_rows_per_s,
             summary.avg_batch,
             100.0 * summary.cache_hit_rate,
-            summary.wall_s
+            summary.wall_s,
+            util_mean.map_or(String::new(), |u| format!(", GPU busy {u:.0}%"))
         );
     }
     Ok(())
+}
+
+/// GPU utilisation samples (NVML, percent of time a kernel ran) taken during a run.
+#[derive(Default)]
+struct UtilSamples(Vec<u32>);
+
+impl UtilSamples {
+    /// Fewer samples than this (a run of about a second) say nothing.
+    const MIN_SAMPLES: usize = 5;
+    /// Below this mean utilisation the GPU waited for work most of the time.
+    const UNDERFED_PERCENT: f64 = 50.0;
+
+    fn push(&mut self, percent: u32) {
+        self.0.push(percent);
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (!self.0.is_empty())
+            .then(|| self.0.iter().map(|&p| f64::from(p)).sum::<f64>() / self.0.len() as f64)
+    }
+
+    /// A one-line hint when the GPU was underfed over a run long enough to tell.
+    fn underfed_hint(&self) -> Option<String> {
+        let mean = self.mean().filter(|_| self.0.len() >= Self::MIN_SAMPLES)?;
+        (mean < Self::UNDERFED_PERCENT).then(|| {
+            format!(
+                "hint: the GPU ran kernels {mean:.0}% of the time: the search threads did not \
+                 keep it fed. More games per worker (--games-per-worker) put more batches in \
+                 flight; more cores (--workers) add search; --leaf-values all gives it more \
+                 rows per leaf"
+            )
+        })
+    }
 }
 
 /// First Ctrl-C (or SIGTERM): set `stop`. Second: exit at once. A second signal within
@@ -836,4 +880,32 @@ fn arena(args: ArenaArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UtilSamples;
+
+    #[test]
+    fn the_underfed_hint_needs_a_long_enough_run_with_a_mostly_idle_gpu() {
+        let samples = |v: &[u32]| {
+            let mut u = UtilSamples::default();
+            v.iter().for_each(|&p| u.push(p));
+            u
+        };
+        assert_eq!(samples(&[]).mean(), None);
+        assert_eq!(samples(&[20, 40]).mean(), Some(30.0));
+        assert!(
+            samples(&[10, 10, 10, 10]).underfed_hint().is_none(),
+            "too short to tell"
+        );
+        let idle = samples(&[10, 20, 30, 40, 50])
+            .underfed_hint()
+            .expect("a hint");
+        assert!(
+            idle.contains("30%") && idle.contains("--games-per-worker"),
+            "{idle}"
+        );
+        assert!(samples(&[90, 95, 40, 99, 97]).underfed_hint().is_none());
+    }
 }

@@ -125,10 +125,18 @@ pub struct Summary {
     /// The GPU at the end of the run (NVML), when the network ran on one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::net::cuda::GpuStats>,
+    /// Mean GPU utilisation (NVML: share of time a kernel ran) over the samples taken while
+    /// the run went on, when the network ran on a GPU with NVML.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_util_mean_percent: Option<f64>,
 }
 
+/// How often `run` reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
 /// Runs self-play with `backend` until `config.units` units are done or `stop` is set, passing
-/// each finished unit to `sink` (in completion order) and a progress summary to `progress`.
+/// each finished unit to `sink` (in completion order) and a progress summary to `progress`
+/// (every [`PROGRESS_EVERY`]).
 pub fn run(
     config: SelfPlayConfig,
     mut backend: Box<dyn Backend>,
@@ -206,6 +214,7 @@ pub fn run(
             .collect();
         drop(tx);
         let mut failure = None;
+        let mut last_progress = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
                 shared.stop.store(true, Ordering::Relaxed);
@@ -225,8 +234,13 @@ pub fn run(
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            snapshot(&mut summary);
-            progress(&summary);
+            // Not per unit: at hundreds of thousands of rounds a minute, per-unit progress
+            // (and the GPU telemetry a caller reads in it) would hold up the writer.
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                snapshot(&mut summary);
+                progress(&summary);
+            }
         }
         ring.close();
         for h in handles {
