@@ -9,13 +9,14 @@
 #   info        nvidia-smi and `engine info`
 #   tests       the GPU test executable, full sweep (parity, graphs, f16/bf16, limits)
 #   bench       engine bench --device cuda:0, B = 64 / 256 / 1024 / 4096: direct forward calls
-#               (graphs, and eager), and through the ring with 1 and 8 batches in flight
+#               (graphs, and eager), and through the ring with 1 and 8 batches in flight (and 1 with
+#               --gpu-wait spin)
 #   variants    the same bench for every kernel variant binary .device/engine-* (device-pack.sh
 #               builds them with ENGINE_NVCC_FLAGS, e.g. engine-s4 with -DBLOB_STAGES=4)
 #   selfplay    engine selfplay --device cuda:0, 4 players, Medium: 5-card rounds with mover and
-#               all leaf values, mover with 128 games per worker, and full games from 7 cards
-#               (mover), 15 s each (SIGINT ends each run: the first Ctrl-C finishes the rounds in
-#               flight and prints the summary)
+#               all leaf values, mover with 128 games per worker and with --gpu-wait spin, and full
+#               games from 7 cards (mover), 15 s each (SIGINT ends each run: the first Ctrl-C
+#               finishes the rounds in flight and prints the summary)
 #   ncu         Nsight Compute on one forward at B = 256 and 4096 (speed of light, memory,
 #               warp stalls; --clock-control none)
 #   memcheck racecheck synccheck initcheck
@@ -92,6 +93,8 @@ if wanted bench; then
             run_step "bench-$batch-ring$n" "bench-$batch-ring$n.json" 20 "$DEV/engine" bench \
                 --device cuda:0 --batch "$batch" --in-flight "$n" --seconds 2 --json
         done
+        run_step "bench-$batch-ring1-spin" "bench-$batch-ring1-spin.json" 20 "$DEV/engine" bench \
+            --device cuda:0 --gpu-wait spin --batch "$batch" --in-flight 1 --seconds 2 --json
     done
 fi
 if wanted variants; then
@@ -107,6 +110,7 @@ if wanted selfplay; then
     selfplay_for 15 selfplay-mover --leaf-values mover --rounds 100000000
     selfplay_for 15 selfplay-all --leaf-values all --rounds 100000000
     selfplay_for 15 selfplay-mover-g128 --leaf-values mover --rounds 100000000 --games-per-worker 128
+    selfplay_for 15 selfplay-mover-spin --leaf-values mover --rounds 100000000 --gpu-wait spin
     selfplay_for 15 selfplay-fullgame --leaf-values mover --full-game --start-cards 7 --games 1000000
 fi
 NCU="$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || true)"

@@ -151,6 +151,18 @@ struct DeviceArgs {
     /// CUDA: launch kernels eagerly instead of replaying captured graphs (for A/B timing)
     #[arg(long)]
     no_graphs: bool,
+    /// CUDA: how a thread waits for its batch through the ring: block (sleep until the GPU
+    /// signals; frees the core for search) or spin (the driver polls; lower latency, burns the
+    /// waiting core)
+    #[arg(long, value_enum, default_value_t = GpuWait::Block, value_name = "HOW")]
+    gpu_wait: GpuWait,
+}
+
+/// `--gpu-wait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GpuWait {
+    Block,
+    Spin,
 }
 
 impl DeviceArgs {
@@ -160,6 +172,7 @@ impl DeviceArgs {
         let cuda = |device: usize| -> Result<Box<dyn Backend>> {
             let config = CudaConfig {
                 graphs: !self.no_graphs,
+                blocking_wait: self.gpu_wait == GpuWait::Block,
                 ..CudaConfig::for_max_batch(rows)
             };
             let mut gpu = CudaBackend::new(device, weights, config)

@@ -291,23 +291,24 @@ fn f16_and_bf16_weight_files_match_the_cpu() {
 
 /// The batch ring on the CUDA backend's own page-locked slots: four worker threads keep up to
 /// eight batches of random sizes (1..=1024 rows) on the device at once (one stream per slot),
-/// each waiting for its own batch on its slot's event, with graphs and eagerly; every batch
-/// matches the CPU backend.
+/// each waiting for its own batch on its slot's event, with graphs and eagerly, with blocking
+/// and spinning waits; every batch matches the CPU backend.
 #[test]
 fn ring_slots_in_flight_match_the_cpu() {
     let weights = reference_weights();
-    for graphs in [true, false] {
+    let modes = [
+        ("ring, graphs", true, true),
+        ("ring, eager", false, true),
+        ("ring, graphs, spin-wait", true, false),
+    ];
+    for (label, graphs, blocking_wait) in modes {
         let config = CudaConfig {
             graphs,
+            blocking_wait,
             ..poisoned_config()
         };
         let Some(mut gpu) = cuda(&weights, config) else {
             return;
-        };
-        let label = if graphs {
-            "ring, graphs"
-        } else {
-            "ring, eager"
         };
         let mut seeds = rng(label);
         let ring = Ring::for_backend(8, 1024, &mut gpu).expect("ring slots on the GPU");

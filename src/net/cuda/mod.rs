@@ -61,6 +61,10 @@ pub struct CudaConfig {
     /// Fill the device outputs with NaN before every batch, so a row the kernel fails to
     /// write cannot pass for a result (tests and debugging; costs two memsets).
     pub poison_outputs: bool,
+    /// A thread waiting for a ring slot's batch sleeps until the GPU signals (`true`:
+    /// blocking-sync events, the core is free for search meanwhile) or lets the driver poll
+    /// (`false`: lower latency, the waiting core spins).
+    pub blocking_wait: bool,
 }
 
 impl Default for CudaConfig {
@@ -69,6 +73,7 @@ impl Default for CudaConfig {
             buckets: vec![64, 128, 256, 512, 1024, 2048, 4096],
             graphs: true,
             poison_outputs: false,
+            blocking_wait: true,
         }
     }
 }
@@ -397,7 +402,8 @@ impl AsyncBackend for CudaBackend {
         let alloc = || -> Result<(PinnedSlot, DeviceSlot), CudaError> {
             let mut host = PinnedSlot::new(&self.gpu.ctx, capacity)?;
             let stream = self.gpu.ctx.new_stream().stage("stream creation")?;
-            let mut slot = DeviceSlot::new(&self.gpu.ctx, stream, &mut host, true)?;
+            let blocking = self.config.blocking_wait;
+            let mut slot = DeviceSlot::new(&self.gpu.ctx, stream, &mut host, blocking)?;
             slot.graphs = self.capture(&slot)?;
             Ok((host, slot))
         };
