@@ -22,7 +22,7 @@
 //! - all simulations backed up: [`Gathered::Done`]; [`Search::result`] holds the answer.
 
 use super::beliefs::{sample_world, BeliefError, WorldSampler};
-use super::cache::{legal_priors, CachedEval, EvalCache, RowKey, MAX_LEGAL};
+use super::cache::{legal_priors, CachedEval, EvalCache, RowKey, RowKeyMap, MAX_LEGAL};
 use super::tree::{SeatMask, Selection, Tree};
 use super::{LeafValues, SearchConfig};
 use crate::encode::{encode_into, Encoding};
@@ -30,7 +30,6 @@ use crate::game::{Round, Seat, MAX_PLAYERS};
 use crate::net::{Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 use thiserror::Error;
 
 /// Mask sent with rows asked only for their value (another seat's perspective): every action,
@@ -192,7 +191,7 @@ pub struct Search {
     /// Keys and masks of the rows the last gather asked for, in order.
     rows: Vec<(RowKey, u64)>,
     /// Row index of each key asked for in the current gather.
-    row_of_key: HashMap<RowKey, u32>,
+    row_of_key: RowKeyMap<u32>,
     pending: Vec<PendingLeaf>,
     /// Paths of the pending leaves, concatenated.
     paths: Vec<u32>,
@@ -233,7 +232,7 @@ impl Search {
             trees: Vec::new(),
             sampler: WorldSampler::new(),
             rows: Vec::new(),
-            row_of_key: HashMap::new(),
+            row_of_key: RowKeyMap::default(),
             pending: Vec::new(),
             paths: Vec::new(),
             path: Vec::new(),
