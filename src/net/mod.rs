@@ -85,6 +85,22 @@ pub struct SlotParts<'a> {
     pub value: &'a mut [f32],
 }
 
+impl<'a> SlotParts<'a> {
+    /// The first `rows` rows as one batch's inputs and outputs.
+    pub fn batch(self, rows: usize) -> (BatchIn<'a>, BatchOut<'a>) {
+        (
+            BatchIn {
+                inputs: &self.inputs[..rows * INPUT_DIM],
+                masks: &self.masks[..rows],
+            },
+            BatchOut {
+                policy: &mut self.policy[..rows * POLICY_DIM],
+                value: &mut self.value[..rows],
+            },
+        )
+    }
+}
+
 /// Slot memory on the heap, for backends that compute on the host.
 pub struct HeapSlot {
     inputs: Vec<f32>,

@@ -1,7 +1,7 @@
 //! A host-side stand-in for an asynchronous backend, shared by the unit and the model tests.
 
 use super::*;
-use crate::net::{NetError, UniformBackend};
+use crate::net::{BatchIn, BatchOut, NetError, UniformBackend};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -75,18 +75,10 @@ impl AsyncBackend for Deferred {
             self.slots[index],
             "own memory"
         );
-        UniformBackend { max_batch: 8 }.forward(
-            BatchIn {
-                inputs: &parts.inputs[..rows * INPUT_DIM],
-                masks: &parts.masks[..rows],
-            },
-            BatchOut {
-                policy: &mut parts.policy[..rows * POLICY_DIM],
-                value: &mut parts.value[..rows],
-            },
-        )?;
+        let (inputs, outputs) = parts.batch(rows);
+        UniformBackend { max_batch: 8 }.forward(inputs, outputs)?;
         if let Some(row) = self.nan_row {
-            parts.value[row] = f32::NAN;
+            memory.parts().value[row] = f32::NAN;
         }
         let now = self
             .in_flight

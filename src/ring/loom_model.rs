@@ -6,7 +6,7 @@
 
 use super::doubles::Deferred;
 use super::*;
-use crate::net::{NetError, UniformBackend};
+use crate::net::{BatchIn, BatchOut, NetError, UniformBackend};
 use loom::sync::Arc;
 use loom::thread;
 

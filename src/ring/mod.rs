@@ -17,8 +17,7 @@
 //! waiting worker as [`RingError::Backend`], never as a hang.
 
 use crate::net::{
-    AsyncBackend, Backend, BatchIn, BatchOut, HeapSlot, NetError, Pending, SlotMemory, INPUT_DIM,
-    POLICY_DIM,
+    AsyncBackend, Backend, HeapSlot, NetError, Pending, SlotMemory, INPUT_DIM, POLICY_DIM,
 };
 use crate::telemetry;
 use std::collections::{HashMap, VecDeque};
@@ -124,20 +123,8 @@ impl Batch {
 
     /// Runs the batch on the calling thread.
     fn run(&mut self, backend: &mut dyn Backend) -> Result<(), String> {
-        let rows = self.rows;
-        let parts = self.memory.parts();
-        backend
-            .forward(
-                BatchIn {
-                    inputs: &parts.inputs[..rows * INPUT_DIM],
-                    masks: &parts.masks[..rows],
-                },
-                BatchOut {
-                    policy: &mut parts.policy[..rows * POLICY_DIM],
-                    value: &mut parts.value[..rows],
-                },
-            )
-            .map_err(|e| e.to_string())
+        let (inputs, outputs) = self.memory.parts().batch(self.rows);
+        backend.forward(inputs, outputs).map_err(|e| e.to_string())
     }
 
     /// Enqueues the batch on an asynchronous backend.

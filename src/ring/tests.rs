@@ -3,7 +3,7 @@
 
 use super::doubles::Deferred;
 use super::*;
-use crate::net::{NetError, UniformBackend};
+use crate::net::{BatchIn, BatchOut, NetError, UniformBackend};
 use std::sync::Arc;
 
 #[test]
