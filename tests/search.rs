@@ -40,6 +40,17 @@ fn random_config(rng: &mut impl Rng, players: std::ops::RangeInclusive<u8>) -> R
     }
 }
 
+/// A fresh deal at a 4-player table, dealer seat 0, spades trump.
+fn spades_deal(cards: u8, rng: &mut impl Rng) -> Round {
+    let table = RoundConfig {
+        players: 4,
+        cards,
+        dealer: Seat(0),
+        trump: Some(Suit::Spades),
+    };
+    Round::deal(table, rng).unwrap()
+}
+
 /// A random deal played randomly for a random number of actions (not to the end).
 fn random_position(rng: &mut impl Rng) -> Round {
     let config = random_config(rng, 3..=8);
@@ -153,13 +164,7 @@ fn sampled_worlds_are_uniform_over_consistent_deals() {
     let mut tested = 0;
     while tested < 4 {
         // 4 × 13: no undealt cards; play down to 2 cards each, where voids usually bind.
-        let config = RoundConfig {
-            players: 4,
-            cards: 13,
-            dealer: Seat(0),
-            trump: Some(Suit::Spades),
-        };
-        let mut round = Round::deal(config, &mut rng).unwrap();
+        let mut round = spades_deal(13, &mut rng);
         while !(round.phase() == Phase::Playing && round.completed_tricks() == 11) {
             let a = random_action(&round, &mut rng);
             round.apply(a);
@@ -389,16 +394,7 @@ fn search_never_depends_on_hidden_hands() {
 #[test]
 fn same_seed_same_result_and_seed_matters() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let round = Round::deal(
-        RoundConfig {
-            players: 4,
-            cards: 5,
-            dealer: Seat(0),
-            trump: Some(Suit::Spades),
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let round = spades_deal(5, &mut rng);
     let config = SearchConfig::medium().self_play();
     let a = search(&round, config, 42);
     assert_eq!(a, search(&round, config, 42));
@@ -409,16 +405,7 @@ fn same_seed_same_result_and_seed_matters() {
 #[test]
 fn root_is_expanded_before_the_first_simulation() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let round = Round::deal(
-        RoundConfig {
-            players: 4,
-            cards: 5,
-            dealer: Seat(0),
-            trump: Some(Suit::Spades),
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let round = spades_deal(5, &mut rng);
     for worlds in [1, 3] {
         let mut s = Search::new(&round, SearchConfig::with_budget(worlds, 1), 0).unwrap();
         let mut cache = EvalCache::disabled();
@@ -671,13 +658,7 @@ fn mcts_with_seed0_net_beats_random_play() {
     let mut rows = 0u64;
     let mut searches = 0u64;
     for deal in 0..200u64 {
-        let table = RoundConfig {
-            players: 4,
-            cards: 3,
-            dealer: Seat(0),
-            trump: Some(Suit::Spades),
-        };
-        let start = Round::deal(table, &mut ChaCha8Rng::seed_from_u64(deal)).unwrap();
+        let start = spades_deal(3, &mut ChaCha8Rng::seed_from_u64(deal));
         let mut diff = 0.0;
         for mcts in (0..4).map(Seat) {
             let mut rng = ChaCha8Rng::seed_from_u64(deal * 4 + u64::from(mcts.0) + 1_000_000);

@@ -34,6 +34,30 @@ pub struct BenchResult {
     pub latency_us: f64,
 }
 
+impl BenchResult {
+    /// The figures of `batches` batches of `batch` rows timed over `seconds`, their
+    /// submit-to-outputs times summing to `latency_s`.
+    fn timed(
+        backend: &'static str,
+        batch: usize,
+        in_flight: usize,
+        batches: u64,
+        seconds: f64,
+        latency_s: f64,
+    ) -> BenchResult {
+        BenchResult {
+            backend,
+            batch,
+            in_flight,
+            batches,
+            seconds,
+            evals_per_s: (batches as usize * batch) as f64 / seconds,
+            us_per_batch: seconds * 1e6 / batches as f64,
+            latency_us: latency_s * 1e6 / batches as f64,
+        }
+    }
+}
+
 /// `rows` rows that look like encoder output (spec §2.3): a hand, a trick in play order,
 /// played cards as 0/1 bits, bid and trick ratios, one-hots and fractions, zero context.
 pub fn encoder_like_inputs(rows: usize, seed: u64) -> Vec<f32> {
@@ -101,16 +125,15 @@ pub fn run(
         batches += 1;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    Ok(BenchResult {
-        backend: backend.name(),
+    // One call at a time: each batch's latency is its share of the wall time.
+    Ok(BenchResult::timed(
+        backend.name(),
         batch,
-        in_flight: 0,
+        0,
         batches,
-        seconds: elapsed,
-        evals_per_s: (batches as usize * batch) as f64 / elapsed,
-        us_per_batch: elapsed * 1e6 / batches as f64,
-        latency_us: elapsed * 1e6 / batches as f64,
-    })
+        elapsed,
+        elapsed,
+    ))
 }
 
 /// Times batches of `batch` encoder-like rows through a [`Ring`] of `in_flight` slots (the
@@ -125,15 +148,16 @@ pub fn run_in_flight(
     seed: u64,
 ) -> Result<BenchResult, RingError> {
     let name = backend.name();
-    let ring = Ring::for_backend(in_flight.max(1), batch, backend)
-        .map_err(|e| RingError::Backend(e.to_string()))?;
+    let slots = in_flight.max(1);
+    let ring =
+        Ring::for_backend(slots, batch, backend).map_err(|e| RingError::Backend(e.to_string()))?;
     let inputs = encoder_like_inputs(batch, seed);
     let masks = all_legal_masks(batch);
     std::thread::scope(|scope| {
         let server = scope.spawn(|| ring.serve(backend));
         let timed = (|| {
             let mut queue = VecDeque::new();
-            for _ in 0..in_flight.max(1) {
+            for _ in 0..slots {
                 let mut slot = ring.acquire()?;
                 slot.push_rows(&inputs, &masks);
                 queue.push_back((ring.submit(slot)?, Instant::now()));
@@ -148,7 +172,7 @@ pub fn run_in_flight(
                 let slot = ring.wait(ticket)?;
                 let now = Instant::now();
                 returned += 1;
-                if now < warm_up || returned <= in_flight.max(1) {
+                if now < warm_up || returned <= slots {
                     start = now;
                 } else {
                     batches += 1;
@@ -169,15 +193,8 @@ pub fn run_in_flight(
         let served = server.join().expect("ring server panicked");
         let (batches, elapsed, latency) = timed?;
         served?;
-        Ok(BenchResult {
-            backend: name,
-            batch,
-            in_flight: in_flight.max(1),
-            batches,
-            seconds: elapsed,
-            evals_per_s: (batches as usize * batch) as f64 / elapsed,
-            us_per_batch: elapsed * 1e6 / batches as f64,
-            latency_us: latency * 1e6 / batches as f64,
-        })
+        Ok(BenchResult::timed(
+            name, batch, slots, batches, elapsed, latency,
+        ))
     })
 }

@@ -220,7 +220,8 @@ pub fn run(
                 shared.stop.store(true, Ordering::Relaxed);
                 summary.interrupted = true;
             }
-            match rx.recv_timeout(Duration::from_millis(200)) {
+            // Wakes at least once per progress period even when no unit finishes.
+            match rx.recv_timeout(PROGRESS_EVERY) {
                 Ok(done) => {
                     summary.rounds += u64::from(done.rounds);
                     summary.units += 1;

@@ -253,6 +253,8 @@ impl CudaBackend {
             None => &mut self.staging,
         };
         slot.host_fill.as_mut_slice()[0] = rows as u32;
+        // Looked up again as shared: `enqueue` borrows the whole backend, which a reborrow of
+        // the mutable lookup would keep locked.
         let slot = match index {
             Some(i) => &self.ring_slots[i],
             None => &self.staging,
