@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use engine::arena::ArenaConfig;
 use engine::encode::EncoderVersion;
 use engine::net::check::CheckBackend;
-use engine::net::cpu::CpuBackend;
+use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig, CudaError};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::Backend;
@@ -156,6 +156,11 @@ struct DeviceArgs {
     /// waiting core)
     #[arg(long, value_enum, default_value_t = GpuWait::Block, value_name = "HOW")]
     gpu_wait: GpuWait,
+    /// CPU: the matrix kernel: avx512, avx2, neon or portable (default: the fastest this CPU
+    /// has). Each gives a row the same result whatever batch it is in; they may differ from
+    /// each other in the last bits
+    #[arg(long, value_name = "KERNEL")]
+    cpu_kernel: Option<CpuKernel>,
 }
 
 /// `--gpu-wait`.
@@ -168,7 +173,12 @@ enum GpuWait {
 impl DeviceArgs {
     /// The backend for this device with room for `rows` rows per batch.
     fn backend(&self, weights: &Arc<PreparedWeights>, rows: usize) -> Result<Box<dyn Backend>> {
-        let cpu = || -> Box<dyn Backend> { Box::new(CpuBackend::new(weights.clone(), rows)) };
+        let cpu = || -> Result<Box<dyn Backend>> {
+            let kernel = self.cpu_kernel.unwrap_or_else(CpuKernel::detect);
+            let cpu = CpuBackend::with_kernel(weights.clone(), rows, kernel)?;
+            eprintln!("device: {}", cpu.describe());
+            Ok(Box::new(cpu))
+        };
         let cuda = |device: usize| -> Result<Box<dyn Backend>> {
             let config = CudaConfig {
                 graphs: !self.no_graphs,
@@ -182,7 +192,7 @@ impl DeviceArgs {
             Ok(Box::new(gpu))
         };
         match self.device {
-            DeviceArg::Cpu => Ok(cpu()),
+            DeviceArg::Cpu => cpu(),
             DeviceArg::Cuda(n) => cuda(n),
             DeviceArg::Auto => {
                 match cuda(0) {
@@ -191,7 +201,7 @@ impl DeviceArgs {
                             .is_some_and(CudaError::is_unavailable) =>
                     {
                         eprintln!("note: --device auto: GPU unavailable ({}); running the network on the CPU", error_chain(&e));
-                        Ok(cpu())
+                        cpu()
                     }
                     other => other,
                 }

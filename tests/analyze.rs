@@ -5,7 +5,7 @@
 
 use engine::analyze::{serve, AnalyzeConfig, ServeSummary, ROWS_PER_BATCH};
 use engine::encode::EncoderVersion;
-use engine::net::cpu::CpuBackend;
+use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::{Backend, BatchIn, BatchOut, NetError, UniformBackend};
 use rand::{Rng, SeedableRng};
@@ -36,11 +36,18 @@ fn uniform() -> Box<dyn Backend> {
     })
 }
 
-/// The CPU network with fresh seed-0 weights.
+/// The CPU network with fresh seed-0 weights, on the fastest kernel.
 fn cpu_net() -> Box<dyn Backend> {
+    cpu_net_on(CpuKernel::detect())
+}
+
+/// The CPU network with fresh seed-0 weights, on `kernel`.
+fn cpu_net_on(kernel: CpuKernel) -> Box<dyn Backend> {
     static NET: OnceLock<Arc<PreparedWeights>> = OnceLock::new();
     let net = NET.get_or_init(|| Arc::new(PreparedWeights::new(&Weights::init(0))));
-    Box::new(CpuBackend::new(net.clone(), ROWS_PER_BATCH))
+    Box::new(
+        CpuBackend::with_kernel(net.clone(), ROWS_PER_BATCH, kernel).expect("supported kernel"),
+    )
 }
 
 /// Serves raw lines; returns the answers in output order and the summary.
@@ -208,21 +215,26 @@ fn sample_queries(extra: Value) -> Vec<Value> {
         .collect()
 }
 
+/// On every kernel this CPU runs: the batches a query's rows share with other queries' rows
+/// never change its answer.
 #[test]
 fn same_seed_same_answer() {
     let queries = sample_queries(json!({"dets": 3, "sims": 12, "seed": 5}));
-    // All at once on two workers, then one at a time: batches are composed differently.
-    let together = by_id(serve_queries(&queries, cpu_net(), 2));
-    for q in &queries {
-        let alone = serve_one(q.clone(), cpu_net());
-        assert_answer(&alone);
-        let id = q["id"].to_string();
-        assert_eq!(
-            without_time(alone),
-            without_time(together[&id].clone()),
-            "query {id}"
-        );
+    for kernel in CpuKernel::supported() {
+        // All at once on two workers, then one at a time: batches are composed differently.
+        let together = by_id(serve_queries(&queries, cpu_net_on(kernel), 2));
+        for q in &queries {
+            let alone = serve_one(q.clone(), cpu_net_on(kernel));
+            assert_answer(&alone);
+            let id = q["id"].to_string();
+            assert_eq!(
+                without_time(alone),
+                without_time(together[&id].clone()),
+                "{kernel}: query {id}"
+            );
+        }
     }
+    let together = by_id(serve_queries(&queries, cpu_net(), 2));
     // Another seed gives another search (at least somewhere).
     let reseeded: Vec<Value> = queries
         .iter()
@@ -332,17 +344,21 @@ fn hidden_hands_are_never_read() {
         sizes["id"] = json!([i, "sizes"]);
         queries.extend([q, scrambled, sizes]);
     }
-    let answers = by_id(serve_queries(&queries, cpu_net(), 2));
-    let strip = |i: usize, kind: &str| {
-        let mut a = without_time(answers[&json!([i, kind]).to_string()].clone());
-        assert_answer(&a);
-        a["id"] = Value::Null;
-        a
-    };
-    for i in 0..queries.len() / 3 {
-        let real = strip(i, "real");
-        assert_eq!(real, strip(i, "scrambled"), "position {i}");
-        assert_eq!(real, strip(i, "sizes"), "position {i}");
+    // On every kernel this CPU runs (the three versions of a position share batches with
+    // different neighbours).
+    for kernel in CpuKernel::supported() {
+        let answers = by_id(serve_queries(&queries, cpu_net_on(kernel), 2));
+        let strip = |i: usize, kind: &str| {
+            let mut a = without_time(answers[&json!([i, kind]).to_string()].clone());
+            assert_answer(&a);
+            a["id"] = Value::Null;
+            a
+        };
+        for i in 0..queries.len() / 3 {
+            let real = strip(i, "real");
+            assert_eq!(real, strip(i, "scrambled"), "{kernel}: position {i}");
+            assert_eq!(real, strip(i, "sizes"), "{kernel}: position {i}");
+        }
     }
     // With perfect information the given cards are the deal: different cards, another search.
     let known = |hands: Value| {

@@ -5,13 +5,17 @@
 //! start-up errors.
 //!
 //! GPU tests need CUDA device 0 (sm_90+) and a build with the kernels compiled in; elsewhere
-//! they print why they skip and pass. A GPU that exists but fails is a test failure, never a
-//! skip. The CPU-only tests (the weight-stream emulation, config and network errors) always
+//! they report `ignored, no usable GPU: <why>` (this file runs under tests/harness). A GPU
+//! that exists but fails is a test failure, never a skip. The CPU-only tests (the weight-stream emulation, config and network errors) always
 //! run. Inputs are random and fresh each run (`ENGINE_GPU_SEED` replays one);
 //! `ENGINE_GPU_QUICK=1` sweeps a short list of batch sizes (for compute-sanitizer runs);
 //! `ENGINE_REQUIRE_GPU=1` turns every skip into a failure (for runs on a GPU machine).
 
+mod harness;
+
+use harness::{Outcome, Skip};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use engine::net::cpu::CpuBackend;
@@ -42,17 +46,14 @@ fn reference_weights() -> Weights {
     Weights::load(&vectors_dir().join("net.safetensors")).expect("net.safetensors loads")
 }
 
-/// The CUDA backend on device 0, or `None` (with the reason printed) where no usable GPU is.
-fn cuda(weights: &Weights, config: CudaConfig) -> Option<CudaBackend> {
+/// The CUDA backend on device 0, or why this machine cannot run it (a [`Skip`]).
+fn cuda(weights: &Weights, config: CudaConfig) -> Result<CudaBackend, Skip> {
     match CudaBackend::new(0, &PreparedWeights::new(weights), config) {
         Ok(backend) => {
             eprintln!("running on {}", backend.describe());
-            Some(backend)
+            Ok(backend)
         }
-        Err(e) if e.is_unavailable() && !require_gpu() => {
-            eprintln!("skipping: no usable GPU: {e}");
-            None
-        }
+        Err(e) if e.is_unavailable() && !require_gpu() => Err(Skip(format!("no usable GPU: {e}"))),
         Err(e) => panic!("the CUDA backend failed to start: {e}"),
     }
 }
@@ -230,12 +231,9 @@ fn sweep(label: &str, gpu: &mut CudaBackend, weights: &Weights, sizes: &[usize])
 
 // ---- GPU tests ----------------------------------------------------------------------------
 
-#[test]
-fn net_io_vectors_match_at_fp16_tolerance() {
+fn net_io_vectors_match_at_fp16_tolerance() -> Outcome {
     let weights = reference_weights();
-    let Some(mut gpu) = cuda(&weights, poisoned_config()) else {
-        return;
-    };
+    let mut gpu = cuda(&weights, poisoned_config())?;
     let io = NetIoFile::load(&vectors_dir().join("net_io.json")).expect("net_io.json loads");
     let inputs: Vec<f32> = io.cases.iter().flat_map(|c| c.input.clone()).collect();
     let masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
@@ -247,54 +245,48 @@ fn net_io_vectors_match_at_fp16_tolerance() {
     let (rel, dv) = check("net_io.json", &got, &want, &masks);
     eprintln!("net_io.json: policy relative L2 {rel:.2e}, |value diff| {dv:.2e}");
     gpu.shutdown().expect("clean shutdown");
+    Ok(())
 }
 
-#[test]
-fn every_batch_size_matches_the_cpu_with_graphs() {
+fn every_batch_size_matches_the_cpu_with_graphs() -> Outcome {
     let weights = reference_weights();
-    let Some(mut gpu) = cuda(&weights, poisoned_config()) else {
-        return;
-    };
+    let mut gpu = cuda(&weights, poisoned_config())?;
     assert_eq!(gpu.graph_count(), CudaConfig::default().buckets.len());
     sweep("graphs", &mut gpu, &weights, &batch_sizes());
     gpu.shutdown().expect("clean shutdown");
+    Ok(())
 }
 
-#[test]
-fn batch_sizes_match_the_cpu_without_graphs() {
+fn batch_sizes_match_the_cpu_without_graphs() -> Outcome {
     let weights = reference_weights();
     let config = CudaConfig {
         graphs: false,
         ..poisoned_config()
     };
-    let Some(mut gpu) = cuda(&weights, config) else {
-        return;
-    };
+    let mut gpu = cuda(&weights, config)?;
     assert_eq!(gpu.graph_count(), 0);
     let sizes = [1, 7, 32, 33, 100, 255, 256, 257, 1000, 4096];
     sweep("no graphs", &mut gpu, &weights, &sizes);
     gpu.shutdown().expect("clean shutdown");
+    Ok(())
 }
 
-#[test]
-fn f16_and_bf16_weight_files_match_the_cpu() {
+fn f16_and_bf16_weight_files_match_the_cpu() -> Outcome {
     for dtype in [Dtype::F16, Dtype::BF16] {
         let weights = Weights::from_bytes(&reference_as(dtype), "converted").expect("loads");
-        let Some(mut gpu) = cuda(&weights, poisoned_config()) else {
-            return;
-        };
+        let mut gpu = cuda(&weights, poisoned_config())?;
         let sizes = [1, 45, 256, 777];
         sweep(&format!("{dtype:?} file"), &mut gpu, &weights, &sizes);
         gpu.shutdown().expect("clean shutdown");
     }
+    Ok(())
 }
 
 /// The batch ring on the CUDA backend's own page-locked slots: four worker threads keep up to
 /// eight batches of random sizes (1..=1024 rows) on the device at once (one stream per slot),
 /// each waiting for its own batch on its slot's event, with graphs and eagerly, with blocking
 /// and spinning waits; every batch matches the CPU backend.
-#[test]
-fn ring_slots_in_flight_match_the_cpu() {
+fn ring_slots_in_flight_match_the_cpu() -> Outcome {
     let weights = reference_weights();
     let modes = [
         ("ring, graphs", true, true),
@@ -307,9 +299,7 @@ fn ring_slots_in_flight_match_the_cpu() {
             blocking_wait,
             ..poisoned_config()
         };
-        let Some(mut gpu) = cuda(&weights, config) else {
-            return;
-        };
+        let mut gpu = cuda(&weights, config)?;
         let mut seeds = rng(label);
         let ring = Ring::for_backend(8, 1024, &mut gpu).expect("ring slots on the GPU");
         let rounds = if quick() { 2 } else { 12 };
@@ -376,17 +366,15 @@ fn ring_slots_in_flight_match_the_cpu() {
         eprintln!("{label}: {batches} batches through 8 slots, all match the CPU");
         gpu.shutdown().expect("no error recorded by the driver");
     }
+    Ok(())
 }
 
 /// A ring slot's graphs copy fixed addresses, so a launch with another slot's memory (or an
 /// unknown slot) is refused, never run; a slot whose memory was dropped is made anew by the
 /// next allocation of its index (a second ring on the same backend), and only then.
-#[test]
-fn a_launch_with_another_slots_memory_is_refused() {
+fn a_launch_with_another_slots_memory_is_refused() -> Outcome {
     let weights = reference_weights();
-    let Some(mut gpu) = cuda(&weights, CudaConfig::default()) else {
-        return;
-    };
+    let mut gpu = cuda(&weights, CudaConfig::default())?;
     let _first = gpu.alloc_slot(0, 64).expect("slot 0");
     let mut second = gpu.alloc_slot(1, 64).expect("slot 1");
     // SAFETY (every launch below): `second` outlives the batch, which is waited for.
@@ -419,22 +407,20 @@ fn a_launch_with_another_slots_memory_is_refused() {
         .expect("the new memory")
         .wait()
         .expect("batch");
+    Ok(())
 }
 
 /// Graph replay and eager launches run the same kernel on the same rows, so their outputs
 /// agree bit for bit; along the way, prints the forward throughput of both at 256 / 1024 /
 /// 4096 rows (host staging copies and synchronisation included).
-#[test]
-fn graph_replay_and_eager_launch_agree_exactly() {
+fn graph_replay_and_eager_launch_agree_exactly() -> Outcome {
     let weights = reference_weights();
-    let Some(mut graphs) = cuda(&weights, CudaConfig::default()) else {
-        return;
-    };
+    let mut graphs = cuda(&weights, CudaConfig::default())?;
     let eager_config = CudaConfig {
         graphs: false,
         ..CudaConfig::default()
     };
-    let mut eager = cuda(&weights, eager_config).expect("a second backend on the same GPU");
+    let mut eager = cuda(&weights, eager_config)?;
     let mut rng = rng("graphs vs eager");
     let iterations = if quick() { 2 } else { 50 };
     for rows in [256, 1024, 4096] {
@@ -468,16 +454,14 @@ fn graph_replay_and_eager_launch_agree_exactly() {
     }
     graphs.shutdown().expect("clean shutdown");
     eager.shutdown().expect("clean shutdown");
+    Ok(())
 }
 
 /// 4097 rows exceed the largest bucket (4096): rejected with the named error, never split
 /// silently (callers size their batches by `max_batch`, like for every backend).
-#[test]
-fn batches_above_the_largest_bucket_are_rejected() {
+fn batches_above_the_largest_bucket_are_rejected() -> Outcome {
     let weights = reference_weights();
-    let Some(mut gpu) = cuda(&weights, CudaConfig::default()) else {
-        return;
-    };
+    let mut gpu = cuda(&weights, CudaConfig::default())?;
     assert_eq!(gpu.max_batch(), 4096);
     let batch = random_batch(&mut rng("4097 rows"), 4097);
     match run(&mut gpu, &batch.inputs, &batch.masks) {
@@ -489,18 +473,16 @@ fn batches_above_the_largest_bucket_are_rejected() {
     let batch = random_batch(&mut rng("after 4097"), 17);
     run(&mut gpu, &batch.inputs, &batch.masks).expect("forward after a rejected batch");
     gpu.shutdown().expect("clean shutdown");
+    Ok(())
 }
 
-#[test]
-fn custom_buckets_and_an_empty_batch() {
+fn custom_buckets_and_an_empty_batch() -> Outcome {
     let weights = reference_weights();
     let config = CudaConfig {
         buckets: vec![32, 96, 320],
         ..poisoned_config()
     };
-    let Some(mut gpu) = cuda(&weights, config) else {
-        return;
-    };
+    let mut gpu = cuda(&weights, config)?;
     assert_eq!(gpu.max_batch(), 320);
     let empty = run(&mut gpu, &[], &[]).expect("empty batch");
     assert!(empty.policy.is_empty() && empty.value.is_empty());
@@ -511,10 +493,10 @@ fn custom_buckets_and_an_empty_batch() {
         &[1, 32, 33, 96, 97, 320],
     );
     gpu.shutdown().expect("clean shutdown");
+    Ok(())
 }
 
-#[test]
-fn devices_and_telemetry_are_described_or_explained() {
+fn devices_and_telemetry_are_described_or_explained() -> Outcome {
     match describe_devices() {
         Ok(devices) => {
             eprintln!("devices: {devices:?}");
@@ -533,14 +515,14 @@ fn devices_and_telemetry_are_described_or_explained() {
         }
         None => eprintln!("no NVML telemetry on this machine"),
     }
+    Ok(())
 }
 
 // ---- CPU-only tests -------------------------------------------------------------------------
 
 /// Without a usable GPU, start-up fails with one of the "unavailable" errors and a message
 /// that says why; bad configs fail before anything touches the GPU.
-#[test]
-fn start_up_errors_are_named() {
+fn start_up_errors_are_named() -> Outcome {
     let prepared = PreparedWeights::new(&Weights::init(3));
     if let Err(e) = CudaBackend::new(0, &prepared, CudaConfig::default()) {
         assert!(e.is_unavailable(), "unexpected start-up failure: {e}");
@@ -563,10 +545,10 @@ fn start_up_errors_are_named() {
     let config = CudaConfig::for_max_batch(1000);
     assert_eq!(config.buckets, [64, 128, 256, 512, 1024]);
     assert_eq!(CudaConfig::for_max_batch(1).buckets, [64]);
+    Ok(())
 }
 
-#[test]
-fn networks_the_kernels_cannot_run_are_named() {
+fn networks_the_kernels_cannot_run_are_named() -> Outcome {
     let tiny = Dims {
         embedding: 8,
         layers: 2,
@@ -598,14 +580,14 @@ fn networks_the_kernels_cannot_run_are_named() {
         }
         other => panic!("expected WeightOutOfRange, got {other:?}"),
     }
+    Ok(())
 }
 
 /// The packed weight stream and parameter block, read in the kernel's order by an f32
 /// emulation of the kernel (same FP16 rounding points, same tiles, same parameter offsets),
 /// reproduce the CPU backend within the GPU tolerances. This checks the packing and the
 /// FP16 error budget without a GPU; the kernel itself is checked by the GPU tests above.
-#[test]
-fn packed_network_emulation_matches_the_cpu() {
+fn packed_network_emulation_matches_the_cpu() -> Outcome {
     let weights = reference_weights();
     let prepared = PreparedWeights::new(&weights);
     let packed = PackedNet::new(&prepared).expect("packs");
@@ -624,6 +606,7 @@ fn packed_network_emulation_matches_the_cpu() {
     let got = emulate(&packed, &inputs, &masks);
     let (rel, dv) = check("emulated kernel", &got, &want, &masks);
     eprintln!("emulated FP16 kernel vs CPU: policy relative L2 {rel:.2e}, |value diff| {dv:.2e}");
+    Ok(())
 }
 
 /// An f32 model of `blobnet_forward_f32` (kernels/blobnet.cu): consumes the weight stream
@@ -782,4 +765,22 @@ fn reference_as(dtype: Dtype) -> Vec<u8> {
         )
     });
     safetensors::serialize(views, None).expect("serialise")
+}
+
+fn main() -> ExitCode {
+    harness::run(tests![
+        net_io_vectors_match_at_fp16_tolerance,
+        every_batch_size_matches_the_cpu_with_graphs,
+        batch_sizes_match_the_cpu_without_graphs,
+        f16_and_bf16_weight_files_match_the_cpu,
+        ring_slots_in_flight_match_the_cpu,
+        a_launch_with_another_slots_memory_is_refused,
+        graph_replay_and_eager_launch_agree_exactly,
+        batches_above_the_largest_bucket_are_rejected,
+        custom_buckets_and_an_empty_batch,
+        devices_and_telemetry_are_described_or_explained,
+        start_up_errors_are_named,
+        networks_the_kernels_cannot_run_are_named,
+        packed_network_emulation_matches_the_cpu
+    ])
 }

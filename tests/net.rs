@@ -10,6 +10,8 @@ use engine::net::weights::{Dims, FileDtype, PreparedWeights, Weights, WeightsErr
 use engine::net::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
 use engine::vectors::{mask_bits, NetIoFile};
 use half::{bf16, f16};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, TensorView};
 
 const TOLERANCE: f32 = 1e-5;
@@ -24,7 +26,7 @@ fn reference_weights() -> Weights {
 
 /// The kernels this CPU runs; says which are skipped and why.
 fn kernels() -> Vec<CpuKernel> {
-    [CpuKernel::Avx512, CpuKernel::Portable]
+    CpuKernel::ALL
         .into_iter()
         .filter(|k| {
             let ok = k.is_supported();
@@ -139,42 +141,67 @@ fn net_io_cases_match_the_reference_on_every_kernel() {
     }
 }
 
-#[test]
-fn single_rows_and_large_batches_agree_with_one_batch() {
-    let (weights, cases) = (reference_weights(), cases());
-    for kernel in kernels() {
-        // 300 rows: several blocks spread over the threads, uneven last block.
-        let repeats = 300usize.div_ceil(96);
-        let mut net = backend(&weights, kernel, 96 * repeats);
-        let batch = forward(&mut net, &cases.inputs, &cases.masks);
-        for (i, &mask) in cases.masks.iter().enumerate() {
-            let one = forward(&mut net, &cases.inputs[i * 256..][..256], &[mask]);
-            assert!(
-                max_abs_diff(&one.policy, &batch.policy[i * POLICY_DIM..][..POLICY_DIM])
-                    <= TOLERANCE
-            );
-            assert!((one.value[0] - batch.value[i]).abs() <= TOLERANCE);
-        }
-        let rows = 300;
-        let inputs: Vec<f32> = cases
-            .inputs
+/// Every output of `rows` rows as bits: policy, value and logits per row.
+fn row_bits(out: &Outputs, rows: std::ops::Range<usize>) -> Vec<Vec<u32>> {
+    rows.map(|r| {
+        let policy = &out.policy[r * POLICY_DIM..][..POLICY_DIM];
+        let logits = &out.logits[r * POLICY_DIM..][..POLICY_DIM];
+        policy
             .iter()
-            .copied()
-            .cycle()
-            .take(rows * 256)
+            .chain(logits)
+            .chain([&out.value[r]])
+            .map(|x| x.to_bits())
+            .collect()
+    })
+    .collect()
+}
+
+/// Batch invariance, bit for bit: a row's outputs do not depend on the batch size, on its
+/// position, or on the rows beside it. Without it the same search query gets different visit
+/// counts depending on what else was evaluated with it.
+#[test]
+fn every_kernel_gives_a_row_the_same_bits_in_any_batch() {
+    const POOL: usize = 300;
+    let (weights, cases) = (reference_weights(), cases());
+    // 96 recorded rows, then random encoder-like rows (0/1 features and a few scalars).
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let mut inputs = cases.inputs.clone();
+    let mut masks = cases.masks.clone();
+    while masks.len() < POOL {
+        inputs.extend((0..256).map(|i| match i % 5 {
+            0 => rng.random_range(-1.0..1.0),
+            _ => f32::from(u8::from(rng.random_bool(0.2))),
+        }));
+        masks.push(rng.random::<u64>());
+    }
+    let row_input = |r: usize| &inputs[r * 256..][..256];
+    for kernel in kernels() {
+        let mut net = backend(&weights, kernel, POOL);
+        let alone: Vec<Vec<u32>> = (0..POOL)
+            .flat_map(|r| row_bits(&forward(&mut net, row_input(r), &masks[r..=r]), 0..1))
             .collect();
-        let masks: Vec<u64> = cases.masks.iter().copied().cycle().take(rows).collect();
-        let big = forward(&mut net, &inputs, &masks);
-        for r in 0..rows {
-            let i = r % 96;
-            let dp = max_abs_diff(
-                &big.policy[r * POLICY_DIM..][..POLICY_DIM],
-                &batch.policy[i * POLICY_DIM..][..POLICY_DIM],
-            );
-            assert!(
-                dp <= TOLERANCE && (big.value[r] - batch.value[i]).abs() <= TOLERANCE,
-                "row {r}"
-            );
+        // Every batch size, the pool's first rows.
+        for size in 1..=POOL {
+            let out = forward(&mut net, &inputs[..size * 256], &masks[..size]);
+            let bits = row_bits(&out, 0..size);
+            if let Some(r) = (0..size).find(|&r| bits[r] != alone[r]) {
+                panic!("{kernel}: row {r} differs in a batch of {size} from alone");
+            }
+        }
+        // Mixed batches: random rows (repeats allowed) in random order.
+        for _ in 0..40 {
+            let size = rng.random_range(1..=POOL);
+            let picks: Vec<usize> = (0..size).map(|_| rng.random_range(0..POOL)).collect();
+            let batch_inputs: Vec<f32> =
+                picks.iter().flat_map(|&r| row_input(r).to_vec()).collect();
+            let batch_masks: Vec<u64> = picks.iter().map(|&r| masks[r]).collect();
+            let bits = row_bits(&forward(&mut net, &batch_inputs, &batch_masks), 0..size);
+            for (position, &r) in picks.iter().enumerate() {
+                assert!(
+                    bits[position] == alone[r],
+                    "{kernel}: row {r} differs at position {position} of a mixed batch of {size}"
+                );
+            }
         }
     }
 }

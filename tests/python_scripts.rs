@@ -1,42 +1,44 @@
 //! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop),
 //! run against this build's `engine` binary when a Python with PyTorch is at hand: `ENGINE_PYTHON`,
-//! else `python3`. Without one the test prints why it skipped and passes; `make python-tests` sets up
+//! else `python3`. Without one the tests report `ignored, <why>` (tests/harness); `make python-tests` sets up
 //! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/read_shard.py`
 //! and the Rust shard reader agree on real self-play shards.
 
+mod harness;
+
 use engine::selfplay::{read_shard, serialize, Example, Shard, SHARD_FORMAT_VERSION};
+use harness::{Outcome, Skip};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
 
-/// The Python to use, if it imports `modules` (comma-separated); else prints why the test skips.
-fn python_with(modules: &str) -> Option<String> {
+/// The Python to use, if it imports `modules` (comma-separated); else why the test skips.
+/// `ENGINE_REQUIRE_PYTHON=1` (set by CI) turns that skip into a failure.
+fn python_with(modules: &str) -> Result<String, Skip> {
     let python = std::env::var("ENGINE_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let probe = Command::new(&python)
         .args(["-c", &format!("import {modules}")])
         .output();
-    match probe {
-        Ok(out) if out.status.success() => Some(python),
+    let why = match probe {
+        Ok(out) if out.status.success() => return Ok(python),
         Ok(out) => {
             let err = String::from_utf8_lossy(&out.stderr);
             let reason = err.lines().last().unwrap_or("").to_string();
-            eprintln!("skipped: `{python}` lacks {modules} ({reason}); set ENGINE_PYTHON or run `make python-tests`");
-            None
+            format!("`{python}` lacks {modules} ({reason})")
         }
-        Err(e) => {
-            eprintln!("skipped: no `{python}` ({e}); set ENGINE_PYTHON or run `make python-tests`");
-            None
-        }
+        Err(e) => format!("no `{python}` ({e})"),
+    };
+    let why = format!("{why}; set ENGINE_PYTHON or run `make python-tests`");
+    if std::env::var("ENGINE_REQUIRE_PYTHON").is_ok_and(|v| v == "1") {
+        panic!("ENGINE_REQUIRE_PYTHON=1, but {why}");
     }
+    Err(Skip(why))
 }
 
-#[test]
-fn python_scripts() {
-    let Some(python) = python_with("torch, safetensors, tqdm") else {
-        return;
-    };
+fn python_scripts() -> Outcome {
+    let python = python_with("torch, safetensors, tqdm")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&python)
         .args("-m unittest discover -s scripts/tests -t scripts/tests -v".split(' '))
@@ -48,6 +50,7 @@ fn python_scripts() {
     // unittest reports on stderr; pass it on so `cargo test -- --nocapture` shows it.
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "Python tests failed (see above)");
+    Ok(())
 }
 
 /// Each tensor of `shard` as the little-endian bytes a shard file holds.
@@ -79,11 +82,8 @@ const SELFPLAY: &str = "selfplay --players 3 --cards 2 --rounds 8 --shard-size 2
 
 /// `engine selfplay` writes a few shards (the last one partial); `scripts/read_shard.py` and
 /// [`read_shard`] must see the same rows, metadata and tensor bytes (SHA-256) in each.
-#[test]
-fn read_shard_py_agrees_with_the_rust_reader() {
-    let Some(python) = python_with("numpy, safetensors") else {
-        return;
-    };
+fn read_shard_py_agrees_with_the_rust_reader() -> Outcome {
+    let python = python_with("numpy, safetensors")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("engine-read-shard-py-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -138,15 +138,13 @@ fn read_shard_py_agrees_with_the_rust_reader() {
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
 }
 
 /// `scripts/read_shard.py` refuses what the Rust reader refuses for the `unit` column: a
 /// format-1 shard (named by its version, not by its missing tensor) and a negative unit.
-#[test]
-fn read_shard_py_refuses_old_versions_and_negative_units() {
-    let Some(python) = python_with("numpy, safetensors") else {
-        return;
-    };
+fn read_shard_py_refuses_old_versions_and_negative_units() -> Outcome {
+    let python = python_with("numpy, safetensors")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("engine-read-shard-bad-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -208,4 +206,13 @@ fn read_shard_py_refuses_old_versions_and_negative_units() {
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    harness::run(tests![
+        python_scripts,
+        read_shard_py_agrees_with_the_rust_reader,
+        read_shard_py_refuses_old_versions_and_negative_units
+    ])
 }

@@ -2,7 +2,7 @@
 
 use engine::encode::{encode, EncoderVersion};
 use engine::game::{CardSet, Phase, Round, RoundConfig, Seat, Suit, TRUMP_ROTATION};
-use engine::net::cpu::CpuBackend;
+use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::{Backend, BatchOut, UniformBackend};
 use engine::search::beliefs::{sample_world, PublicInfo, WorldSampler};
@@ -608,10 +608,19 @@ fn eval_cache_is_bounded_and_counts() {
 /// A cache hit saves a network row but never changes the search: with no cache, a fresh one
 /// and one already holding every row of the same search (nearly every row a hit), the same
 /// seed gives the same root statistics, on a real network, in both leaf-value modes.
+///
+/// On every kernel this CPU runs: hits change which rows share a batch.
 #[test]
 fn cache_hits_never_change_the_search() {
     let weights = Arc::new(PreparedWeights::new(&Weights::init(0)));
-    let mut backend = CpuBackend::new(weights, 1024);
+    for kernel in CpuKernel::supported() {
+        let mut backend = CpuBackend::with_kernel(weights.clone(), 1024, kernel).unwrap();
+        cache_hits_never_change_the_search_on(&mut backend);
+    }
+}
+
+fn cache_hits_never_change_the_search_on(backend: &mut CpuBackend) {
+    let kernel = backend.kernel();
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     for leaf_values in [LeafValues::Mover, LeafValues::All] {
         let config = SearchConfig {
@@ -626,7 +635,7 @@ fn cache_hits_never_change_the_search() {
             let seed = rng.random();
             let mut run = |cache: &mut EvalCache| {
                 let mut s = Search::new(&round, config, seed).unwrap();
-                run_blocking(&mut s, &mut backend, cache).unwrap()
+                run_blocking(&mut s, backend, cache).unwrap()
             };
             let plain = run(&mut EvalCache::disabled());
             let mut warm = EvalCache::new(1 << 16);
@@ -634,8 +643,11 @@ fn cache_hits_never_change_the_search() {
             let hot = run(&mut warm);
             assert!(hot.stats.cache_hits > 0 && hot.stats.nn_rows < fresh.stats.nn_rows);
             for r in [fresh, hot] {
-                assert_eq!(r.visits, plain.visits, "{leaf_values:?}: visits");
-                assert_eq!(r.value_sum, plain.value_sum, "{leaf_values:?}: values");
+                assert_eq!(r.visits, plain.visits, "{kernel} {leaf_values:?}: visits");
+                assert_eq!(
+                    r.value_sum, plain.value_sum,
+                    "{kernel} {leaf_values:?}: values"
+                );
                 assert_eq!(r.value_count, plain.value_count);
             }
         }

@@ -3,7 +3,7 @@
 //! naming its unit), and an interrupted run keeps only complete rounds.
 
 use engine::game::round_sequence;
-use engine::net::cpu::CpuBackend;
+use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::search::{LeafValues, SearchConfig};
 use engine::selfplay::{read_shard, run, SelfPlayConfig, ShardWriter, Summary};
@@ -59,15 +59,26 @@ fn play(
     play_config(dir, config(seed, rounds, workers), stop_after)
 }
 
-/// Plays `config` into `dir` (shards of 40 rows); see [`play`].
+/// Plays `config` into `dir` (shards of 40 rows) on the fastest CPU kernel; see [`play`].
 fn play_config(
     dir: &Path,
     config: SelfPlayConfig,
     stop_after: Option<u64>,
 ) -> (Summary, Vec<Vec<u8>>) {
+    play_config_on(dir, config, stop_after, CpuKernel::detect())
+}
+
+/// [`play_config`] on a given CPU kernel.
+fn play_config_on(
+    dir: &Path,
+    config: SelfPlayConfig,
+    stop_after: Option<u64>,
+    kernel: CpuKernel,
+) -> (Summary, Vec<Vec<u8>>) {
     let meta = BTreeMap::from([("seed".to_string(), config.seed.to_string())]);
     let mut writer = ShardWriter::new(dir, 40, meta).unwrap();
-    let backend = Box::new(CpuBackend::new(net(), config.rows_per_batch()));
+    let backend =
+        Box::new(CpuBackend::with_kernel(net(), config.rows_per_batch(), kernel).unwrap());
     let stop = AtomicBool::new(false);
     let mut done = 0;
     let summary = run(
@@ -199,30 +210,36 @@ fn units_in(dir: &Path) -> Vec<u64> {
 /// Plays `config` with 1, 2 and 3 workers of `config.games_per_worker` games each: the shard
 /// files must be byte-identical, and their `unit` column must be each unit's `per_unit` rows
 /// in unit order. The workers' evaluation caches are on: which units share a worker's cache
-/// must not matter.
+/// must not matter. On every CPU kernel this machine runs (each against itself).
 fn same_shards_for_any_worker_count(name: &str, config: SelfPlayConfig, per_unit: usize) {
     let expected: Vec<u64> = (0..config.units)
         .flat_map(|u| std::iter::repeat_n(u, per_unit))
         .collect();
-    let mut first: Option<Vec<Vec<u8>>> = None;
-    for workers in 1..=3 {
-        let dir = temp_dir(&format!("{name}-workers-{workers}"));
-        let config = SelfPlayConfig {
-            workers,
-            ..config.clone()
-        };
-        let (summary, shards) = play_config(&dir, config.clone(), None);
-        assert_eq!(summary.units, config.units, "{workers} worker(s)");
-        assert!(shards.len() >= 2, "a run of several shards");
-        assert_eq!(units_in(&dir), expected, "{workers} worker(s): unit column");
-        match &first {
-            None => first = Some(shards),
-            Some(one) => assert!(
-                *one == shards,
-                "{workers} workers wrote other shards than 1 worker (same seed)"
-            ),
+    for kernel in CpuKernel::supported() {
+        let mut first: Option<Vec<Vec<u8>>> = None;
+        for workers in 1..=3 {
+            let dir = temp_dir(&format!("{name}-{kernel}-workers-{workers}"));
+            let config = SelfPlayConfig {
+                workers,
+                ..config.clone()
+            };
+            let (summary, shards) = play_config_on(&dir, config.clone(), None, kernel);
+            assert_eq!(summary.units, config.units, "{kernel}, {workers} worker(s)");
+            assert!(shards.len() >= 2, "a run of several shards");
+            assert_eq!(
+                units_in(&dir),
+                expected,
+                "{kernel}, {workers} worker(s): unit column"
+            );
+            match &first {
+                None => first = Some(shards),
+                Some(one) => assert!(
+                    *one == shards,
+                    "{kernel}: {workers} workers wrote other shards than 1 worker (same seed)"
+                ),
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 

@@ -13,11 +13,12 @@ from helpers import engine, python
 # Stands in for engine: runs the real one, except that FAKE_ENGINE=selfplay-crash writes the shards, leaves junk
 # and fails (a crash before the step completed), and FAKE_ENGINE=arena-ctrl-c sends SIGINT to the loop (Ctrl-C).
 FAKE = """#!{python}
-import os, signal, subprocess, sys, time
+import os, signal, subprocess, sys
 mode, args = os.environ.get("FAKE_ENGINE", ""), sys.argv[1:]
 if mode == "arena-ctrl-c" and args[0] == "arena":
-    os.kill(os.getppid(), signal.SIGINT)  # as if only the loop got it; this child then fails
-    time.sleep(1)
+    # As if only the loop got it; this child then fails. No wait needed: the signal is pending on the loop before
+    # this exit can be seen, so the loop's Python raises KeyboardInterrupt before it reads the exit status.
+    os.kill(os.getppid(), signal.SIGINT)
     sys.exit(1)
 rc = subprocess.call([{engine!r}] + args)
 if mode == "selfplay-crash" and args[0] == "selfplay":

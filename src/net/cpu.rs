@@ -2,27 +2,35 @@
 //!
 //! A batch is cut into row blocks that rayon spreads over the cores; each block runs the whole
 //! network on its rows with one thread's scratch buffers, so activations stay in that core's
-//! cache while the weights stream past once per block. Every matrix product goes through
-//! [`Dense::apply`]: the AVX-512 packed-panel kernel ([`avx512`]) where the CPU has it, the
-//! `gemm` crate elsewhere ([`CpuKernel::Portable`]). Bias, ReLU and residual adds are fused
-//! into the product's output pass; LayerNorm, softmax and tanh are short row passes.
+//! cache while the weights stream past once per block. Every matrix product is a packed-panel
+//! kernel ([`panel`]) for the best instruction set the CPU has ([`CpuKernel`]: AVX-512, AVX2,
+//! NEON, portable), with bias, ReLU and residual adds fused into its output pass; LayerNorm,
+//! softmax and tanh are short row passes. Each row's arithmetic is the same whatever batch it
+//! is in, so a search gets the same answer whatever else was evaluated beside it.
 //!
 //! Policy: softmax over the legal actions of the row's mask, illegal ones exactly 0. A row
 //! whose mask has no legal action (bits ≥ 52 are ignored) gets the softmax over all 52
 //! actions, as BlobNet gives without a mask, rather than NaNs.
 
+mod kernel;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod panel;
 #[cfg(target_arch = "x86_64")]
-mod avx512;
+mod x86;
+
+pub use kernel::CpuKernel;
+use kernel::{Dense, Engine, Epilogue};
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use super::weights::{LayerNorm, Linear, PreparedWeights, LAYER_NORM_EPS};
+use super::weights::{LayerNorm, Linear, PreparedWeights};
 use super::{check_batch, Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
 
-/// Activation buffers have row strides padded to this many floats, the AVX-512 kernel's panel
-/// width, so every dense layer can write whole panels. Padding columns hold don't-cares that
+/// Activation buffers have row strides padded to this many floats, a multiple of every
+/// kernel's panel width, so every dense layer can write whole panels. Padding columns hold don't-cares that
 /// no layer reads: each reads only its `inputs` columns.
 const PAD: usize = 32;
 /// Largest block of rows one thread runs through the network at a time. Smaller blocks stream
@@ -31,192 +39,6 @@ const PAD: usize = 32;
 /// AVX-512 box at B = 256 and 1024.
 const MAX_BLOCK_ROWS: usize = 128;
 const ALL_ACTIONS: u64 = (1 << POLICY_DIM) - 1;
-
-/// Which matrix-product kernel a [`CpuBackend`] runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CpuKernel {
-    /// Packed-panel AVX-512F kernel (x86-64 with AVX-512F only).
-    Avx512,
-    /// The `gemm` crate (runtime dispatch to AVX2/FMA/SSE/NEON).
-    Portable,
-}
-
-impl CpuKernel {
-    /// The fastest kernel the running CPU supports.
-    pub fn detect() -> CpuKernel {
-        if CpuKernel::Avx512.is_supported() {
-            CpuKernel::Avx512
-        } else {
-            CpuKernel::Portable
-        }
-    }
-
-    pub fn is_supported(self) -> bool {
-        self.engine().is_some()
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CpuKernel::Avx512 => "avx512",
-            CpuKernel::Portable => "portable",
-        }
-    }
-
-    fn engine(self) -> Option<Engine> {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            CpuKernel::Avx512 => avx512::Avx512::detect().map(Engine::Avx512),
-            #[cfg(not(target_arch = "x86_64"))]
-            CpuKernel::Avx512 => None,
-            CpuKernel::Portable => Some(Engine::Portable),
-        }
-    }
-}
-
-/// A selected kernel, with the proof of CPU support the AVX-512 one needs.
-#[derive(Clone, Copy, Debug)]
-enum Engine {
-    #[cfg(target_arch = "x86_64")]
-    Avx512(avx512::Avx512),
-    Portable,
-}
-
-/// What a dense layer does to `x · W + bias` before storing it.
-#[derive(Clone, Copy)]
-enum Epilogue<'a> {
-    None,
-    Relu,
-    /// Adds a matrix with the output's row stride (the residual stream).
-    Residual(&'a [f32]),
-}
-
-/// One linear layer in the layout of the backend's kernel.
-struct Dense {
-    inputs: usize,
-    outputs: usize,
-    /// Zero-padded to a multiple of [`PAD`].
-    bias: Vec<f32>,
-    /// Avx512: packed panels ([`avx512::pack`]); Portable: `[inputs, outputs]` row-major.
-    weight: Vec<f32>,
-}
-
-impl Dense {
-    fn new(linear: &Linear, engine: Engine) -> Dense {
-        let mut bias = linear.bias.clone();
-        bias.resize(padded(linear.outputs), 0.0);
-        let weight = match engine {
-            #[cfg(target_arch = "x86_64")]
-            Engine::Avx512(_) => avx512::pack(linear),
-            Engine::Portable => linear.weight.clone(),
-        };
-        Dense {
-            inputs: linear.inputs,
-            outputs: linear.outputs,
-            bias,
-            weight,
-        }
-    }
-
-    /// `out[r] = epilogue(x[r] · W + bias)` for `r < rows`; rows of `x` and `out` are
-    /// `x_stride` and `out_stride` floats apart.
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &self,
-        engine: Engine,
-        rows: usize,
-        x: &[f32],
-        x_stride: usize,
-        out: &mut [f32],
-        out_stride: usize,
-        epilogue: Epilogue<'_>,
-    ) {
-        let (residual, relu) = match epilogue {
-            Epilogue::None => (None, false),
-            Epilogue::Relu => (None, true),
-            Epilogue::Residual(r) => (Some(r), false),
-        };
-        match engine {
-            #[cfg(target_arch = "x86_64")]
-            Engine::Avx512(cpu) => avx512::dense(
-                cpu,
-                rows,
-                self.inputs,
-                &self.weight,
-                &self.bias,
-                x,
-                x_stride,
-                out,
-                out_stride,
-                residual,
-                relu,
-            ),
-            Engine::Portable => {
-                self.apply_portable(rows, x, x_stride, out, out_stride, residual, relu)
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply_portable(
-        &self,
-        rows: usize,
-        x: &[f32],
-        x_stride: usize,
-        out: &mut [f32],
-        out_stride: usize,
-        residual: Option<&[f32]>,
-        relu: bool,
-    ) {
-        if rows == 0 {
-            return;
-        }
-        let (inputs, outputs) = (self.inputs, self.outputs);
-        assert!(x.len() >= (rows - 1) * x_stride + inputs, "x too short");
-        assert!(
-            out_stride >= outputs && out.len() >= (rows - 1) * out_stride + outputs,
-            "out too short"
-        );
-        // SAFETY: the asserts bound every row of x (inputs floats) and out (outputs floats);
-        // the weight is [inputs, outputs] row-major.
-        unsafe {
-            gemm::gemm(
-                rows,
-                outputs,
-                inputs,
-                out.as_mut_ptr(),
-                1,
-                out_stride as isize,
-                false,
-                x.as_ptr(),
-                1,
-                x_stride as isize,
-                self.weight.as_ptr(),
-                1,
-                outputs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-        for r in 0..rows {
-            let row = &mut out[r * out_stride..][..outputs];
-            for (y, b) in row.iter_mut().zip(&self.bias) {
-                *y += b;
-            }
-            if let Some(res) = residual {
-                for (y, s) in row.iter_mut().zip(&res[r * out_stride..][..outputs]) {
-                    *y += s;
-                }
-            }
-            if relu {
-                row.iter_mut().for_each(|y| *y = y.max(0.0));
-            }
-        }
-    }
-}
 
 struct CpuLayer {
     attention: Dense,
@@ -372,6 +194,15 @@ impl CpuBackend {
         self.kernel
     }
 
+    /// One line for logs: the kernel and the thread count.
+    pub fn describe(&self) -> String {
+        format!(
+            "cpu, {} kernel, {} threads",
+            self.kernel,
+            rayon::current_num_threads()
+        )
+    }
+
     /// [`Backend::forward`] that also writes the raw policy logits `[rows, POLICY_DIM]`.
     pub fn forward_with_logits(
         &mut self,
@@ -461,20 +292,13 @@ impl CpuBackend {
             hs,
             Epilogue::None,
         );
-        layer_norm(
-            engine,
-            rows,
-            &s.pre_norm,
-            &mut s.hidden,
-            hs,
-            &net.input_norm,
-        );
+        engine.layer_norm(rows, &s.pre_norm, &mut s.hidden, hs, &net.input_norm);
         for layer in &net.layers {
             let residual = Epilogue::Residual(&s.hidden);
             layer
                 .attention
                 .apply(engine, rows, &s.hidden, hs, &mut s.pre_norm, hs, residual);
-            layer_norm(engine, rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm1);
+            engine.layer_norm(rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm1);
             layer
                 .ffn_in
                 .apply(engine, rows, &s.hidden, hs, &mut s.ffn, fs, Epilogue::Relu);
@@ -482,7 +306,7 @@ impl CpuBackend {
             layer
                 .ffn_out
                 .apply(engine, rows, &s.ffn, fs, &mut s.pre_norm, hs, residual);
-            layer_norm(engine, rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm2);
+            engine.layer_norm(rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm2);
         }
         net.heads_hidden.apply(
             engine,
@@ -551,57 +375,6 @@ fn block_rows(rows: usize, threads: usize) -> usize {
         .next_multiple_of(threads)
         .min(rows);
     rows.div_ceil(blocks)
-}
-
-/// `dst[r] = LayerNorm(src[r])` over the first `gamma.len()` columns of each row.
-fn layer_norm(
-    engine: Engine,
-    rows: usize,
-    src: &[f32],
-    dst: &mut [f32],
-    stride: usize,
-    norm: &LayerNorm,
-) {
-    match engine {
-        #[cfg(target_arch = "x86_64")]
-        Engine::Avx512(cpu) => avx512::layer_norm(cpu, rows, src, dst, stride, norm),
-        Engine::Portable => layer_norm_rows(rows, src, dst, stride, norm),
-    }
-}
-
-/// The body of [`layer_norm`], inlined into each caller so it is vectorised for that
-/// caller's target features.
-#[inline(always)]
-fn layer_norm_rows(rows: usize, src: &[f32], dst: &mut [f32], stride: usize, norm: &LayerNorm) {
-    let width = norm.gamma.len();
-    for (s, d) in src.chunks(stride).zip(dst.chunks_mut(stride)).take(rows) {
-        let s = &s[..width];
-        let mean = lane_sum(s, |x| x) / width as f32;
-        let var = lane_sum(s, |x| (x - mean) * (x - mean)) / width as f32;
-        let inv_std = 1.0 / (var + LAYER_NORM_EPS).sqrt();
-        for ((y, &x), (g, b)) in d[..width]
-            .iter_mut()
-            .zip(s)
-            .zip(norm.gamma.iter().zip(&norm.beta))
-        {
-            *y = (x - mean) * inv_std * g + b;
-        }
-    }
-}
-
-/// Σ f(x) with 16 independent partial sums, which the compiler vectorises (a plain float
-/// sum is one serial dependency chain).
-#[inline(always)]
-fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let chunks = xs.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
-    for chunk in chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += f(x);
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// Softmax of `logits` over the actions legal in `mask` (all 52 if none is); illegal

@@ -588,30 +588,21 @@ fn fold_attention(weights: &Weights, prefix: &str) -> Linear {
     let (w_out, b_out) = (to_f64("out_proj.weight"), to_f64("out_proj.bias"));
 
     // Aᵀ = W_vᵀ · W_outᵀ, row-major [in, out]: the layout `Linear` wants.
+    // Aᵀ[i][o] = Σ_k W_v[k][i] · W_out[o][k], with W_outᵀ rows as the contiguous inner loop.
+    let mut w_out_t = vec![0.0f64; d * d];
+    for (o, row) in w_out.chunks_exact(d).enumerate() {
+        for (k, &w) in row.iter().enumerate() {
+            w_out_t[k * d + o] = w;
+        }
+    }
     let mut a_t = vec![0.0f64; d * d];
-    // SAFETY: all three matrices are d×d row-major slices of length d²; strides match.
-    unsafe {
-        gemm::gemm(
-            d,
-            d,
-            d,
-            a_t.as_mut_ptr(),
-            1,
-            d as isize,
-            false,
-            w_v.as_ptr(),
-            d as isize,
-            1,
-            w_out.as_ptr(),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+    for (i, a_row) in a_t.chunks_exact_mut(d).enumerate() {
+        for (k, w_out_row) in w_out_t.chunks_exact(d).enumerate() {
+            let v = w_v[k * d + i];
+            for (a, &w) in a_row.iter_mut().zip(w_out_row) {
+                *a += v * w;
+            }
+        }
     }
     let bias = (0..d)
         .map(|o| {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reads a `cargo test` log and prints, per test binary, how many tests passed, failed and were
+# skipped ("ignored": no GPU, no PyTorch), with each skip's reason, then one line for the GPU
+# and Python tests, so a CI log says what did not run.   Usage: scripts/test-summary.sh LOG
+set -euo pipefail
+awk '
+/^     Running / { bin = ($2 == "unittests") ? $3 : $2 }
+/^   Doc-tests / { bin = "doc-tests " $2 }
+/ \.\.\. ignored/ { sub(/^.*test /, "test "); reasons[bin] = reasons[bin] "      " $0 "\n" }
+/^test result:/ {
+    passed = failed = ignored = 0
+    if (match($0, /[0-9]+ passed/)) passed = substr($0, RSTART, RLENGTH) + 0
+    if (match($0, /[0-9]+ failed/)) failed = substr($0, RSTART, RLENGTH) + 0
+    if (match($0, /[0-9]+ ignored/)) ignored = substr($0, RSTART, RLENGTH) + 0
+    if (passed + failed + ignored > 0) {
+        printf "  %-28s %4d passed %3d failed %3d skipped\n", bin, passed, failed, ignored
+        printf "%s", reasons[bin]
+    }
+    ran[bin] = passed + failed; skipped[bin] = ignored
+}
+END {
+    printf "GPU tests (tests/gpu.rs): %d ran, %d skipped; Python tests (tests/python_scripts.rs): %d ran, %d skipped\n",
+        ran["tests/gpu.rs"], skipped["tests/gpu.rs"], ran["tests/python_scripts.rs"], skipped["tests/python_scripts.rs"]
+}' "$1"
