@@ -1,45 +1,16 @@
 //! `engine selfplay` killed with SIGKILL at random moments: every shard on disk is whole (it
 //! loads, and its rows match its metadata), and the next run sweeps the temporaries.
 
+mod common;
+
+use common::{selfplay, selfplay_with, shard_files, temp_dir, wait_for};
+use engine::selfplay::LOCK_FILE;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::SafeTensors;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-fn selfplay(out: &Path, rounds: u32) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engine"));
-    cmd.args([
-        "selfplay",
-        "--device",
-        "cpu",
-        "--players",
-        "3",
-        "--cards",
-        "2",
-        "--preset",
-        "light",
-    ])
-    .args([
-        "--leaf-values",
-        "mover",
-        "--workers",
-        "1",
-        "--games-per-worker",
-        "4",
-        "--shard-size",
-        "12",
-        "--quiet",
-    ])
-    .arg("--rounds")
-    .arg(rounds.to_string())
-    .arg("--out")
-    .arg(out)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    cmd
-}
 
 /// Checks every shard in `dir`; returns how many there are.
 fn check_shards(dir: &Path) -> usize {
@@ -48,7 +19,10 @@ fn check_shards(dir: &Path) -> usize {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with('.') {
-            assert!(name.ends_with(".tmp"), "unexpected hidden file {name}");
+            assert!(
+                name.ends_with(".tmp") || name == LOCK_FILE,
+                "unexpected hidden file {name}"
+            );
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
@@ -78,8 +52,7 @@ fn check_shards(dir: &Path) -> usize {
 
 #[test]
 fn sigkill_never_leaves_a_torn_shard() {
-    let dir = std::env::temp_dir().join(format!("engine-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_dir("crash");
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut seen = 0;
     for _ in 0..12 {
@@ -103,7 +76,7 @@ fn sigkill_never_leaves_a_torn_shard() {
                 .unwrap()
                 .file_name()
                 .to_string_lossy()
-                .starts_with('.')
+                .ends_with(".tmp")
         })
         .count();
     assert_eq!(leftovers, 0, "temporaries survived a clean start");
@@ -111,24 +84,27 @@ fn sigkill_never_leaves_a_torn_shard() {
 }
 
 /// `timeout` and terminals can deliver one interrupt twice (to the process, then to its
-/// process group): two SIGINTs back to back still mean "finish up", so the run ends cleanly
-/// with its summary and whole shards instead of aborting.
+/// process group): two SIGINTs back to back still mean "finish up", so the run ends with its
+/// summary, whole shards and status 130 instead of aborting.
 #[test]
 fn an_interrupt_delivered_twice_still_finishes_the_run() {
-    let dir = std::env::temp_dir().join(format!("engine-sigint-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let child = selfplay(&dir, 100_000)
-        .arg("--json")
+    let dir = temp_dir("sigint");
+    let child = selfplay_with(&dir, 100_000, &["--json", "--flush-secs", "1"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // A shard on disk: the run is past its start-up, interrupt handler included.
+    wait_for("the first shard", Duration::from_secs(120), || {
+        !shard_files(&dir).is_empty()
+    });
     let pid = child.id().to_string();
     // One kill(1) sends both, so they land within microseconds even on a loaded machine.
-    let kill = Command::new("kill").args(["-INT", &pid, &pid]).status();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid, &pid])
+        .status();
     assert!(kill.unwrap().success());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exited with {:?}", out.status);
+    assert_eq!(out.status.code(), Some(130), "exited with {:?}", out.status);
     let summary = String::from_utf8(out.stdout).unwrap();
     assert!(
         summary.contains("\"interrupted\":true"),
