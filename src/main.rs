@@ -402,7 +402,8 @@ struct SelfplayArgs {
     #[arg(long, default_value_t = 50_000, value_parser = within::<usize>(MAX_SHARD_ROWS as u64))]
     shard_size: usize,
     /// Seconds between writes of the shard being filled, 1..=86400: a crash loses at most this
-    /// much work (the final shards are the same whatever it is)
+    /// much work. Each write rewrites the shard so far; the final shards are the same whatever
+    /// this is
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = within::<u64>(86_400))]
     flush_secs: u64,
     /// Seed of the run (same seed and settings, same games)
