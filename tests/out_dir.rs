@@ -167,12 +167,17 @@ fn a_file_size_limit_is_an_error_naming_the_file() {
         message.contains("probing") && message.contains("File too large"),
         "{message}"
     );
-    // 1,100 KiB: the 1 MiB probe fits, a 1,000-row shard (1.3 MB) does not.
-    let message = refusal_with_file_limit(
-        1100 << 10,
-        &["--rounds", "200", "--shard-size", "1000"],
-        &dir,
-    );
+    // 1,100 KiB: the 1 MiB probe fits, a 1,000-row shard (1.3 MB) does not (and no flush
+    // writes a smaller one first, however slow the machine).
+    let args = [
+        "--rounds",
+        "200",
+        "--shard-size",
+        "1000",
+        "--flush-secs",
+        "86400",
+    ];
+    let message = refusal_with_file_limit(1100 << 10, &args, &dir);
     assert!(
         message.contains(".shard-000000.safetensors") && message.contains("File too large"),
         "{message}"
