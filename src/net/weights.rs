@@ -7,7 +7,7 @@
 //! is parsed by [`crate::safetensors_strict`], which also rejects duplicate keys, holes and
 //! trailing bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ impl Default for Dims {
 }
 
 /// A dimension of a state-dict tensor, named by the role that sets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Size {
     Input,
     Embedding,
@@ -70,6 +70,16 @@ enum Size {
 }
 
 impl Size {
+    /// The free size (one a file chooses) that a dimension of `n` gives, and its value:
+    /// `3·d` gives `d`; the fixed sizes give none.
+    fn free(self, n: usize) -> Option<(Size, usize)> {
+        match self {
+            Size::Embedding | Size::Ffn | Size::PolicyHidden | Size::ValueHidden => Some((self, n)),
+            Size::ThreeEmbeddings => n.is_multiple_of(3).then_some((Size::Embedding, n / 3)),
+            Size::Input | Size::Actions | Size::One => None,
+        }
+    }
+
     fn of(self, d: &Dims) -> usize {
         match self {
             Size::Input => d.input,
@@ -484,9 +494,8 @@ fn infer_dims(st: &SafetensorsFile<'_>, file: &str) -> Result<Dims, WeightsError
         });
     }
     let table = state_dict_sizes(layers);
-    // Votes per free size (embedding, FFN, policy hidden, value hidden): value → (tensors
-    // agreeing, position of the first of them).
-    let mut votes: [BTreeMap<usize, (usize, usize)>; 4] = Default::default();
+    // Votes per free size: value → (tensors agreeing, position of the first of them).
+    let mut votes: HashMap<Size, BTreeMap<usize, (usize, usize)>> = HashMap::new();
     for (position, (key, sizes)) in table.iter().enumerate() {
         let Some(view) = st.tensor(key) else { continue };
         // No zero dims: then every size is bounded by the file's, and the table's sizes
@@ -495,23 +504,18 @@ fn infer_dims(st: &SafetensorsFile<'_>, file: &str) -> Result<Dims, WeightsError
             continue;
         }
         for (&size, &n) in sizes.iter().zip(&view.shape) {
-            let vote = match size {
-                Size::Embedding => Some((0, n)),
-                Size::ThreeEmbeddings => n.is_multiple_of(3).then_some((0, n / 3)),
-                Size::Ffn => Some((1, n)),
-                Size::PolicyHidden => Some((2, n)),
-                Size::ValueHidden => Some((3, n)),
-                Size::Input | Size::Actions | Size::One => None,
-            };
-            if let Some((free, n)) = vote {
-                votes[free].entry(n).or_insert((0, position)).0 += 1;
+            if let Some((free, n)) = size.free(n) {
+                let counts = votes.entry(free).or_default();
+                counts.entry(n).or_insert((0, position)).0 += 1;
             }
         }
     }
     // A size no tensor gives is reported on the tensor that defines it.
-    let elect = |free: usize, key: &str, expected: &str| -> Result<usize, WeightsError> {
-        let winner = votes[free]
-            .iter()
+    let elect = |free: Size, key: &str, expected: &str| -> Result<usize, WeightsError> {
+        let winner = votes
+            .get(&free)
+            .into_iter()
+            .flatten()
             .max_by_key(|(_, &(count, first))| (count, std::cmp::Reverse(first)));
         match (winner, st.tensor(key)) {
             (Some((&n, _)), _) => Ok(n),
@@ -530,14 +534,26 @@ fn infer_dims(st: &SafetensorsFile<'_>, file: &str) -> Result<Dims, WeightsError
     Ok(Dims {
         input: INPUT_DIM,
         embedding: elect(
-            0,
+            Size::Embedding,
             "input_embedding.weight",
             &format!("[d > 0, {INPUT_DIM}]"),
         )?,
         layers,
-        ffn: elect(1, "transformer.layers.0.linear1.weight", "[ffn > 0, d]")?,
-        policy_hidden: elect(2, "policy_fc.0.weight", "[policy hidden > 0, d]")?,
-        value_hidden: elect(3, "value_fc.0.weight", "[value hidden > 0, d]")?,
+        ffn: elect(
+            Size::Ffn,
+            "transformer.layers.0.linear1.weight",
+            "[ffn > 0, d]",
+        )?,
+        policy_hidden: elect(
+            Size::PolicyHidden,
+            "policy_fc.0.weight",
+            "[policy hidden > 0, d]",
+        )?,
+        value_hidden: elect(
+            Size::ValueHidden,
+            "value_fc.0.weight",
+            "[value hidden > 0, d]",
+        )?,
         actions: POLICY_DIM,
     })
 }
