@@ -99,8 +99,8 @@ __device__ __forceinline__ void value_rows(float* __restrict__ value, const floa
         const int r = warp * kRowsPerWarp + rr;
         if (r >= valid) break;  // warp-uniform
         const float4 x = ld4(result + r * kLds + c);
-        const float dot = fmaxf(x.x + b.x, 0.f) * w.x + fmaxf(x.y + b.y, 0.f) * w.y +
-                          fmaxf(x.z + b.z, 0.f) * w.z + fmaxf(x.w + b.w, 0.f) * w.w;
+        const float dot = relu(x.x + b.x) * w.x + relu(x.y + b.y) * w.y + relu(x.z + b.z) * w.z +
+                          relu(x.w + b.w) * w.w;
         const float total = warp_sum(dot);
         if (lane == 0) value[r] = tanhf(total + b_out);
     }

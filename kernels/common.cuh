@@ -272,6 +272,10 @@ __device__ __forceinline__ void layer_norm_rows(const float* result, const float
     }
 }
 
+// ReLU that keeps NaN (fmaxf(NaN, 0) is 0): a net whose activations overflow then gives NaN
+// outputs, which the start-up canary refuses, instead of quietly uniform priors.
+__device__ __forceinline__ float relu(float x) { return x < 0.f ? 0.f : x; }
+
 // out16 = FP16(ReLU(result + bias)) for all kRows rows. `bias` has kD floats.
 __device__ __forceinline__ void bias_relu_rows(const float* result, const float* __restrict__ bias,
                                                __half* out16, int warp, int lane) {
@@ -282,11 +286,11 @@ __device__ __forceinline__ void bias_relu_rows(const float* result, const float*
         const int r = warp * kRowsPerWarp + rr;
         const float4 xa = ld4(result + r * kLds + ca), xb = ld4(result + r * kLds + cb);
         st4h(out16 + r * kLdh + ca,
-             make_float4(fmaxf(xa.x + ba.x, 0.f), fmaxf(xa.y + ba.y, 0.f),
-                         fmaxf(xa.z + ba.z, 0.f), fmaxf(xa.w + ba.w, 0.f)));
+             make_float4(relu(xa.x + ba.x), relu(xa.y + ba.y), relu(xa.z + ba.z),
+                         relu(xa.w + ba.w)));
         st4h(out16 + r * kLdh + cb,
-             make_float4(fmaxf(xb.x + bb.x, 0.f), fmaxf(xb.y + bb.y, 0.f),
-                         fmaxf(xb.z + bb.z, 0.f), fmaxf(xb.w + bb.w, 0.f)));
+             make_float4(relu(xb.x + bb.x), relu(xb.y + bb.y), relu(xb.z + bb.z),
+                         relu(xb.w + bb.w)));
     }
 }
 

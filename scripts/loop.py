@@ -64,6 +64,8 @@ def run(cmd, what):
         raise
     finally:
         CHILD.remove(proc)
+    if proc.returncode == 130:  # the engine was interrupted (Ctrl-C, SIGTERM): its output is partial
+        raise KeyboardInterrupt
     if proc.returncode != 0:
         raise StepFailed(f"{what} failed (exit {proc.returncode}): {' '.join(map(str, cmd))}")
     return out
@@ -122,8 +124,6 @@ class Loop:
         if c["workers"]:
             cmd += ["--workers", c["workers"]]
         summary = last_json(run(cmd, "self-play"), "self-play")
-        if summary.get("interrupted"):
-            raise KeyboardInterrupt
         summary["weights"] = self.rel(best)
         atomic_write_json(done, summary)
         return summary

@@ -16,6 +16,9 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// Most deals one arena plays: each deal's result (40 bytes) is kept until the end.
+pub const MAX_DEALS: u64 = 10_000_000;
+
 #[derive(Clone, Debug)]
 pub struct ArenaConfig {
     pub players: u8,

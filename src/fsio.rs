@@ -39,16 +39,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Removes temporary files [`write_atomic`] left in `dir` for names starting with `prefix`
-/// (a crash between create and rename); returns how many were removed.
-pub fn sweep_temporaries(dir: &Path, prefix: &str) -> Result<usize> {
+/// (a crash between create and rename); returns how many were removed. Only the owner of
+/// `dir` may call it: another live writer's temporaries look the same.
+pub fn sweep_temporaries(dir: &Path, prefix: &str) -> std::io::Result<usize> {
     let mut removed = 0;
-    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(&format!(".{prefix}")) && name.ends_with(".tmp") {
-            std::fs::remove_file(entry.path())
-                .with_context(|| format!("removing {}", entry.path().display()))?;
+            std::fs::remove_file(entry.path())?;
             removed += 1;
         }
     }

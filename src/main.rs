@@ -4,20 +4,41 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use engine::arena::ArenaConfig;
 use engine::encode::EncoderVersion;
+use engine::net::canary;
 use engine::net::check::CheckBackend;
 use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig, CudaError};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::Backend;
 use engine::search::{LeafValues, RootNoise, SearchConfig};
-use engine::selfplay::{SelfPlayConfig, ShardWriter};
+use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
+use engine::selfplay::{
+    OutDir, SelfPlayConfig, ShardWriter, MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS,
+    MAX_WORKERS,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// `println!` that hands a write error to the caller (`?`): a closed pipe then ends the
+/// command quietly (see `main`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
+
+/// `eprintln!` that drops a write error: a diagnostic nobody can read must not stop the work.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -41,15 +62,19 @@ enum Command {
     /// Each worker thread runs many games at once and feeds one network backend through a batch
     /// ring. Shards are safetensors files (state f32[N,256], policy f32[N,52], value f32[N],
     /// mask u8[N,52], unit i64[N]: the round or game a row comes from, which with the run's
-    /// --seed replays it) written atomically to --out; the same seed gives the same shards for
-    /// any --workers. Ctrl-C stops taking new rounds, writes what
-    /// is complete and prints the summary; a second Ctrl-C exits at once.
+    /// --seed replays it) written atomically to --out, numbered after the shards already there.
+    /// One run at a time owns an --out (a second is refused, naming the first); the directory
+    /// is proven writable before any work. The shard being filled is written every
+    /// --flush-secs, so a crash loses at most that much work. Reproducible: see README.md.
+    /// Ctrl-C (or SIGTERM) stops taking new rounds, writes what is complete, prints the
+    /// summary and exits with status 130; a second Ctrl-C exits at once.
     Selfplay(SelfplayArgs),
     /// Compare two nets on paired deals with rotated seats (greedy play, no noise)
     ///
     /// Each deal is replayed once per seat rotation so both nets sit in every seat equally
     /// often; prints each net's mean score per round, the difference and its 95% confidence
-    /// interval over deals.
+    /// interval over deals. Ctrl-C prints the result over the deals finished and exits with
+    /// status 130.
     Arena(ArenaArgs),
     /// Analyse positions: one JSON query per line on stdin, one JSON answer per line on stdout
     ///
@@ -97,16 +122,17 @@ enum Command {
     Bench {
         #[command(flatten)]
         device: DeviceArgs,
-        /// Rows per forward call
-        #[arg(long, default_value_t = 256)]
+        /// Rows per forward call (1..=65536)
+        #[arg(long, default_value_t = 256, value_parser = within::<usize>(MAX_BENCH_BATCH))]
         batch: usize,
         /// Seconds to time (after a warm-up)
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
         /// Time batches through the batch ring with N of them in flight, as self-play runs
         /// them (on a GPU: page-locked slots, one stream each, no host staging copy); without
-        /// it, direct forward calls (on a GPU: through a staging slot, host copies included)
-        #[arg(long, value_name = "N")]
+        /// it, direct forward calls (on a GPU: through a staging slot, host copies included);
+        /// 1..=64
+        #[arg(long, value_name = "N", value_parser = within::<usize>(MAX_IN_FLIGHT))]
         in_flight: Option<usize>,
         /// Weights to time (default: a fresh net, seed 0)
         #[arg(long, value_name = "FILE")]
@@ -172,11 +198,11 @@ enum GpuWait {
 
 impl DeviceArgs {
     /// The backend for this device with room for `rows` rows per batch.
-    fn backend(&self, weights: &Arc<PreparedWeights>, rows: usize) -> Result<Box<dyn Backend>> {
+    fn backend(&self, net: &Net, rows: usize) -> Result<Box<dyn Backend>> {
         let cpu = || -> Result<Box<dyn Backend>> {
             let kernel = self.cpu_kernel.unwrap_or_else(CpuKernel::detect);
-            let cpu = CpuBackend::with_kernel(weights.clone(), rows, kernel)?;
-            eprintln!("device: {}", cpu.describe());
+            let cpu = CpuBackend::with_kernel(net.prepared.clone(), rows, kernel)?;
+            note!("device: {}", cpu.describe());
             Ok(Box::new(cpu))
         };
         let cuda = |device: usize| -> Result<Box<dyn Backend>> {
@@ -185,10 +211,10 @@ impl DeviceArgs {
                 blocking_wait: self.gpu_wait == GpuWait::Block,
                 ..CudaConfig::for_max_batch(rows)
             };
-            let mut gpu = CudaBackend::new(device, weights, config)
+            let mut gpu = CudaBackend::new(device, &net.prepared, config)
                 .with_context(|| format!("starting the CUDA backend on cuda:{device}"))?;
-            eprintln!("device: {}", gpu.describe());
-            check_canary(&mut gpu, weights)?;
+            note!("device: {}", gpu.describe());
+            check_canary(&mut gpu, net)?;
             Ok(Box::new(gpu))
         };
         match self.device {
@@ -200,7 +226,7 @@ impl DeviceArgs {
                         if e.downcast_ref::<CudaError>()
                             .is_some_and(CudaError::is_unavailable) =>
                     {
-                        eprintln!("note: --device auto: GPU unavailable ({}); running the network on the CPU", error_chain(&e));
+                        note!("note: --device auto: GPU unavailable ({}); running the network on the CPU", error_chain(&e));
                         cpu()
                     }
                     other => other,
@@ -251,11 +277,12 @@ struct SearchArgs {
     /// Search preset (worlds × simulations per world)
     #[arg(long, value_enum, default_value_t = Preset::Medium)]
     preset: Preset,
-    /// Determinized worlds per decision (overrides the preset)
-    #[arg(long)]
+    /// Determinized worlds per decision, 1..=64 (overrides the preset): 64 worlds × 4 leaves ×
+    /// 8 seats fill a 2,048-row batch
+    #[arg(long, value_parser = within::<u32>(MAX_WORLDS.into()))]
     dets: Option<u32>,
-    /// Simulations per world (overrides the preset)
-    #[arg(long)]
+    /// Simulations per world, 1..=65534 (overrides the preset): visits are counted in 16 bits
+    #[arg(long, value_parser = within::<u32>(MAX_SIMS_PER_WORLD.into()))]
     sims: Option<u32>,
     /// How network leaves are valued
     #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
@@ -296,8 +323,9 @@ struct ArenaArgs {
     /// Weights of net B
     #[arg(long, value_name = "FILE")]
     b: PathBuf,
-    /// Deals to play (each is played once per seat rotation)
-    #[arg(long, default_value_t = 100)]
+    /// Deals to play (each is played once per seat rotation), 1..=10000000: each deal's result
+    /// is kept until the end
+    #[arg(long, default_value_t = 100, value_parser = within::<u64>(engine::arena::MAX_DEALS))]
     rounds: u64,
     #[arg(long, default_value_t = 4)]
     players: u8,
@@ -305,8 +333,8 @@ struct ArenaArgs {
     cards: u8,
     #[command(flatten)]
     search: SearchArgs,
-    /// Threads (default: all cores)
-    #[arg(long)]
+    /// Threads, 1..=1024 (default: all cores)
+    #[arg(long, value_parser = within::<usize>(MAX_THREADS))]
     threads: Option<usize>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -322,8 +350,8 @@ struct AnalyzeArgs {
     weights: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
-    /// Worker threads running searches (default: all cores)
-    #[arg(long)]
+    /// Worker threads running searches, 1..=1024 (default: all cores)
+    #[arg(long, value_parser = within::<usize>(MAX_THREADS))]
     threads: Option<usize>,
     /// Encoder layout the weights expect
     #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
@@ -349,17 +377,17 @@ struct SelfplayArgs {
     /// First round's card count in full-game mode
     #[arg(long, value_name = "C")]
     start_cards: Option<u8>,
-    /// Rounds to play (round mode)
-    #[arg(long, default_value_t = 100, conflicts_with = "games")]
+    /// Rounds to play (round mode), 1..=10^12
+    #[arg(long, default_value_t = 100, conflicts_with = "games", value_parser = within::<u64>(MAX_UNITS))]
     rounds: u64,
-    /// Games to play (full-game mode; default 10)
-    #[arg(long, requires = "full_game")]
+    /// Games to play (full-game mode; default 10), 1..=10^12
+    #[arg(long, requires = "full_game", value_parser = within::<u64>(MAX_UNITS))]
     games: Option<u64>,
     #[command(flatten)]
     search: SearchArgs,
     /// Run a GPU backend under watch: also evaluate one batch in N on the CPU and stop the
     /// run if any output differs by more than --check-threshold (no effect on the CPU)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = within::<u64>(u64::MAX))]
     check_every: Option<u64>,
     /// Largest |Δ| of a policy entry or value tolerated by --check-every
     #[arg(long, default_value_t = 1e-2)]
@@ -370,18 +398,24 @@ struct SelfplayArgs {
     /// Dirichlet noise at each world's root: weight ε (0 turns the noise off)
     #[arg(long, default_value_t = 0.25)]
     dirichlet_epsilon: f32,
-    /// Worker threads (default: all cores)
-    #[arg(long)]
+    /// Worker threads, 1..=1024 (default: all cores)
+    #[arg(long, value_parser = within::<usize>(MAX_WORKERS as u64))]
     workers: Option<usize>,
-    /// Games each worker plays at once
-    #[arg(long, default_value_t = 64)]
+    /// Games each worker plays at once, 1..=4096. With --workers, --dets and --sims it sets
+    /// the memory a run may need; a run whose bound exceeds the machine's memory is refused
+    #[arg(long, default_value_t = 64, value_parser = within::<usize>(MAX_GAMES_PER_WORKER as u64))]
     games_per_worker: usize,
-    /// Output directory for shards
+    /// Output directory for shards (created; owned by one run at a time)
     #[arg(long, value_name = "DIR", default_value = "out")]
     out: PathBuf,
-    /// Examples per shard
-    #[arg(long, default_value_t = 50_000)]
+    /// Examples per shard, 1..=1000000 (a shard is built in memory, about 2.5 KB a row)
+    #[arg(long, default_value_t = 50_000, value_parser = within::<usize>(MAX_SHARD_ROWS as u64))]
     shard_size: usize,
+    /// Seconds between writes of the shard being filled, 1..=86400: a crash loses at most this
+    /// much work. Each write rewrites the shard so far; the final shards are the same whatever
+    /// this is
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = within::<u64>(86_400))]
+    flush_secs: u64,
     /// Seed of the run (same seed and settings, same games)
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -393,14 +427,50 @@ struct SelfplayArgs {
     quiet: bool,
 }
 
+/// Most rows per `bench` batch.
+const MAX_BENCH_BATCH: u64 = 65_536;
+/// Most batches `bench --in-flight` keeps in flight (each a slot of `--batch` rows).
+const MAX_IN_FLIGHT: u64 = 64;
+/// Most threads of `arena` and `analyze`: as self-play's workers.
+const MAX_THREADS: u64 = MAX_WORKERS as u64;
+/// Exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+/// Exit status when stdout is a closed pipe (128 + SIGPIPE, as if killed by it).
+const BROKEN_PIPE: u8 = 141;
+
+/// A parser of an integer flag in `1..=max`, so that a bad size is refused before any work.
+fn within<T>(max: u64) -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::new().range(1..=max)
+}
+
 fn main() -> ExitCode {
+    // A write past `ulimit -f` then fails with EFBIG and is reported with its file, instead
+    // of the signal killing the process without a word.
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     match run(Cli::parse()) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE),
         Err(e) => {
-            eprintln!("error: {}", error_chain(&e));
+            note!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// True when `e` comes from writing to a pipe whose reader has gone (`engine info | head -1`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The error and its causes, each cause only where the text before does not already quote it
@@ -415,11 +485,12 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
-/// Refuses a backend that disagrees with the CPU reference on the canary rows.
-fn check_canary(backend: &mut dyn Backend, weights: &Arc<PreparedWeights>) -> Result<()> {
-    let mut reference = CpuBackend::new(weights.clone(), engine::net::canary::CANARY_ROWS);
-    let report =
-        engine::net::canary::run(backend, &mut reference).context("running the start-up canary")?;
+/// Refuses a backend whose outputs on the canary rows are not finite or disagree with the
+/// CPU reference.
+fn check_canary(backend: &mut dyn Backend, net: &Net) -> Result<()> {
+    canary::check_finite(backend, &net.name)?;
+    let mut reference = CpuBackend::new(net.prepared.clone(), canary::CANARY_ROWS);
+    let report = canary::run(backend, &mut reference).context("running the start-up canary")?;
     if !report.passed() {
         bail!(
             "the {} backend disagrees with the CPU on the canary rows (policy relative L2 {:.2e}, max |Δvalue| {:.2e}): refusing to run",
@@ -431,31 +502,41 @@ fn check_canary(backend: &mut dyn Backend, weights: &Arc<PreparedWeights>) -> Re
     Ok(())
 }
 
-/// Loads `path`, or the seed-0 fresh net when none is given (so everything runs on a fresh clone).
-fn load_weights(path: Option<&Path>) -> Result<Weights> {
-    match path {
-        Some(p) => Ok(Weights::load(p)?),
-        None => {
-            eprintln!("note: no --weights given: using a freshly initialised BlobNet (seed 0)");
-            Ok(Weights::init(0))
-        }
+/// A net ready to run: its weights, prepared once for the backends, and its name in errors.
+struct Net {
+    weights: Weights,
+    prepared: Arc<PreparedWeights>,
+    name: String,
+}
+
+impl Net {
+    /// Loads `path`, or the seed-0 fresh net when none is given (so everything runs on a
+    /// fresh clone), and refuses a net whose CPU forward is not finite on the canary rows.
+    fn load(path: Option<&Path>) -> Result<Net> {
+        let (weights, name) = match path {
+            Some(p) => (Weights::load(p)?, p.display().to_string()),
+            None => {
+                note!("note: no --weights given: using a freshly initialised BlobNet (seed 0)");
+                (Weights::init(0), "the fresh BlobNet (seed 0)".to_string())
+            }
+        };
+        let prepared = Arc::new(PreparedWeights::new(&weights));
+        let mut cpu = CpuBackend::new(prepared.clone(), canary::CANARY_ROWS);
+        canary::check_finite(&mut cpu, &name)?;
+        Ok(Net {
+            weights,
+            prepared,
+            name,
+        })
     }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Selfplay(args) => {
-            selfplay(args)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Arena(args) => {
-            arena(args)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Selfplay(args) => selfplay(args),
+        Command::Arena(args) => arena(args),
         Command::Analyze(args) => {
-            let weights = Arc::new(PreparedWeights::new(&load_weights(
-                args.weights.as_deref(),
-            )?));
+            let net = Net::load(args.weights.as_deref())?;
             let config = engine::analyze::AnalyzeConfig {
                 threads: args.threads.unwrap_or_else(cores),
                 encoder: match args.encoder {
@@ -463,9 +544,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     EncoderArg::V2 => EncoderVersion::V2,
                 },
             };
-            let backend = args
-                .device
-                .backend(&weights, engine::analyze::ROWS_PER_BATCH)?;
+            let backend = args.device.backend(&net, engine::analyze::ROWS_PER_BATCH)?;
             engine::analyze::serve(std::io::stdin().lock(), std::io::stdout(), backend, &config)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -478,7 +557,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Weights::init(seed)
                 .save(&out)
                 .with_context(|| format!("writing {}", out.display()))?;
-            eprintln!("wrote a fresh BlobNet (seed {seed}) to {}", out.display());
+            note!("wrote a fresh BlobNet (seed {seed}) to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
@@ -501,25 +580,27 @@ fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
     }
     let report = engine::verify::verify_dir(dir)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("vectors: {}", dir.display());
+        out!("vectors: {}", dir.display());
         for c in &report.categories {
-            println!(
+            out!(
                 "  {:<16} {:>6} passed, {} failed",
-                c.name, c.passed, c.failed
+                c.name,
+                c.passed,
+                c.failed
             );
         }
-        println!(
+        out!(
             "  network max |policy diff| {:.2e}, max |value diff| {:.2e} (tolerance {:.0e})",
             report.max_policy_diff,
             report.max_value_diff,
             engine::verify::NET_TOLERANCE
         );
         for f in &report.failures {
-            println!("  FAILED {f}");
+            out!("  FAILED {f}");
         }
-        println!("verify: {} passed, {} failed", report.passed, report.failed);
+        out!("verify: {} passed, {} failed", report.passed, report.failed);
     }
     Ok(if report.failed == 0 {
         ExitCode::SUCCESS
@@ -548,29 +629,31 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
         "nvtx": engine::telemetry::nvtx_active(),
     });
     if json {
-        println!("{summary}");
+        out!("{summary}");
     } else {
-        println!("file        {}", path.display());
-        println!(
+        out!("file        {}", path.display());
+        out!(
             "architecture BlobNet: input {} → embedding {}, {} post-norm layers (FFN {}), policy head {}→{}, value head {}→1",
             d.input, d.embedding, d.layers, d.ffn, d.policy_hidden, d.actions, d.value_hidden
         );
-        println!("parameters  {}", weights.param_count());
-        println!("dtype       {}", weights.dtype().as_str());
-        println!("sha256      {}", weights.sha256());
+        out!("parameters  {}", weights.param_count());
+        out!("dtype       {}", weights.dtype().as_str());
+        out!("sha256      {}", weights.sha256());
         match &gpus {
             Ok(devices) if !devices.is_empty() => {
-                devices.iter().for_each(|d| println!("gpu         {d}"))
+                for d in devices {
+                    out!("gpu         {d}");
+                }
             }
-            Ok(_) => println!("gpu         none found"),
-            Err(e) => println!("gpu         unavailable: {e}"),
+            Ok(_) => out!("gpu         none found"),
+            Err(e) => out!("gpu         unavailable: {e}"),
         }
         let nvtx = if engine::telemetry::nvtx_active() {
             "ranges on (libnvToolsExt loaded)"
         } else {
             "off (libnvToolsExt.so is not on the library path)"
         };
-        println!("nvtx        {nvtx}");
+        out!("nvtx        {nvtx}");
     }
     Ok(())
 }
@@ -583,29 +666,23 @@ fn bench(
     weights: Option<&Path>,
     json: bool,
 ) -> Result<()> {
-    if batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    if in_flight == Some(0) {
-        bail!("--in-flight must be at least 1");
-    }
     if !(seconds.is_finite() && seconds > 0.0) {
         bail!("--seconds must be a positive number of seconds, not {seconds}");
     }
-    let prepared = Arc::new(PreparedWeights::new(&load_weights(weights)?));
-    let mut backend = device.backend(&prepared, batch)?;
+    let net = Net::load(weights)?;
+    let mut backend = device.backend(&net, batch)?;
     let r = match in_flight {
         Some(n) => engine::net::bench::run_in_flight(backend.as_mut(), batch, n, seconds, 0)?,
         None => engine::net::bench::run(backend.as_mut(), batch, seconds, 0)?,
     };
     if json {
-        println!("{}", serde_json::to_string(&r)?);
+        out!("{}", serde_json::to_string(&r)?);
     } else {
         let how = match r.in_flight {
             0 => "direct forward calls".to_string(),
             n => format!("through the ring, {n} in flight"),
         };
-        println!(
+        out!(
             "{} batch {} ({how}): {:.0} evals/s, {:.1} µs per batch, latency {:.1} µs ({} batches in {:.1} s)",
             r.backend, r.batch, r.evals_per_s, r.us_per_batch, r.latency_us, r.batches, r.seconds
         );
@@ -613,11 +690,8 @@ fn bench(
     Ok(())
 }
 
-fn selfplay(args: SelfplayArgs) -> Result<()> {
-    let weights = load_weights(args.weights.as_deref())?;
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
+    let workers = args.workers.unwrap_or_else(|| cores().min(MAX_WORKERS));
     let config = SelfPlayConfig {
         players: args.players,
         cards: args.cards,
@@ -640,12 +714,25 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         cache_entries: 1 << 16,
     };
     config.validate()?;
-    let prepared = Arc::new(PreparedWeights::new(&weights));
-    let mut backend = args.device.backend(&prepared, config.rows_per_batch())?;
+    config.check_memory(args.shard_size)?;
+    // Before any work: the directory is this run's, and takes writes.
+    let out = OutDir::claim(&args.out)?;
+    if out.swept() > 0 {
+        note!(
+            "note: removed {} unfinished shard file(s) left in {} by a crashed run",
+            out.swept(),
+            args.out.display()
+        );
+    }
+    let net = Net::load(args.weights.as_deref())?;
+    let mut backend = args.device.backend(&net, config.rows_per_batch())?;
     // `--check-every N`: a GPU backend runs under watch of the CPU on one batch in N.
     let check = match args.check_every {
         Some(every) if backend.name() != "cpu" => {
-            let reference = Box::new(CpuBackend::new(prepared.clone(), config.rows_per_batch()));
+            let reference = Box::new(CpuBackend::new(
+                net.prepared.clone(),
+                config.rows_per_batch(),
+            ));
             let checked = CheckBackend::new(backend, reference, every, args.check_threshold);
             let stats = checked.stats();
             backend = Box::new(checked);
@@ -676,14 +763,16 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         config.search.root_noise,
         config.search.leaves_per_gather,
     );
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or("unknown".into(), |h| h.trim().to_string());
+    let host = engine::selfplay::hostname();
     let metadata = BTreeMap::from([
         (
             "engine_version".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
         ),
-        ("weights_sha256".to_string(), weights.sha256().to_string()),
+        (
+            "weights_sha256".to_string(),
+            net.weights.sha256().to_string(),
+        ),
         (
             "encoder".to_string(),
             format!("{:?}", config.search.encoder).to_lowercase(),
@@ -695,7 +784,8 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         ("device".to_string(), backend.name().to_string()),
         ("host".to_string(), host),
     ]);
-    let mut writer = ShardWriter::new(&args.out, args.shard_size, metadata)?;
+    let flush_every = Duration::from_secs(args.flush_secs);
+    let mut writer = ShardWriter::new(out, args.shard_size, Some(flush_every), metadata);
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(stop.clone())?;
     let bar = if args.quiet {
@@ -714,34 +804,28 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         bar
     };
     let mut util = UtilSamples::default();
-    let summary = engine::selfplay::run(
-        config,
-        backend,
-        &stop,
-        |done| writer.add_round(done.index, done.examples),
-        |s| {
-            bar.set_position(s.units);
-            let stats = gpu.and_then(nvml_snapshot);
-            if let Some(g) = &stats {
-                util.push(g.util_percent);
-            }
-            let gpu_line = stats.map_or(String::new(), |g| {
-                format!(
-                    ", GPU {}% {:.1}/{:.1} GiB",
-                    g.util_percent,
-                    g.mem_used_bytes as f64 / GIB,
-                    g.mem_total_bytes as f64 / GIB
-                )
-            });
-            bar.set_message(format!(
-                "{:.0} rounds/min, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
-                s.rounds_per_min,
-                s.nn_rows_per_s,
-                s.avg_batch,
-                100.0 * s.cache_hit_rate
-            ));
-        },
-    )?;
+    let summary = engine::selfplay::run(config, backend, &stop, &mut writer, |s| {
+        bar.set_position(s.units);
+        let stats = gpu.and_then(nvml_snapshot);
+        if let Some(g) = &stats {
+            util.push(g.util_percent);
+        }
+        let gpu_line = stats.map_or(String::new(), |g| {
+            format!(
+                ", GPU {}% {:.1}/{:.1} GiB",
+                g.util_percent,
+                g.mem_used_bytes as f64 / GIB,
+                g.mem_total_bytes as f64 / GIB
+            )
+        });
+        bar.set_message(format!(
+            "{:.0} rounds/min, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
+            s.rounds_per_min,
+            s.nn_rows_per_s,
+            s.avg_batch,
+            100.0 * s.cache_hit_rate
+        ));
+    })?;
     bar.finish_and_clear();
     let (shards, rows) = writer.finish()?;
     let util_mean = util.mean();
@@ -752,11 +836,11 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         ..summary
     };
     if let Some(hint) = util.underfed_hint() {
-        eprintln!("{hint}");
+        note!("{hint}");
     }
     let check = check.map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone());
     if let Some(c) = &check {
-        eprintln!(
+        note!(
             "check against the CPU: {} batches ({} rows), max |Δ| {:.2e}, p99 {:.2e}",
             c.batches_checked,
             c.rows_checked,
@@ -765,18 +849,18 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
         );
     }
     if args.json {
-        let mut out = serde_json::to_value(&summary)?;
+        let mut json = serde_json::to_value(&summary)?;
         if let Some(c) = &check {
-            out["check"] = serde_json::json!({
+            json["check"] = serde_json::json!({
                 "batches": c.batches_checked,
                 "rows": c.rows_checked,
                 "max_abs_diff": c.max_abs_diff,
                 "p99_abs_diff": c.p99_abs_diff(),
             });
         }
-        println!("{out}");
+        out!("{json}");
     } else {
-        eprintln!(
+        note!(
             "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%, {:.1} s{}",
             if summary.interrupted { "interrupted: " } else { "" },
             summary.rounds,
@@ -792,7 +876,11 @@ fn selfplay(args: SelfplayArgs) -> Result<()> {
             util_mean.map_or(String::new(), |u| format!(", GPU busy {u:.0}%"))
         );
     }
-    Ok(())
+    Ok(if summary.interrupted {
+        ExitCode::from(INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// GPU utilisation samples (NVML, percent of time a kernel ran) taken during a run.
@@ -836,12 +924,12 @@ fn install_interrupt_handler(stop: Arc<AtomicBool>) -> Result<()> {
     ctrlc::set_handler(move || {
         let at = *first.get_or_init(Instant::now);
         if !stop.swap(true, Ordering::SeqCst) {
-            eprintln!(
+            note!(
                 "\ninterrupt: finishing up (writing completed rounds); press Ctrl-C again to exit now"
             );
         } else if at.elapsed() >= SAME_INTERRUPT {
-            eprintln!("\ninterrupted twice: exiting now");
-            std::process::exit(130);
+            note!("\ninterrupted twice: exiting now");
+            std::process::exit(INTERRUPTED.into());
         }
     })
     .context("installing the Ctrl-C handler")
@@ -855,9 +943,9 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn arena(args: ArenaArgs) -> Result<()> {
-    let a = Arc::new(PreparedWeights::new(&Weights::load(&args.a)?));
-    let b = Arc::new(PreparedWeights::new(&Weights::load(&args.b)?));
+fn arena(args: ArenaArgs) -> Result<ExitCode> {
+    let a = Net::load(Some(&args.a))?.prepared;
+    let b = Net::load(Some(&args.b))?.prepared;
     let search = args.search.config();
     let rows =
         search.worlds as usize * search.leaves_per_gather as usize * usize::from(args.players);
@@ -881,28 +969,36 @@ fn arena(args: ArenaArgs) -> Result<()> {
     let r = engine::arena::run(&config, &make, &stop, &|n| bar.set_position(n))?;
     bar.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string(&r)?);
+        out!("{}", serde_json::to_string(&r)?);
     } else {
-        println!(
+        out!(
             "{} deals × {} seat rotations ({} rounds)",
-            r.deals, args.players, r.rounds_played
+            r.deals,
+            args.players,
+            r.rounds_played
         );
-        println!(
+        out!(
             "A {}: mean score {:.3} per round",
             args.a.display(),
             r.mean_score_a
         );
-        println!(
+        out!(
             "B {}: mean score {:.3} per round",
             args.b.display(),
             r.mean_score_b
         );
-        println!(
+        out!(
             "A − B: {:+.3} (95% CI {:+.3} .. {:+.3})",
-            r.difference, r.ci95_low, r.ci95_high
+            r.difference,
+            r.ci95_low,
+            r.ci95_high
         );
     }
-    Ok(())
+    Ok(if stop.load(Ordering::SeqCst) {
+        ExitCode::from(INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]

@@ -510,6 +510,97 @@ fn nan_and_inf_name_the_tensor_and_index() {
     }
 }
 
+/// Each size is read from the tensors that agree on it, so a tensor of the wrong shape is the
+/// one named, even the one a size used to be read from.
+#[test]
+fn a_reshaped_tensor_is_the_one_blamed() {
+    for key in [
+        "input_embedding.weight",
+        "policy_fc.0.weight",
+        "transformer.layers.0.linear1.weight",
+    ] {
+        let bytes = edit(key, |t| {
+            let elements = t.2.iter().product::<usize>();
+            t.2 = vec![t.2[0] / 2, elements / (t.2[0] / 2)];
+        });
+        let err = load_error(&bytes);
+        assert!(
+            matches!(&err, WeightsError::Shape { key: k, .. } if k == key),
+            "reshaping {key}: {err}"
+        );
+    }
+}
+
+#[test]
+fn files_that_are_not_weights_are_refused_before_reading() {
+    let err = Weights::load(Path::new("/dev/zero")).unwrap_err();
+    assert!(
+        matches!(err, WeightsError::NotAFile { .. }) && err.to_string().contains("/dev/zero"),
+        "{err}"
+    );
+    // Sparse: no disk space used.
+    let path = temp_path("huge.safetensors");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(engine::net::weights::MAX_WEIGHTS_BYTES + 1)
+        .unwrap();
+    let err = Weights::load(&path).unwrap_err();
+    assert!(
+        matches!(err, WeightsError::TooLarge { .. })
+            && err.to_string().contains("huge.safetensors"),
+        "{err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// The canary's finiteness check on the CPU forward of `bytes` (a tiny net).
+/// The canary's finiteness check on every kernel this CPU runs: all must agree; returns the
+/// first kernel's verdict.
+fn finite_forward(bytes: &[u8]) -> Result<(), engine::net::canary::CanaryError> {
+    let weights = Weights::from_bytes(bytes, "crafted.safetensors").unwrap();
+    let prepared = Arc::new(PreparedWeights::new(&weights));
+    let verdicts: Vec<_> = kernels()
+        .into_iter()
+        .map(|kernel| {
+            let rows = engine::net::canary::CANARY_ROWS;
+            let mut cpu = CpuBackend::with_kernel(prepared.clone(), rows, kernel).unwrap();
+            engine::net::canary::check_finite(&mut cpu, "crafted.safetensors")
+        })
+        .collect();
+    assert!(
+        verdicts.iter().all(|v| v.is_ok() == verdicts[0].is_ok()),
+        "kernels disagree: {verdicts:?}"
+    );
+    verdicts.into_iter().next().unwrap()
+}
+
+fn set_first(t: &mut (String, Dtype, Vec<usize>, Vec<u8>), value: f32) {
+    t.3[..4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// Finite weights whose forward overflows are refused, naming the file.
+#[test]
+fn a_net_whose_output_overflows_is_refused() {
+    assert!(finite_forward(&serialize(&tiny_tensors())).is_ok());
+    let bytes = edit("policy_fc.3.weight", |t| {
+        let huge = f32_bytes(&vec![3e38; t.3.len() / 4]);
+        t.3 = huge;
+    });
+    let err = finite_forward(&bytes).unwrap_err().to_string();
+    assert!(
+        err.contains("crafted.safetensors") && err.contains("not finite"),
+        "{err}"
+    );
+}
+
+/// PyTorch gives NaN for this net: the overflow happens in a hidden layer, so only a forward
+/// that carries NaN through its activations (ReLU included) shows it.
+#[test]
+fn a_net_whose_hidden_activations_overflow_is_refused() {
+    let bytes = edit("input_norm.weight", |t| set_first(t, 3e38));
+    let err = finite_forward(&bytes).unwrap_err().to_string();
+    assert!(err.contains("crafted.safetensors"), "{err}");
+}
+
 #[test]
 fn io_error_names_the_path() {
     let err = Weights::load(Path::new("/nonexistent/blobnet.safetensors")).unwrap_err();

@@ -6,7 +6,7 @@ use engine::game::round_sequence;
 use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::search::{LeafValues, SearchConfig};
-use engine::selfplay::{read_shard, run, SelfPlayConfig, ShardWriter, Summary};
+use engine::selfplay::{read_shard, run, OutDir, SelfPlayConfig, ShardWriter, Summary, UnitDone};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fn play_config_on(
     kernel: CpuKernel,
 ) -> (Summary, Vec<Vec<u8>>) {
     let meta = BTreeMap::from([("seed".to_string(), config.seed.to_string())]);
-    let mut writer = ShardWriter::new(dir, 40, meta).unwrap();
+    let mut writer = ShardWriter::new(OutDir::claim(dir).unwrap(), 40, None, meta);
     let backend =
         Box::new(CpuBackend::with_kernel(net(), config.rows_per_batch(), kernel).unwrap());
     let stop = AtomicBool::new(false);
@@ -85,7 +85,7 @@ fn play_config_on(
         config,
         backend,
         &stop,
-        |unit| {
+        &mut |unit: UnitDone| {
             done += 1;
             if stop_after == Some(done) {
                 stop.store(true, Ordering::SeqCst);
@@ -96,15 +96,24 @@ fn play_config_on(
     )
     .unwrap();
     writer.finish().unwrap();
+    (
+        summary,
+        shard_files(dir)
+            .iter()
+            .map(|f| std::fs::read(f).unwrap())
+            .collect(),
+    )
+}
+
+/// The shard files in `dir`, in name order (the lock file left out).
+fn shard_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     files.sort();
-    (
-        summary,
-        files.iter().map(|f| std::fs::read(f).unwrap()).collect(),
-    )
+    files
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -195,12 +204,7 @@ fn same_seed_one_worker_gives_identical_shards() {
 
 /// The `unit` column of the shards in `dir`, read back with the strict reader in file order.
 fn units_in(dir: &Path) -> Vec<u64> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
+    shard_files(dir)
         .iter()
         .flat_map(|f| read_shard(f).unwrap().examples)
         .map(|e| e.unit)
@@ -344,7 +348,7 @@ fn slow_writer_throttles_without_losing_rounds() {
         config,
         backend,
         &AtomicBool::new(false),
-        |unit| {
+        &mut |unit: UnitDone| {
             std::thread::sleep(std::time::Duration::from_millis(5));
             indices.push(unit.index);
             Ok(())

@@ -11,10 +11,10 @@ use serde_json::{Map, Value};
 use std::ops::RangeInclusive;
 use thiserror::Error;
 
-/// Most worlds a query may ask for: one gather of 64 worlds × 4 leaves × 8 seats fills a batch.
-pub const MAX_DETS: u32 = 64;
-/// Most simulations per world (the search counts visits per seat in 16 bits).
-pub const MAX_SIMS: u32 = 65_534;
+/// Most worlds a query may ask for: the search's limit.
+pub const MAX_DETS: u32 = crate::search::MAX_WORLDS;
+/// Most simulations per world a query may ask for: the search's limit.
+pub const MAX_SIMS: u32 = crate::search::MAX_SIMS_PER_WORLD;
 
 /// Kind of problem with a query, stable for programs (`snake_case` in JSON).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -1,10 +1,13 @@
-//! Start-up canary: before a run writes any data, the chosen backend evaluates fixed
-//! encoder-like rows and must agree with the CPU reference within FP16 tolerances (the
-//! tolerances of the GPU parity tests). A backend that fails never reaches self-play.
+//! Start-up canary: before a run does any work, a backend evaluates fixed encoder-like rows.
+//! Every output must be finite ([`check_finite`]: a net whose forward overflows is refused
+//! whatever backend runs it), and a device backend must agree with the CPU reference within
+//! FP16 tolerances (the tolerances of the GPU parity tests; [`run`]). A backend that fails
+//! never reaches self-play.
 
 use super::bench::encoder_like_inputs;
 use super::check::nan_max;
 use super::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
+use thiserror::Error;
 
 /// Rows the canary evaluates.
 pub const CANARY_ROWS: usize = 64;
@@ -54,12 +57,60 @@ fn outputs(
     Ok((policy, value))
 }
 
+/// Why [`check_finite`] refused a net.
+#[derive(Debug, Error)]
+pub enum CanaryError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(
+        "{source_name}: the {backend} forward gives {output} = {value} on canary row {row}: a \
+         net whose forward is not finite is refused"
+    )]
+    NonFinite {
+        /// The weights file (or other name of the net).
+        source_name: String,
+        backend: &'static str,
+        output: &'static str,
+        row: usize,
+        value: f32,
+    },
+}
+
+/// Runs the canary rows through `backend` and refuses a non-finite policy or value;
+/// `source_name` names the net in the error.
+pub fn check_finite(backend: &mut dyn Backend, source_name: &str) -> Result<(), CanaryError> {
+    let (policy, value) = outputs(
+        backend,
+        &encoder_like_inputs(CANARY_ROWS, SEED),
+        &canary_masks(),
+    )?;
+    let first_bad = |output: &'static str, values: &[f32], width: usize| {
+        values
+            .iter()
+            .position(|x| !x.is_finite())
+            .map(|i| (output, i / width, values[i]))
+    };
+    match first_bad("policy", &policy, POLICY_DIM).or_else(|| first_bad("value", &value, 1)) {
+        None => Ok(()),
+        Some((output, row, value)) => Err(CanaryError::NonFinite {
+            source_name: source_name.to_string(),
+            backend: backend.name(),
+            output,
+            row,
+            value,
+        }),
+    }
+}
+
+/// Seed of the canary's inputs.
+const SEED: u64 = 0x00CA_4A81;
+
 /// Compares `candidate` with `reference` on the canary rows.
 pub fn run(
     candidate: &mut dyn Backend,
     reference: &mut dyn Backend,
 ) -> Result<CanaryReport, NetError> {
-    let inputs = encoder_like_inputs(CANARY_ROWS, 0x00CA_4A81);
+    let inputs = encoder_like_inputs(CANARY_ROWS, SEED);
     let masks = canary_masks();
     let (p_ref, v_ref) = outputs(reference, &inputs, &masks)?;
     let (p, v) = outputs(candidate, &inputs, &masks)?;

@@ -7,8 +7,9 @@
 //! is parsed by [`crate::safetensors_strict`], which also rejects duplicate keys, holes and
 //! trailing bytes.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
@@ -54,53 +55,99 @@ impl Default for Dims {
     }
 }
 
+/// A dimension of a state-dict tensor, named by the role that sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Size {
+    Input,
+    Embedding,
+    /// `3·d`: the stacked Q, K and V projections.
+    ThreeEmbeddings,
+    Ffn,
+    PolicyHidden,
+    ValueHidden,
+    Actions,
+    One,
+}
+
+impl Size {
+    /// The free size (one a file chooses) that a dimension of `n` gives, and its value:
+    /// `3·d` gives `d`; the fixed sizes give none.
+    fn free(self, n: usize) -> Option<(Size, usize)> {
+        match self {
+            Size::Embedding | Size::Ffn | Size::PolicyHidden | Size::ValueHidden => Some((self, n)),
+            Size::ThreeEmbeddings => n.is_multiple_of(3).then_some((Size::Embedding, n / 3)),
+            Size::Input | Size::Actions | Size::One => None,
+        }
+    }
+
+    fn of(self, d: &Dims) -> usize {
+        match self {
+            Size::Input => d.input,
+            Size::Embedding => d.embedding,
+            Size::ThreeEmbeddings => 3 * d.embedding,
+            Size::Ffn => d.ffn,
+            Size::PolicyHidden => d.policy_hidden,
+            Size::ValueHidden => d.value_hidden,
+            Size::Actions => d.actions,
+            Size::One => 1,
+        }
+    }
+}
+
+/// Every state-dict key of a net of `layers` layers with the sizes of its shape, in the order
+/// PyTorch saves them (spec §3.2).
+fn state_dict_sizes(layers: usize) -> Vec<(String, Vec<Size>)> {
+    use Size::{
+        Actions, Embedding as D, Ffn, Input, One, PolicyHidden as Ph, ThreeEmbeddings,
+        ValueHidden as Vh,
+    };
+    let mut keys = vec![
+        ("positional_encoding".to_string(), vec![One, One, D]),
+        ("input_embedding.weight".to_string(), vec![D, Input]),
+        ("input_embedding.bias".to_string(), vec![D]),
+        ("input_norm.weight".to_string(), vec![D]),
+        ("input_norm.bias".to_string(), vec![D]),
+    ];
+    for i in 0..layers {
+        let p = format!("transformer.layers.{i}.");
+        keys.extend([
+            (
+                format!("{p}self_attn.in_proj_weight"),
+                vec![ThreeEmbeddings, D],
+            ),
+            (format!("{p}self_attn.in_proj_bias"), vec![ThreeEmbeddings]),
+            (format!("{p}self_attn.out_proj.weight"), vec![D, D]),
+            (format!("{p}self_attn.out_proj.bias"), vec![D]),
+            (format!("{p}linear1.weight"), vec![Ffn, D]),
+            (format!("{p}linear1.bias"), vec![Ffn]),
+            (format!("{p}linear2.weight"), vec![D, Ffn]),
+            (format!("{p}linear2.bias"), vec![D]),
+            (format!("{p}norm1.weight"), vec![D]),
+            (format!("{p}norm1.bias"), vec![D]),
+            (format!("{p}norm2.weight"), vec![D]),
+            (format!("{p}norm2.bias"), vec![D]),
+        ]);
+    }
+    keys.extend([
+        ("policy_fc.0.weight".to_string(), vec![Ph, D]),
+        ("policy_fc.0.bias".to_string(), vec![Ph]),
+        ("policy_fc.3.weight".to_string(), vec![Actions, Ph]),
+        ("policy_fc.3.bias".to_string(), vec![Actions]),
+        ("value_fc.0.weight".to_string(), vec![Vh, D]),
+        ("value_fc.0.bias".to_string(), vec![Vh]),
+        ("value_fc.3.weight".to_string(), vec![One, Vh]),
+        ("value_fc.3.bias".to_string(), vec![One]),
+    ]);
+    keys
+}
+
 impl Dims {
     /// Every state-dict key with its shape, in the order PyTorch saves them (spec §3.2).
     pub fn state_dict(&self) -> Vec<(String, Vec<usize>)> {
-        let Dims {
-            input,
-            embedding: d,
-            layers,
-            ffn,
-            policy_hidden: ph,
-            value_hidden: vh,
-            actions,
-        } = *self;
-        let mut keys = vec![
-            ("positional_encoding".to_string(), vec![1, 1, d]),
-            ("input_embedding.weight".to_string(), vec![d, input]),
-            ("input_embedding.bias".to_string(), vec![d]),
-            ("input_norm.weight".to_string(), vec![d]),
-            ("input_norm.bias".to_string(), vec![d]),
-        ];
-        for i in 0..layers {
-            let p = format!("transformer.layers.{i}.");
-            keys.extend([
-                (format!("{p}self_attn.in_proj_weight"), vec![3 * d, d]),
-                (format!("{p}self_attn.in_proj_bias"), vec![3 * d]),
-                (format!("{p}self_attn.out_proj.weight"), vec![d, d]),
-                (format!("{p}self_attn.out_proj.bias"), vec![d]),
-                (format!("{p}linear1.weight"), vec![ffn, d]),
-                (format!("{p}linear1.bias"), vec![ffn]),
-                (format!("{p}linear2.weight"), vec![d, ffn]),
-                (format!("{p}linear2.bias"), vec![d]),
-                (format!("{p}norm1.weight"), vec![d]),
-                (format!("{p}norm1.bias"), vec![d]),
-                (format!("{p}norm2.weight"), vec![d]),
-                (format!("{p}norm2.bias"), vec![d]),
-            ]);
-        }
-        keys.extend([
-            ("policy_fc.0.weight".to_string(), vec![ph, d]),
-            ("policy_fc.0.bias".to_string(), vec![ph]),
-            ("policy_fc.3.weight".to_string(), vec![actions, ph]),
-            ("policy_fc.3.bias".to_string(), vec![actions]),
-            ("value_fc.0.weight".to_string(), vec![vh, d]),
-            ("value_fc.0.bias".to_string(), vec![vh]),
-            ("value_fc.3.weight".to_string(), vec![1, vh]),
-            ("value_fc.3.bias".to_string(), vec![1]),
-        ]);
-        keys
+        state_dict_sizes(self.layers)
+            .into_iter()
+            .map(|(key, sizes)| (key, sizes.iter().map(|s| s.of(self)).collect()))
+            .collect()
     }
 
     /// Number of parameters in the state dict (4,917,301 for the default dims).
@@ -140,6 +187,10 @@ impl FileDtype {
     }
 }
 
+/// Largest weights file read: 1 GiB, 50 times the default net in f32 (the whole file is read
+/// into memory and converted to f32).
+pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
+
 /// A weights file that could not be read, parsed or accepted. Every variant names the file,
 /// and the tensor key where one is at fault.
 #[derive(Debug, Error)]
@@ -150,6 +201,13 @@ pub enum WeightsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{} is not a regular file (a device or a pipe?): refusing to read it as weights", path.display())]
+    NotAFile { path: PathBuf },
+    #[error(
+        "{} is {bytes} bytes, more than the {MAX_WEIGHTS_BYTES} a BlobNet weights file may be",
+        path.display()
+    )]
+    TooLarge { path: PathBuf, bytes: u64 },
     #[error("cannot write {}: {error:#}", path.display())]
     Write { path: PathBuf, error: anyhow::Error },
     /// Not a well-formed safetensors container (the error names the file).
@@ -192,12 +250,37 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// Reads and validates a safetensors file.
+    /// Reads and validates a safetensors file. Anything but a regular file (a device, a
+    /// pipe), or a file over [`MAX_WEIGHTS_BYTES`], is refused before reading.
     pub fn load(path: &Path) -> Result<Weights, WeightsError> {
-        let bytes = fs::read(path).map_err(|source| WeightsError::Io {
+        let io = |source| WeightsError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(WeightsError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+        if meta.len() > MAX_WEIGHTS_BYTES {
+            return Err(WeightsError::TooLarge {
+                path: path.to_owned(),
+                bytes: meta.len(),
+            });
+        }
+        // Read at most one byte past the bound, in case the file grew since.
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_WEIGHTS_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_WEIGHTS_BYTES {
+            return Err(WeightsError::TooLarge {
+                path: path.to_owned(),
+                bytes: bytes.len() as u64,
+            });
+        }
         Weights::from_bytes(&bytes, &path.display().to_string())
     }
 
@@ -388,26 +471,11 @@ impl Weights {
     }
 }
 
-/// Reads the free sizes off the shapes of four tensors; [`Weights::from_bytes`] then checks
-/// every tensor against the full table, so a wrong size here surfaces as a shape error.
+/// Reads the free sizes (model width, FFN and head widths) off the shapes in the file: each is
+/// the value most of the tensors that carry it agree on (ties to the earliest tensor in
+/// state-dict order). [`Weights::from_bytes`] then checks every tensor against the full table,
+/// so the error names the tensor whose shape is wrong, not the one a size was read from.
 fn infer_dims(st: &SafetensorsFile<'_>, file: &str) -> Result<Dims, WeightsError> {
-    let leading = |key: &str, expected: &str| -> Result<usize, WeightsError> {
-        let view = st.tensor(key).ok_or_else(|| WeightsError::MissingKey {
-            file: file.into(),
-            key: key.into(),
-        })?;
-        // No zero dims: then the size is bounded by the file's, and the table's sizes (3·d, …)
-        // cannot overflow.
-        match view.shape.as_slice() {
-            found @ [n, ..] if !found.contains(&0) => Ok(*n),
-            found => Err(WeightsError::Shape {
-                file: file.into(),
-                key: key.into(),
-                expected: expected.into(),
-                found: found.to_vec(),
-            }),
-        }
-    };
     // Layers 0, 1, … as long as each has some key; a gap ends the net, and the keys past it
     // are then unexpected. One pass over the names, so a hostile file of many keys stays cheap.
     let present: BTreeSet<usize> = st
@@ -425,13 +493,67 @@ fn infer_dims(st: &SafetensorsFile<'_>, file: &str) -> Result<Dims, WeightsError
             key: "transformer.layers.0.self_attn.in_proj_weight".into(),
         });
     }
+    let table = state_dict_sizes(layers);
+    // Votes per free size: value → (tensors agreeing, position of the first of them).
+    let mut votes: HashMap<Size, BTreeMap<usize, (usize, usize)>> = HashMap::new();
+    for (position, (key, sizes)) in table.iter().enumerate() {
+        let Some(view) = st.tensor(key) else { continue };
+        // No zero dims: then every size is bounded by the file's, and the table's sizes
+        // (3·d, …) cannot overflow.
+        if view.shape.len() != sizes.len() || view.shape.contains(&0) {
+            continue;
+        }
+        for (&size, &n) in sizes.iter().zip(&view.shape) {
+            if let Some((free, n)) = size.free(n) {
+                let counts = votes.entry(free).or_default();
+                counts.entry(n).or_insert((0, position)).0 += 1;
+            }
+        }
+    }
+    // A size no tensor gives is reported on the tensor that defines it.
+    let elect = |free: Size, key: &str, expected: &str| -> Result<usize, WeightsError> {
+        let winner = votes
+            .get(&free)
+            .into_iter()
+            .flatten()
+            .max_by_key(|(_, &(count, first))| (count, std::cmp::Reverse(first)));
+        match (winner, st.tensor(key)) {
+            (Some((&n, _)), _) => Ok(n),
+            (None, None) => Err(WeightsError::MissingKey {
+                file: file.into(),
+                key: key.into(),
+            }),
+            (None, Some(view)) => Err(WeightsError::Shape {
+                file: file.into(),
+                key: key.into(),
+                expected: expected.into(),
+                found: view.shape.clone(),
+            }),
+        }
+    };
     Ok(Dims {
         input: INPUT_DIM,
-        embedding: leading("input_embedding.weight", &format!("[d > 0, {INPUT_DIM}]"))?,
+        embedding: elect(
+            Size::Embedding,
+            "input_embedding.weight",
+            &format!("[d > 0, {INPUT_DIM}]"),
+        )?,
         layers,
-        ffn: leading("transformer.layers.0.linear1.weight", "[ffn > 0, d]")?,
-        policy_hidden: leading("policy_fc.0.weight", "[policy hidden > 0, d]")?,
-        value_hidden: leading("value_fc.0.weight", "[value hidden > 0, d]")?,
+        ffn: elect(
+            Size::Ffn,
+            "transformer.layers.0.linear1.weight",
+            "[ffn > 0, d]",
+        )?,
+        policy_hidden: elect(
+            Size::PolicyHidden,
+            "policy_fc.0.weight",
+            "[policy hidden > 0, d]",
+        )?,
+        value_hidden: elect(
+            Size::ValueHidden,
+            "value_fc.0.weight",
+            "[value hidden > 0, d]",
+        )?,
         actions: POLICY_DIM,
     })
 }

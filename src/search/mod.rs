@@ -57,6 +57,13 @@ pub enum Fpu {
     Absolute(f32),
 }
 
+/// Most worlds one search samples: one gather of 64 worlds × 4 leaves × 8 seats fills a batch
+/// of 2,048 rows, and a decision's time and memory grow with the worlds.
+pub const MAX_WORLDS: u32 = 64;
+/// Most simulations per world: the search counts visits per seat in 16 bits, and the root's
+/// own evaluation adds one.
+pub const MAX_SIMS_PER_WORLD: u32 = u16::MAX as u32 - 1;
+
 /// Settings of one search.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchConfig {
@@ -112,6 +119,14 @@ impl SearchConfig {
         }
     }
 
+    /// Most bytes the trees of one search hold when no decision has more than `max_actions`
+    /// legal actions: the root, then at most one expansion (adding its children) per
+    /// simulation, the root's own included.
+    pub fn tree_bytes_bound(&self, max_actions: usize) -> u64 {
+        let nodes = 1 + (u64::from(self.sims_per_world) + 1) * max_actions as u64;
+        u64::from(self.worlds) * nodes * tree::NODE_BYTES
+    }
+
     pub fn validate(&self) -> Result<(), SearchError> {
         let bad = |what: String| Err(SearchError::Config(what));
         if self.worlds == 0 || self.sims_per_world == 0 || self.leaves_per_gather == 0 {
@@ -120,12 +135,11 @@ impl SearchConfig {
                 self.worlds, self.sims_per_world, self.leaves_per_gather
             ));
         }
-        // Per-seat visit counts are u16; the root's own evaluation adds one.
-        if self.sims_per_world >= u32::from(u16::MAX) {
+        if self.worlds > MAX_WORLDS || self.sims_per_world > MAX_SIMS_PER_WORLD {
             return bad(format!(
-                "sims_per_world {} must be below {}",
-                self.sims_per_world,
-                u16::MAX
+                "worlds ({}) must be at most {MAX_WORLDS} and sims_per_world ({}) at most \
+                 {MAX_SIMS_PER_WORLD}",
+                self.worlds, self.sims_per_world
             ));
         }
         if !(self.c_puct.is_finite() && self.c_puct >= 0.0) {

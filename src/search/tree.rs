@@ -62,6 +62,7 @@ pub(crate) struct Node {
 
 // The arena's size per node, claimed in the module doc.
 const _: () = assert!(std::mem::size_of::<Node>() == 68);
+pub(crate) const NODE_BYTES: u64 = std::mem::size_of::<Node>() as u64;
 
 impl Node {
     fn new(action: u8, prior: f32) -> Node {

@@ -8,16 +8,18 @@
 //! evaluation cache is shared by the units it plays, but a cache hit never changes a search
 //! (see [`crate::search`]), so which units shared a worker does not matter.
 
+mod out_dir;
 mod shard;
 mod worker;
 
+pub use out_dir::{hostname, OutDir, OutDirError, LOCK_FILE};
 pub use shard::{
-    parse_shard, read_shard, serialize, Example, Shard, ShardError, ShardWriter,
+    parse_shard, read_shard, serialize, Example, Shard, ShardError, ShardWriter, MAX_SHARD_ROWS,
     SHARD_FORMAT_VERSION,
 };
 
 use crate::game::{round_sequence, RoundConfig, Seat};
-use crate::net::Backend;
+use crate::net::{Backend, INPUT_DIM, POLICY_DIM};
 use crate::ring::Ring;
 use crate::search::SearchConfig;
 use anyhow::{bail, Context, Result};
@@ -25,6 +27,15 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Most worker threads: more than any host has cores, and each holds two batch slots.
+pub const MAX_WORKERS: usize = 1024;
+/// Most games one worker plays at once: each holds its searches' trees, and half of them fill
+/// one batch.
+pub const MAX_GAMES_PER_WORKER: usize = 4096;
+/// Most units (rounds or games) one run plays: units are streamed, never held, so the bound
+/// is their index's room (I64 in the shards) with years of play to spare.
+pub const MAX_UNITS: u64 = 1_000_000_000_000;
 
 /// Settings of a self-play run.
 #[derive(Clone, Debug)]
@@ -59,10 +70,70 @@ impl SelfPlayConfig {
             .validate()?,
         }
         self.search.validate()?;
-        if self.workers == 0 || self.games_per_worker == 0 {
-            bail!("--workers and --games-per-worker must be at least 1");
+        if !(1..=MAX_WORKERS).contains(&self.workers)
+            || !(1..=MAX_GAMES_PER_WORKER).contains(&self.games_per_worker)
+            || !(1..=MAX_UNITS).contains(&self.units)
+        {
+            bail!(
+                "workers ({}), games per worker ({}) and units ({}) must be at least 1 and at \
+                 most {MAX_WORKERS}, {MAX_GAMES_PER_WORKER} and {MAX_UNITS}",
+                self.workers,
+                self.games_per_worker,
+                self.units
+            );
         }
         Ok(())
+    }
+
+    /// Refuses settings whose memory bound (this and a writer of `shard_size`-row shards)
+    /// exceeds the machine's memory, before any of it is allocated.
+    pub fn check_memory(&self, shard_size: usize) -> Result<()> {
+        let need = self.memory_bound() + ShardWriter::memory_bound(shard_size);
+        match physical_memory() {
+            Some(have) if need > have => bail!(
+                "these settings may need up to {:.1} GiB ({} workers × {} games, {} worlds × {} \
+                 simulations, shards of {shard_size} rows), more than this machine's {:.1} GiB: \
+                 lower --games-per-worker, --workers, --dets, --sims or --shard-size",
+                need as f64 / GIB,
+                self.workers,
+                self.games_per_worker,
+                self.search.worlds,
+                self.search.sims_per_world,
+                have as f64 / GIB
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Cards in the largest hand dealt.
+    fn max_cards(&self) -> u8 {
+        self.start_cards.unwrap_or(self.cards)
+    }
+
+    /// Examples one unit gives: one per card dealt in each of its rounds.
+    fn examples_per_unit(&self) -> u64 {
+        let cards: u64 = match self.start_cards {
+            Some(start) => round_sequence(self.players, start)
+                .map_or(0, |seq| seq.iter().map(|&c| u64::from(c)).sum()),
+            None => u64::from(self.cards),
+        };
+        u64::from(self.players) * cards
+    }
+
+    /// Most bytes the run's games hold at once (a bound, not a forecast): every game's
+    /// search trees and examples, the units queued for the writer, and the batch ring's
+    /// host memory. The network, the caches and the writer's shard come on top.
+    pub fn memory_bound(&self) -> u64 {
+        let games = (self.workers * self.games_per_worker) as u64;
+        let unit_bytes = self.examples_per_unit() * std::mem::size_of::<Example>() as u64;
+        let per_game = self
+            .search
+            .tree_bytes_bound(usize::from(self.max_cards()) + 1)
+            + unit_bytes;
+        // The writer's queue holds 4 units per game (see `run`).
+        let queue = 4 * games * unit_bytes;
+        let ring = 2 * self.workers as u64 * self.rows_per_batch() as u64 * ROW_BYTES;
+        games * per_game + queue + ring
     }
 
     /// Most rows one worker group submits at once: every game's search gathering its maximum.
@@ -72,6 +143,25 @@ impl SelfPlayConfig {
             * usize::from(self.players);
         self.games_per_worker.div_ceil(2) * per_search
     }
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Host bytes of one row of a batch slot: inputs, mask, policy and value.
+const ROW_BYTES: u64 = (4 * (INPUT_DIM + POLICY_DIM + 1) + 8) as u64;
+
+/// The machine's memory (`MemTotal` of /proc/meminfo), when it can be read.
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// State shared by the workers.
@@ -103,6 +193,21 @@ pub struct UnitDone {
     pub examples: Vec<Example>,
 }
 
+/// Where [`run`] hands finished units (in completion order). `tick` is called at least once
+/// per progress period, finished units or not, so that a sink can also act on a timer.
+pub trait UnitSink {
+    fn unit_done(&mut self, done: UnitDone) -> Result<()>;
+    fn tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(UnitDone) -> Result<()>> UnitSink for F {
+    fn unit_done(&mut self, done: UnitDone) -> Result<()> {
+        self(done)
+    }
+}
+
 /// Progress seen by the caller after every finished unit and on a timer.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
@@ -119,7 +224,7 @@ pub struct Summary {
     pub avg_batch: f64,
     pub cache_hit_rate: f64,
     pub wall_s: f64,
-    pub shards: usize,
+    pub shards: u64,
     /// True when the run was stopped early (Ctrl-C): in-flight units were dropped.
     pub interrupted: bool,
     /// The GPU at the end of the run (NVML), when the network ran on one.
@@ -135,13 +240,13 @@ pub struct Summary {
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// Runs self-play with `backend` until `config.units` units are done or `stop` is set, passing
-/// each finished unit to `sink` (in completion order) and a progress summary to `progress`
-/// (every [`PROGRESS_EVERY`]).
+/// each finished unit to `sink` and a progress summary to `progress` (every
+/// [`PROGRESS_EVERY`]).
 pub fn run(
     config: SelfPlayConfig,
     mut backend: Box<dyn Backend>,
     stop: &AtomicBool,
-    mut sink: impl FnMut(UnitDone) -> Result<()>,
+    sink: &mut impl UnitSink,
     mut progress: impl FnMut(&Summary),
 ) -> Result<Summary> {
     config.validate()?;
@@ -197,7 +302,7 @@ pub fn run(
         let ring = &ring;
         let server = scope.spawn(move || ring.serve(backend.as_mut()));
         // Bounded: when the writer (a slow disk) falls behind, workers wait instead of piling
-        // finished units up in memory.
+        // finished units up in memory (4 per game, as `SelfPlayConfig::memory_bound` counts).
         let (tx, rx) = mpsc::sync_channel(4 * workers * games);
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -227,13 +332,18 @@ pub fn run(
                     summary.units += 1;
                     summary.games += u64::from(full_games);
                     summary.examples += done.examples.len() as u64;
-                    if let Err(e) = sink(done) {
-                        shared.stop.store(true, Ordering::Relaxed);
-                        failure = Some(e);
+                    if failure.is_none() {
+                        failure = sink.unit_done(done).err();
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if failure.is_none() {
+                failure = sink.tick().err();
+            }
+            if failure.is_some() {
+                shared.stop.store(true, Ordering::Relaxed);
             }
             // Not per unit: at hundreds of thousands of rounds a minute, per-unit progress
             // (and the GPU telemetry a caller reads in it) would hold up the writer.

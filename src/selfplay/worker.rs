@@ -14,6 +14,7 @@ use crate::telemetry;
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::io::Write;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -280,7 +281,9 @@ fn send_done(shared: &Shared, tx: &SyncSender<UnitDone>, done: UnitDone) {
     match tx.try_send(done) {
         Err(TrySendError::Full(done)) => {
             if !shared.writer_behind.swap(true, Ordering::Relaxed) {
-                eprintln!(
+                // Not eprintln!: a closed stderr must not stop the run.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "note: the shard writer is falling behind (slow disk?): self-play waits for it"
                 );
             }

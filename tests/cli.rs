@@ -1,0 +1,143 @@
+//! The command line refuses bad settings and bad files before any work, and ends quietly when
+//! its output pipe closes.
+
+mod common;
+
+use common::{refusal, selfplay_with, stderr, temp_dir};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn engine(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Every size flag out of its range is a usage error (status 2) naming the flag and the range.
+#[test]
+fn size_flags_out_of_range_are_refused_at_parse_time() {
+    let out = temp_dir("cli-bounds");
+    let out = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["selfplay", "--workers", "0"], "1..=1024"),
+        (&["selfplay", "--workers", "100000"], "1..=1024"),
+        (&["selfplay", "--games-per-worker", "100000000"], "1..=4096"),
+        (&["selfplay", "--dets", "100000"], "1..=64"),
+        (&["selfplay", "--dets", "0"], "1..=64"),
+        (&["selfplay", "--sims", "65535"], "1..=65534"),
+        (&["selfplay", "--shard-size", "0"], "1..=1000000"),
+        (&["selfplay", "--flush-secs", "0"], "1..=86400"),
+        (&["selfplay", "--rounds", "0"], "1..=1000000000000"),
+        (
+            &["arena", "--a", "a", "--b", "b", "--threads", "0"],
+            "1..=1024",
+        ),
+        (
+            &["arena", "--a", "a", "--b", "b", "--rounds", "0"],
+            "1..=10000000",
+        ),
+        (&["analyze", "--threads", "0"], "1..=1024"),
+        (&["bench", "--batch", "0"], "1..=65536"),
+    ];
+    for (args, range) in cases {
+        let flag = args[args.len() - 2];
+        // `--out` is selfplay's, so that a run that went ahead would leave a trace.
+        let out_flag: &[&str] = if args[0] == "selfplay" {
+            &["--out", out]
+        } else {
+            &[]
+        };
+        let args = [*args, out_flag].concat();
+        let result = engine(&args);
+        let message = stderr(&result);
+        assert_eq!(result.status.code(), Some(2), "{args:?}: {message}");
+        assert!(
+            message.contains(flag) && message.contains(range),
+            "{args:?}: {message}"
+        );
+    }
+    assert!(
+        !std::path::Path::new(out).exists(),
+        "a refused run created --out"
+    );
+}
+
+/// Settings each within range but together beyond any machine's memory are refused before
+/// the output directory is touched.
+#[test]
+fn settings_beyond_the_machines_memory_are_refused_before_any_work() {
+    let dir = temp_dir("cli-memory");
+    let args = [
+        "--workers",
+        "1024",
+        "--games-per-worker",
+        "4096",
+        "--dets",
+        "64",
+    ];
+    let message = refusal(selfplay_with(&dir, 1, &args));
+    assert!(
+        message.contains("may need up to") && message.contains("--games-per-worker"),
+        "{message}"
+    );
+    assert!(!dir.exists(), "a refused run created --out");
+}
+
+#[test]
+fn a_weights_path_that_is_no_regular_file_is_refused_before_reading() {
+    let out = engine(&["info", "--weights", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/dev/zero is not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `engine … | head -1`: the reader goes away; the command ends with status 0 (it wrote
+/// everything before noticing) or 141 (it noticed), never with a panic.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let weights = format!(
+        "{}/tests/vectors/net.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let vectors = format!("{}/tests/vectors", env!("CARGO_MANIFEST_DIR"));
+    let query = r#"{"id": 1, "player": 0, "dealer": 0, "trump": 1, "cards_dealt": 1, "hands": [[23], 1, 1], "bids": [null, null, null]}"#;
+    let commands: [&[&str]; 4] = [
+        &["info", "--weights", &weights],
+        &["info", "--weights", &weights, "--json"],
+        &["verify", "--vectors", &vectors, "--json"],
+        &[
+            "analyze",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--weights",
+            &weights,
+        ],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = writeln!(stdin, "{query}");
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let message = stderr(&out);
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)) && !message.contains("panicked"),
+            "{args:?}: {:?} {message}",
+            out.status
+        );
+    }
+}
