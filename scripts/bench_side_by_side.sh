@@ -8,6 +8,8 @@
 #   PYTHON=/tmp/bm-venv/bin/python BLOBMASTER_REFERENCE=../shared/reference scripts/bench_side_by_side.sh
 #
 # PYTHON needs torch, numpy, tqdm (see the reference's README). Prints one JSON object per measurement.
+# CPU_KERNELS="avx512 avx2 portable" times each named CPU kernel (default: the one this CPU picks);
+# FORWARD_ONLY=1 stops after part 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -21,11 +23,15 @@ tag() { sed "s/^{/{\"what\":\"$1\",/"; }
 
 for _ in $(seq "$ROUNDS"); do
   for b in 256 1024; do
-    "$ENGINE" bench --device cpu --batch "$b" --seconds 5 --json 2>/dev/null | tag engine_cpu_forward
+    for k in ${CPU_KERNELS:-auto}; do
+      kernel=(); [ "$k" = auto ] || kernel=(--cpu-kernel "$k")
+      "$ENGINE" bench --device cpu "${kernel[@]}" --batch "$b" --seconds 5 --json 2>/dev/null | tag "engine_cpu_forward_$k"
+    done
     THREADS=2 SECONDS_PER_BATCH=5 "$PY" "$REF/torch_forward.py" "$b" | tag torch_blobmaster_forward
     "$PY" scripts/torch_blobnet.py --threads 2 --seconds 5 "$b" | tag torch_spec_forward
   done
 done
+[ "${FORWARD_ONLY:-0}" = 1 ] && exit 0
 
 "$ENGINE" selfplay --device cpu --rounds "$SELFPLAY_ROUNDS" --leaf-values mover --out "$(mktemp -d)" --json --quiet 2>/dev/null | tag engine_selfplay_mover
 "$ENGINE" selfplay --device cpu --rounds $((SELFPLAY_ROUNDS / 4)) --leaf-values all --out "$(mktemp -d)" --json --quiet 2>/dev/null | tag engine_selfplay_all
