@@ -1,6 +1,7 @@
 """Shared by the tests: paths, the engine binary, small self-play shards."""
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +25,16 @@ def run_engine(*args):
     return json.loads(out) if "--json" in args else out
 
 
+def interruptible():
+    """In the child: SIGINT back to its default, which a shell leaves ignored for a background job and Python then
+    keeps ignored; a test that interrupts a script must work however the test run was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def python(script, *args, check=True, env=None):
     """Runs scripts/SCRIPT with this Python; returns the CompletedProcess."""
     proc = subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True,
-                          env=env)
+                          env=env, preexec_fn=interruptible)
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
