@@ -33,7 +33,7 @@ __device__ __forceinline__ float compact_column(const uint8_t* row, int dim) {
 
 }  // namespace blob
 
-// out[r][c] = column c of compact row r, for r < rows: one thread per output float, so a
+// out[r][c] = column c of compact row r, for r < n_rows: one thread per output float, so a
 // warp writes 128 contiguous bytes. rows: COMPACT_ROW_BYTES bytes each; out: 256 floats each.
 extern "C" __global__ void expand_compact_rows(float* __restrict__ out,
                                                const uint8_t* __restrict__ rows, int n_rows) {
