@@ -6,7 +6,7 @@
 #   .device/engine-<name>    kernel variants for A/B timing, one per VARIANTS entry
 #                            "name:nvcc flags" (e.g. VARIANTS="s4:-DBLOB_STAGES=4")
 #   .device/gpu              the tests/gpu.rs test executable (stripped)
-#   .device/vectors/         net.safetensors and net_io.json
+#   .device/vectors/         net.safetensors, net_io.json and games.json (the compact rows' GPU test)
 #   .device/reference/       BlobMaster's runnable reference, when BLOBMASTER_REFERENCE names it
 #   .device/gpu_checks.sh    the script to run there (scripts/gpu_checks.sh; it also uses scripts/*.py)
 #
@@ -48,7 +48,7 @@ cp target/release/engine "$DEST/engine"
 cp "$GPU_TEST" "$DEST/gpu"
 strip "$DEST"/engine* "$DEST/gpu"
 VECTORS="${ENGINE_VECTORS:-tests/vectors}"
-cp "$VECTORS/net.safetensors" "$VECTORS/net_io.json" "$DEST/vectors/"
+cp "$VECTORS/net.safetensors" "$VECTORS/net_io.json" "$VECTORS/games.json" "$DEST/vectors/"
 cp scripts/gpu_checks.sh "$DEST/gpu_checks.sh"
 if [[ -n "${BLOBMASTER_REFERENCE:-}" ]]; then
     cp -r "$BLOBMASTER_REFERENCE" "$DEST/reference"

@@ -22,10 +22,16 @@
 #   memcheck racecheck synccheck initcheck
 #               compute-sanitizer over the GPU tests (quick sizes; racecheck on one small test)
 #   torch       BlobNet in PyTorch on the same GPU: FP32, FP16 autocast, B = 256 / 1024 / 4096
+#   torch-fair  the fair PyTorch baseline (scripts/torch_gpu_baseline.py), B = 4096 / 256: folded and
+#               unfolded, FP16 weights and TF32, eager and hand-captured CUDA graphs (1 stream, 8 streams,
+#               pinned copies), each checked against net_io.json, profiler kernel names recorded
 #   blobmaster  BlobMaster's own self-play (.device/reference, copied by device-pack.sh from
 #               $BLOBMASTER_REFERENCE): its tuned configuration, 16 workers; its benchmark
 #               script evaluates on the CPU
 #   compile     PyTorch with torch.compile(mode="reduce-overhead"), FP16 (slow to start: last)
+#   torch-fair-compile
+#               the fair baseline under torch.compile(mode="max-autotune", fullgraph=True), FP16,
+#               B = 4096 / 256 (minutes of autotuning: after everything else)
 # Everything lands in $OUT/checks.tar.gz (the device tool returns few files; it is rewritten after
 # every step, so a run cut short still returns what it did) and summary.txt lists every step with
 # its exit status and seconds; the script exits non-zero if any step failed.
@@ -41,7 +47,7 @@ export ENGINE_REQUIRE_GPU=1 # a GPU test that cannot reach the GPU fails instead
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 FAILED=0
-STEPS=" ${*:-info tests bench variants selfplay ncu memcheck racecheck synccheck initcheck torch blobmaster compile} "
+STEPS=" ${*:-info tests bench variants selfplay ncu memcheck racecheck synccheck initcheck torch torch-fair blobmaster compile torch-fair-compile} "
 wanted() { [[ "$STEPS" == *" $1 "* ]]; }
 
 pack_logs() { tar -C "$(dirname "$LOGS")" -czf "$OUT/checks.tar.gz" checks; }
@@ -141,12 +147,21 @@ if wanted torch; then
             --device cuda --mode "$mode" --seconds 2 256 1024 4096
     done
 fi
+# The fair baseline reads the same net as the parity tests (timing does not depend on its values).
+fair_baseline() { # fair_baseline NAME SECONDS ARGS...
+    local name="$1" limit="$2"
+    shift 2
+    run_step "$name" "$name.json" "$limit" "$PY" "$ROOT/scripts/torch_gpu_baseline.py" \
+        --weights "$DEV/vectors/net.safetensors" --check "$DEV/vectors/net_io.json" "$@" 4096 256
+}
+wanted torch-fair && fair_baseline torch-fair 240 --compile ""
 if wanted blobmaster && [[ -d "$DEV/reference" ]]; then
     run_step blobmaster blobmaster.json 120 "$PY" "$DEV/reference/bench_blobmaster.py" \
         --mcts medium --workers 16 --rounds 320 --warmup 16 --pbs 30
 fi
 wanted compile && run_step torch-compile torch-compile.json 150 "$PY" "$ROOT/scripts/torch_blobnet.py" \
     --device cuda --mode compile --seconds 2 256 1024 4096
+wanted torch-fair-compile && fair_baseline torch-fair-compile 480 --compile fp16 --variants compile
 
 pack_logs
 cat "$SUMMARY"

@@ -110,6 +110,25 @@ impl GamesFile {
         }
         Ok(file)
     }
+
+    /// The position at every decision of every round, in file order: each round replayed from
+    /// its deal through its recorded actions.
+    pub fn positions(&self) -> Result<Vec<Round>> {
+        let mut positions = Vec::new();
+        for rec in &self.rounds {
+            let mut round = rec.start()?;
+            for d in &rec.decisions {
+                positions.push(round);
+                round.try_apply(d.action).with_context(|| {
+                    format!(
+                        "round {} step {}: action {}",
+                        rec.round_id, d.step, d.action
+                    )
+                })?;
+            }
+        }
+        Ok(positions)
+    }
 }
 
 impl NetIoFile {

@@ -1,6 +1,7 @@
 //! The CUDA backend: parity with the CPU backend and with `net_io.json` (vectors dir from
 //! `$ENGINE_VECTORS`, default `tests/vectors`) at FP16 tolerances, on every batch size 1..=300
-//! and 1024 / 4096, with and without graphs, for f32, f16 and bf16 weight files; the batch
+//! and 1024 / 4096, with and without graphs, for f32, f16 and bf16 weight files; compact input
+//! rows expanded on the GPU bit-exact to every recorded encoding; the batch
 //! ring on the backend's page-locked slots with many batches in flight; the batch limit;
 //! start-up errors.
 //!
@@ -18,6 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use engine::encode::compact::{compact, CompactRow};
+use engine::encode::{encode, EncoderVersion};
 use engine::net::cpu::CpuBackend;
 use engine::net::cuda::kernels::{TILES_PER_GEMM, TILE_ELEMS, TILE_K, WIDTH};
 use engine::net::cuda::pack::{self, PackedNet};
@@ -25,7 +28,7 @@ use engine::net::cuda::{describe_devices, nvml_snapshot, CudaBackend, CudaConfig
 use engine::net::weights::{Dims, PreparedWeights, Weights, LAYER_NORM_EPS};
 use engine::net::{AsyncBackend, Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
 use engine::ring::Ring;
-use engine::vectors::{mask_bits, NetIoFile};
+use engine::vectors::{mask_bits, GamesFile, NetIoFile};
 use half::{bf16, f16};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -244,6 +247,42 @@ fn net_io_vectors_match_at_fp16_tolerance() -> Outcome {
     let got = run(&mut gpu, &inputs, &masks).expect("cuda forward");
     let (rel, dv) = check("net_io.json", &got, &want, &masks);
     eprintln!("net_io.json: policy relative L2 {rel:.2e}, |value diff| {dv:.2e}");
+    gpu.shutdown().expect("clean shutdown");
+    Ok(())
+}
+
+/// The GPU's expansion of compact rows (`expand_compact_rows`) gives every recorded encoding,
+/// both encoder versions, bit for bit (the CPU round trip is tests/compact.rs).
+fn compact_rows_expand_bit_exact_on_the_gpu() -> Outcome {
+    let gpu = cuda(&reference_weights(), CudaConfig::default())?;
+    let games = GamesFile::load(&vectors_dir().join("games.json")).expect("games.json loads");
+    let positions = games.positions().expect("every round replays");
+    for version in [EncoderVersion::V1, EncoderVersion::V2] {
+        let encodings: Vec<f32> = positions
+            .iter()
+            .flat_map(|r| encode(r, r.to_act(), version))
+            .collect();
+        let rows: Vec<CompactRow> = encodings
+            .chunks_exact(INPUT_DIM)
+            .map(|e| {
+                compact(e.try_into().expect("256 floats")).expect("a recorded encoding compacts")
+            })
+            .collect();
+        let expanded = gpu.expand_compact_rows(&rows).expect("cuda expansion");
+        assert_eq!(expanded.len(), encodings.len());
+        if let Some(i) =
+            (0..encodings.len()).find(|&i| expanded[i].to_bits() != encodings[i].to_bits())
+        {
+            panic!(
+                "{version:?} row {} column {}: GPU gives {:e}, the encoder {:e}",
+                i / INPUT_DIM,
+                i % INPUT_DIM,
+                expanded[i],
+                encodings[i]
+            );
+        }
+        eprintln!("{version:?}: {} rows expanded bit-exact", rows.len());
+    }
     gpu.shutdown().expect("clean shutdown");
     Ok(())
 }
@@ -770,6 +809,7 @@ fn reference_as(dtype: Dtype) -> Vec<u8> {
 fn main() -> ExitCode {
     harness::run(tests![
         net_io_vectors_match_at_fp16_tolerance,
+        compact_rows_expand_bit_exact_on_the_gpu,
         every_batch_size_matches_the_cpu_with_graphs,
         batch_sizes_match_the_cpu_without_graphs,
         f16_and_bf16_weight_files_match_the_cpu,

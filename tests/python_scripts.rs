@@ -1,4 +1,5 @@
-//! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop),
+//! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop, the fair
+//! PyTorch GPU baseline's CPU smoke run),
 //! run against this build's `engine` binary when a Python with PyTorch is at hand: `ENGINE_PYTHON`,
 //! else `python3`. Without one the tests report `ignored, <why>` (tests/harness); `make python-tests` sets up
 //! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/read_shard.py`

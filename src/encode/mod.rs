@@ -11,6 +11,9 @@
 //! - the current trick holds play order 1..P at `52 + card`, not seats;
 //! - dim 201 (v2) defaults to −1.
 
+pub mod compact;
+pub mod compact_layout;
+
 use crate::game::{Phase, Round, Seat, Suit};
 use crate::net::INPUT_DIM;
 

@@ -9,14 +9,18 @@
 pub enum Kernel {
     /// `blobnet_forward_f32`: the whole network on FP32 input rows, one CTA per 32 rows.
     ForwardF32,
+    /// `expand_compact_rows`: compact input rows (`encode::compact`) to 256 floats each;
+    /// opt-in, the forward pass does not use it yet.
+    ExpandCompactRows,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 1] = [Kernel::ForwardF32];
+    pub const ALL: [Kernel; 2] = [Kernel::ForwardF32, Kernel::ExpandCompactRows];
 
     pub fn symbol(self) -> &'static str {
         match self {
             Kernel::ForwardF32 => "blobnet_forward_f32",
+            Kernel::ExpandCompactRows => "expand_compact_rows",
         }
     }
 }

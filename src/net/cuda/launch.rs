@@ -1,9 +1,12 @@
 //! One typed wrapper per kernel of `kernels/*.cu`, in the same order, each restating the
 //! kernel's shape contract.
 
-use cudarc::driver::{sys, CudaFunction, CudaStream, DriverError, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    sys, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
+};
 
-use super::kernels::{Geometry, ROWS_PER_CTA, THREADS};
+use super::kernels::{Geometry, ROWS_PER_CTA, THREADS, WIDTH};
+use crate::encode::compact_layout::ROW_BYTES;
 
 /// Arguments of `blobnet_forward_f32` (outputs first, sizes last), as device addresses.
 #[derive(Clone, Copy, Debug)]
@@ -58,5 +61,36 @@ pub unsafe fn forward_f32(
         .arg(&args.params)
         .arg(&args.layers)
         .arg(&args.ffn);
+    launch.launch(cfg).map(|_| ())
+}
+
+/// Enqueues `expand_compact_rows` on `stream`: `out[r * 256 + c]` = column `c` of compact row
+/// `r`, for the `rows.len() / ROW_BYTES` rows of `rows`.
+///
+/// # Safety
+/// SAFETY contract of the kernel: `out` holds at least 256 floats per row of `rows`, `rows`
+/// holds whole rows made by `encode::compact::compact`, and `f` is `expand_compact_rows`.
+pub unsafe fn expand_compact_rows(
+    stream: &CudaStream,
+    f: &CudaFunction,
+    out: &mut CudaSlice<f32>,
+    rows: &CudaSlice<u8>,
+) -> Result<(), DriverError> {
+    let n_rows = (rows.len() / ROW_BYTES) as i32;
+    assert!(
+        out.len() >= n_rows as usize * WIDTH,
+        "out holds every expanded row"
+    );
+    let cfg = LaunchConfig {
+        grid_dim: (
+            (n_rows as usize * WIDTH).div_ceil(THREADS as usize) as u32,
+            1,
+            1,
+        ),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut launch = stream.launch_builder(f);
+    launch.arg(out).arg(rows).arg(&n_rows);
     launch.launch(cfg).map(|_| ())
 }

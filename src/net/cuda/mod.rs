@@ -6,7 +6,7 @@
 //! [`PreparedWeights`] into the kernels' layout ([`pack`]), batch slots (pinned host memory,
 //! and per slot a stream, device buffers, an event: [`buffers`]), one CUDA graph per batch
 //! bucket and slot ([`graph`]), typed launches ([`launch`]), NVML telemetry ([`nvml`]) and
-//! [`CudaError`]. It sees only rows of 256 floats and 52-bit
+//! [`CudaError`]. It sees only rows of 256 floats (or their compact bytes) and 52-bit
 //! masks: no game rules, and nothing outside this module sees a cudarc type.
 //!
 //! A forward pass is one kernel (one CTA per 32 rows runs every layer with its activations in
@@ -44,6 +44,7 @@ use super::{
     check_batch, AsyncBackend, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory,
     INPUT_DIM, POLICY_DIM,
 };
+use crate::encode::compact::CompactRow;
 
 pub use self::context::describe_devices;
 pub use self::error::CudaError;
@@ -190,6 +191,35 @@ impl CudaBackend {
     /// Number of graphs captured for `forward` (0 with `graphs: false`).
     pub fn graph_count(&self) -> usize {
         self.staging.graphs.count()
+    }
+
+    /// The 256 floats of every compact row, expanded on the GPU by `expand_compact_rows` (on
+    /// the main stream, waiting for it). Opt-in and separate from the forward pass, which
+    /// still reads FP32 rows: it proves the kernel bit-exact against [`crate::encode::compact::expand`].
+    pub fn expand_compact_rows(&self, rows: &[CompactRow]) -> Result<Vec<f32>, CudaError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.gpu.ctx.bind_to_thread().stage("bind context")?;
+        let stream = &self.gpu.stream;
+        let bytes: Vec<u8> = rows.iter().flat_map(|r| *r.as_bytes()).collect();
+        let device_rows = stream.clone_htod(&bytes).stage("compact rows upload")?;
+        let mut out = stream
+            .alloc_zeros::<f32>(rows.len() * INPUT_DIM)
+            .stage("cuMemAlloc")?;
+        // SAFETY: `out` holds 256 floats per row, `device_rows` whole rows made by `compact`.
+        unsafe {
+            launch::expand_compact_rows(
+                stream,
+                self.gpu.function(Kernel::ExpandCompactRows),
+                &mut out,
+                &device_rows,
+            )
+        }
+        .stage("expand_compact_rows launch")?;
+        let expanded = stream.clone_dtoh(&out).stage("expanded rows download")?;
+        stream.synchronize().stage("expand_compact_rows")?;
+        Ok(expanded)
     }
 
     /// Waits for all work and reports any error the driver recorded in the meantime.
