@@ -6,7 +6,7 @@ set -euo pipefail
 awk '
 /^     Running / { bin = ($2 == "unittests") ? $3 : $2 }
 /^   Doc-tests / { bin = "doc-tests " $2 }
-/ \.\.\. ignored/ { sub(/^.*test /, "test "); reasons[bin] = reasons[bin] "      " $0 "\n" }
+match($0, /test [^ ]+ +\.\.\. ignored.*/) { reasons[bin] = reasons[bin] "      " substr($0, RSTART) "\n" }
 /^test result:/ {
     passed = failed = ignored = 0
     if (match($0, /[0-9]+ passed/)) passed = substr($0, RSTART, RLENGTH) + 0
@@ -18,7 +18,8 @@ awk '
     }
     ran[bin] = passed + failed; skipped[bin] = ignored
 }
+function tally(b) { return (b in ran) ? sprintf("%d ran, %d skipped", ran[b], skipped[b]) : "did not run" }
 END {
-    printf "GPU tests (tests/gpu.rs): %d ran, %d skipped; Python tests (tests/python_scripts.rs): %d ran, %d skipped\n",
-        ran["tests/gpu.rs"], skipped["tests/gpu.rs"], ran["tests/python_scripts.rs"], skipped["tests/python_scripts.rs"]
+    printf "GPU tests (tests/gpu.rs): %s; Python tests (tests/python_scripts.rs): %s\n",
+        tally("tests/gpu.rs"), tally("tests/python_scripts.rs")
 }' "$1"

@@ -183,8 +183,8 @@ struct DeviceArgs {
     #[arg(long, value_enum, default_value_t = GpuWait::Block, value_name = "HOW")]
     gpu_wait: GpuWait,
     /// CPU: the matrix kernel: avx512, avx2, neon or portable (default: the fastest this CPU
-    /// has). Each gives a row the same result whatever batch it is in; they may differ from
-    /// each other in the last bits
+    /// has). Each gives a row the same result whatever batch it is in; avx512 and avx2 agree
+    /// bit for bit, portable differs in the last bits
     #[arg(long, value_name = "KERNEL")]
     cpu_kernel: Option<CpuKernel>,
 }

@@ -175,11 +175,23 @@ fn every_kernel_gives_a_row_the_same_bits_in_any_batch() {
         masks.push(rng.random::<u64>());
     }
     let row_input = |r: usize| &inputs[r * 256..][..256];
+    // The kernels with FMA run the same operations in the same order: they must agree bit for
+    // bit with each other too (only the portable kernel rounds its products separately).
+    let mut fused: Option<(CpuKernel, Vec<Vec<u32>>)> = None;
     for kernel in kernels() {
         let mut net = backend(&weights, kernel, POOL);
         let alone: Vec<Vec<u32>> = (0..POOL)
             .flat_map(|r| row_bits(&forward(&mut net, row_input(r), &masks[r..=r]), 0..1))
             .collect();
+        match (&fused, kernel) {
+            (_, CpuKernel::Portable) => {}
+            (None, _) => fused = Some((kernel, alone.clone())),
+            (Some((first, bits)), _) => {
+                if let Some(r) = (0..POOL).find(|&r| bits[r] != alone[r]) {
+                    panic!("{kernel} and {first} differ on row {r}");
+                }
+            }
+        }
         // Every batch size, the pool's first rows.
         for size in 1..=POOL {
             let out = forward(&mut net, &inputs[..size * 256], &masks[..size]);
@@ -552,7 +564,6 @@ fn files_that_are_not_weights_are_refused_before_reading() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// The canary's finiteness check on the CPU forward of `bytes` (a tiny net).
 /// The canary's finiteness check on every kernel this CPU runs: all must agree; returns the
 /// first kernel's verdict.
 fn finite_forward(bytes: &[u8]) -> Result<(), engine::net::canary::CanaryError> {

@@ -1,7 +1,7 @@
 //! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop, the fair
 //! PyTorch GPU baseline's CPU smoke run),
 //! run against this build's `engine` binary when a Python with PyTorch is at hand: `ENGINE_PYTHON`,
-//! else `python3`. Without one the tests report `ignored, <why>` (tests/harness); `make python-tests` sets up
+//! else `python3`. Without one the tests report `ignored (<why>)` (tests/harness); `make python-tests` sets up
 //! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/read_shard.py`
 //! and the Rust shard reader agree on real self-play shards.
 
@@ -48,7 +48,7 @@ fn python_scripts() -> Outcome {
         .env("PYTHONDONTWRITEBYTECODE", "1") // no __pycache__ in the source tree
         .output()
         .expect("running the Python tests");
-    // unittest reports on stderr; pass it on so `cargo test -- --nocapture` shows it.
+    // unittest reports on stderr; pass it on (this harness does not capture output).
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "Python tests failed (see above)");
     Ok(())

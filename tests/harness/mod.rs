@@ -1,5 +1,5 @@
 //! A test harness whose tests may skip at run time with a reason that shows in `cargo test`'s
-//! own output (`test name ... ignored, <reason>`, counted under "ignored" in the summary),
+//! own output (`test name ... ignored (<reason>)`, counted under "ignored" in the summary),
 //! never as a silent pass. For tests that need something this machine may lack: a GPU, a
 //! Python with PyTorch. Test binaries using it set `harness = false` in Cargo.toml and list
 //! their tests with [`tests!`]; the usual flags (filters, `--list`, `--test-threads`) work.

@@ -13,8 +13,10 @@ use super::PAD;
 use crate::net::weights::{LayerNorm, Linear, LAYER_NORM_EPS};
 
 /// Which matrix-product kernel a CPU backend runs. Every kernel gives a row the same bits
-/// whatever other rows share its batch; different kernels may differ in the last bits (FMA or
-/// not, vector width of the LayerNorm sums).
+/// whatever other rows share its batch. The AVX-512 and AVX2 kernels run the same fused
+/// operations in the same order and agree bit for bit (tested); the portable one rounds its
+/// products separately and differs in the last bits (NEON is fused too, but its math library
+/// is another).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuKernel {
     /// AVX-512F, 12 rows × 32 outputs per tile (x86-64).

@@ -97,12 +97,19 @@ pub(super) unsafe fn dense<V: Lanes, const VECS: usize, const TILE_ROWS: usize>(
     let width = V::LANES * VECS;
     let columns = bias.len();
     let panel_len = inputs * width;
+    // Checked arithmetic: a wrapped length would let a short slice pass and the kernel run
+    // past it.
+    let span = |stride: usize, width: usize| (rows - 1).checked_mul(stride)?.checked_add(width);
+    assert!(inputs > 0, "a dense layer without inputs");
     assert!(
-        columns.is_multiple_of(width) && packed.len() == columns * inputs,
+        columns.is_multiple_of(width) && columns.checked_mul(inputs) == Some(packed.len()),
         "packed weights and bias disagree"
     );
-    assert!(x.len() >= (rows - 1) * x_stride + inputs, "x too short");
-    let out_len = (rows - 1) * out_stride + columns;
+    assert!(
+        span(x_stride, inputs).is_some_and(|n| x.len() >= n),
+        "x too short"
+    );
+    let out_len = span(out_stride, columns).expect("out too long");
     assert!(
         out_stride >= columns && out.len() >= out_len,
         "out too short"
