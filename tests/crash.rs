@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{selfplay, selfplay_with, shard_files, temp_dir, wait_for};
+use common::{selfplay, selfplay_with, shard_files, temp_dir, wait_for, KillOnDrop};
 use engine::selfplay::LOCK_FILE;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,14 +61,14 @@ fn sigkill_never_leaves_a_torn_shard() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     for _ in 0..12 {
         let before = shard_files(&dir).len();
-        let mut child = selfplay(&dir, 100_000).spawn().unwrap();
+        let mut run = KillOnDrop(selfplay(&dir, 100_000).spawn().unwrap());
         wait_for("a shard of this run", Duration::from_secs(300), || {
-            assert!(child.try_wait().unwrap().is_none(), "the run exited early");
+            assert!(run.0.try_wait().unwrap().is_none(), "the run exited early");
             shard_files(&dir).len() > before
         });
         std::thread::sleep(Duration::from_millis(rng.random_range(0..400)));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        run.0.kill().unwrap(); // SIGKILL on Unix
+        run.0.wait().unwrap();
         assert!(check_shards(&dir) > before);
     }
     // A clean run in the same directory sweeps what the kills left behind.

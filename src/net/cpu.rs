@@ -283,59 +283,31 @@ impl CpuBackend {
         let gs = padded(net.policy_hidden + net.value_hidden);
         let (ls, vs) = (padded(POLICY_DIM), padded(1));
 
-        net.embed.apply(
-            engine,
-            rows,
-            inputs,
-            INPUT_DIM,
-            &mut s.pre_norm,
-            hs,
-            Epilogue::None,
-        );
+        net.embed
+            .apply(rows, inputs, INPUT_DIM, &mut s.pre_norm, hs, Epilogue::None);
         engine.layer_norm(rows, &s.pre_norm, &mut s.hidden, hs, &net.input_norm);
         for layer in &net.layers {
             let residual = Epilogue::Residual(&s.hidden);
             layer
                 .attention
-                .apply(engine, rows, &s.hidden, hs, &mut s.pre_norm, hs, residual);
+                .apply(rows, &s.hidden, hs, &mut s.pre_norm, hs, residual);
             engine.layer_norm(rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm1);
             layer
                 .ffn_in
-                .apply(engine, rows, &s.hidden, hs, &mut s.ffn, fs, Epilogue::Relu);
+                .apply(rows, &s.hidden, hs, &mut s.ffn, fs, Epilogue::Relu);
             let residual = Epilogue::Residual(&s.hidden);
             layer
                 .ffn_out
-                .apply(engine, rows, &s.ffn, fs, &mut s.pre_norm, hs, residual);
+                .apply(rows, &s.ffn, fs, &mut s.pre_norm, hs, residual);
             engine.layer_norm(rows, &s.pre_norm, &mut s.hidden, hs, &layer.norm2);
         }
-        net.heads_hidden.apply(
-            engine,
-            rows,
-            &s.hidden,
-            hs,
-            &mut s.heads,
-            gs,
-            Epilogue::Relu,
-        );
-        net.policy_out.apply(
-            engine,
-            rows,
-            &s.heads,
-            gs,
-            &mut s.logits,
-            ls,
-            Epilogue::None,
-        );
+        net.heads_hidden
+            .apply(rows, &s.hidden, hs, &mut s.heads, gs, Epilogue::Relu);
+        net.policy_out
+            .apply(rows, &s.heads, gs, &mut s.logits, ls, Epilogue::None);
         let value_hidden = &s.heads[net.policy_hidden..];
-        net.value_out.apply(
-            engine,
-            rows,
-            value_hidden,
-            gs,
-            &mut s.value,
-            vs,
-            Epilogue::None,
-        );
+        net.value_out
+            .apply(rows, value_hidden, gs, &mut s.value, vs, Epilogue::None);
 
         for (r, (p, &mask)) in policy.chunks_exact_mut(POLICY_DIM).zip(masks).enumerate() {
             masked_softmax(&s.logits[r * ls..][..POLICY_DIM], mask, p);

@@ -4,7 +4,7 @@
 
 use engine::selfplay::read_shard;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// `engine selfplay` of `rounds` small, fast rounds (3 players × 2 cards: 6 rows each) into
@@ -91,6 +91,18 @@ pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> b
     while !condition() {
         assert!(start.elapsed() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a test that fails while a
+/// run is going leaves no run behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Already exited and reaped: both calls fail harmlessly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

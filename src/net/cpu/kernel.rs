@@ -180,8 +180,10 @@ pub(super) enum Epilogue<'a> {
     Residual(&'a [f32]),
 }
 
-/// One linear layer packed for one kernel.
+/// One linear layer packed for one kernel, which it keeps: packed panels only make sense to
+/// the kernel of their width.
 pub(super) struct Dense {
+    engine: Engine,
     inputs: usize,
     /// Zero-padded to a multiple of [`PAD`].
     bias: Vec<f32>,
@@ -199,6 +201,7 @@ impl Dense {
         // Whole panels up to the padded width: the kernel writes every padded column.
         packed.resize(bias.len() * linear.inputs, 0.0);
         Dense {
+            engine,
             inputs: linear.inputs,
             bias,
             packed,
@@ -207,10 +210,8 @@ impl Dense {
 
     /// `out[r] = epilogue(x[r] · W + bias)` for `r < rows`; rows of `x` and `out` are
     /// `x_stride` and `out_stride` floats apart.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply(
         &self,
-        engine: Engine,
         rows: usize,
         x: &[f32],
         x_stride: usize,
@@ -223,7 +224,7 @@ impl Dense {
             Epilogue::Relu => (None, true),
             Epilogue::Residual(r) => (Some(r), false),
         };
-        engine.dense(DenseCall {
+        self.engine.dense(DenseCall {
             rows,
             inputs: self.inputs,
             packed: &self.packed,
