@@ -30,8 +30,8 @@ use super::weights::{LayerNorm, Linear, PreparedWeights};
 use super::{check_batch, Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
 
 /// Activation buffers have row strides padded to this many floats, a multiple of every
-/// kernel's panel width, so every dense layer can write whole panels. Padding columns hold don't-cares that
-/// no layer reads: each reads only its `inputs` columns.
+/// kernel's panel width, so every dense layer can write whole panels. Padding columns hold
+/// don't-cares that no layer reads: each reads only its `inputs` columns.
 const PAD: usize = 32;
 /// Largest block of rows one thread runs through the network at a time. Smaller blocks stream
 /// the 16.5 MB of weights from L3 more often per row; larger ones spill activations out of L2
@@ -145,7 +145,6 @@ impl Scratch {
 pub struct CpuBackend {
     net: CpuNet,
     engine: Engine,
-    kernel: CpuKernel,
     max_batch: usize,
     /// One per rayon thread plus one for a caller outside the pool, indexed by thread.
     scratch: Vec<Mutex<Scratch>>,
@@ -154,9 +153,8 @@ pub struct CpuBackend {
 impl CpuBackend {
     /// A backend with the fastest kernel this CPU supports ([`CpuKernel::detect`]).
     pub fn new(weights: Arc<PreparedWeights>, max_batch: usize) -> CpuBackend {
-        let kernel = CpuKernel::detect();
-        let engine = kernel.engine().expect("detected kernel is supported");
-        CpuBackend::build(&weights, max_batch, kernel, engine)
+        CpuBackend::with_kernel(weights, max_batch, CpuKernel::detect())
+            .expect("the detected kernel runs on this CPU")
     }
 
     /// A backend with a given kernel; fails if this CPU cannot run it.
@@ -170,35 +168,25 @@ impl CpuBackend {
             stage: "kernel selection",
             message: format!("this CPU cannot run the {} kernel", kernel.as_str()),
         })?;
-        Ok(CpuBackend::build(&weights, max_batch, kernel, engine))
-    }
-
-    fn build(
-        weights: &PreparedWeights,
-        max_batch: usize,
-        kernel: CpuKernel,
-        engine: Engine,
-    ) -> CpuBackend {
-        CpuBackend {
-            net: CpuNet::new(weights, engine),
+        Ok(CpuBackend {
+            net: CpuNet::new(&weights, engine),
             engine,
-            kernel,
             max_batch,
             scratch: (0..=rayon::current_num_threads())
                 .map(|_| Mutex::default())
                 .collect(),
-        }
+        })
     }
 
     pub fn kernel(&self) -> CpuKernel {
-        self.kernel
+        self.engine.kernel()
     }
 
     /// One line for logs: the kernel and the thread count.
     pub fn describe(&self) -> String {
         format!(
             "cpu, {} kernel, {} threads",
-            self.kernel,
+            self.kernel(),
             rayon::current_num_threads()
         )
     }

@@ -117,6 +117,18 @@ const PORTABLE_PANEL: usize = 4 * PORTABLE_VECS;
 const PORTABLE_TILE_ROWS: usize = 6;
 
 impl Engine {
+    pub(super) fn kernel(self) -> CpuKernel {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx512(_) => CpuKernel::Avx512,
+            #[cfg(target_arch = "x86_64")]
+            Engine::Avx2(_) => CpuKernel::Avx2,
+            #[cfg(target_arch = "aarch64")]
+            Engine::Neon => CpuKernel::Neon,
+            Engine::Portable => CpuKernel::Portable,
+        }
+    }
+
     /// Output features per packed weight panel.
     fn panel_width(self) -> usize {
         match self {

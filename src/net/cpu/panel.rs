@@ -156,7 +156,7 @@ pub(super) unsafe fn dense<V: Lanes, const VECS: usize, const TILE_ROWS: usize>(
             };
             // SAFETY: the caller vouches for the instruction set; `args` is valid for
             // `height` (1..=TILE_ROWS) rows (above).
-            unsafe { tile::<V, VECS>(height, &args) };
+            unsafe { tile::<V, VECS, TILE_ROWS>(height, &args) };
             row += height;
         }
     }
@@ -181,13 +181,18 @@ struct TileArgs {
 }
 
 /// Dispatches a tile of `height` rows to its register-allocated instance. Heights above the
-/// instruction set's `TILE_ROWS` are never asked for.
+/// instruction set's `TILE_ROWS` are never asked for; the first arm says so to the compiler,
+/// which then drops the instances above it.
 ///
 /// # Safety
 /// As [`microkernel`], for `R = height`.
 #[inline(always)]
-unsafe fn tile<V: Lanes, const VECS: usize>(height: usize, args: &TileArgs) {
+unsafe fn tile<V: Lanes, const VECS: usize, const TILE_ROWS: usize>(
+    height: usize,
+    args: &TileArgs,
+) {
     match height {
+        _ if height > TILE_ROWS => unreachable!("tile height {height} above {TILE_ROWS}"),
         1 => microkernel::<V, VECS, 1>(args),
         2 => microkernel::<V, VECS, 2>(args),
         3 => microkernel::<V, VECS, 3>(args),
