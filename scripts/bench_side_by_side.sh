@@ -5,7 +5,7 @@
 #   2. self-play, 4 players × 5 cards, Medium 3×30: engine (--leaf-values mover and all) vs BlobMaster's
 #      tuned configuration (root-only search) and its real sequential search.
 #
-#   PYTHON=/tmp/bm-venv/bin/python BLOBMASTER_REFERENCE=../shared/reference scripts/bench_side_by_side.sh
+#   PYTHON=/tmp/bm-venv/bin/python BLOBMASTER_REFERENCE=/path/to/blobmaster-reference scripts/bench_side_by_side.sh
 #
 # PYTHON needs torch, numpy, tqdm (see the reference's README). Prints one JSON object per measurement.
 # CPU_KERNELS="avx512 avx2 portable" times each named CPU kernel (default: the one this CPU picks);
