@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use engine::net::bench::{all_legal_masks, encoder_like_inputs};
 use engine::net::cpu::CpuBackend;
+use engine::net::synthetic::{all_legal_masks, encoder_like_inputs};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::{Backend, BatchIn, BatchOut, POLICY_DIM};
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 fn bench_ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     for rows in [64usize, 512] {
-        let ring = Arc::new(Ring::new(3, rows));
+        let ring = Arc::new(Ring::new(&mut UniformBackend { max_batch: rows }, 3, rows).unwrap());
         let server = {
             let ring = ring.clone();
             std::thread::spawn(move || ring.serve(&mut UniformBackend { max_batch: rows }))

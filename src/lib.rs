@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod arena;
+pub mod bench;
 pub mod encode;
 pub mod fsio;
 pub mod game;

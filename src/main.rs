@@ -672,8 +672,8 @@ fn bench(
     let net = Net::load(weights)?;
     let mut backend = device.backend(&net, batch)?;
     let r = match in_flight {
-        Some(n) => engine::net::bench::run_in_flight(backend.as_mut(), batch, n, seconds, 0)?,
-        None => engine::net::bench::run(backend.as_mut(), batch, seconds, 0)?,
+        Some(n) => engine::bench::run_in_flight(backend.as_mut(), batch, n, seconds, 0)?,
+        None => engine::bench::run(backend.as_mut(), batch, seconds, 0)?,
     };
     if json {
         out!("{}", serde_json::to_string(&r)?);

@@ -860,10 +860,10 @@ impl Backend for Broken {
         ROWS_PER_BATCH
     }
     fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
-        Err(NetError::Backend {
+        Err(NetError::Device {
             backend: "broken",
             stage: "forward",
-            message: "device lost".into(),
+            source: "device lost".into(),
         })
     }
 }

@@ -26,7 +26,7 @@ use engine::net::cuda::kernels::{TILES_PER_GEMM, TILE_ELEMS, TILE_K, WIDTH};
 use engine::net::cuda::pack::{self, PackedNet};
 use engine::net::cuda::{describe_devices, nvml_snapshot, CudaBackend, CudaConfig, CudaError};
 use engine::net::weights::{Dims, PreparedWeights, Weights, LAYER_NORM_EPS};
-use engine::net::{AsyncBackend, Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
+use engine::net::{Backend, BatchIn, BatchOut, HeapSlot, NetError, INPUT_DIM, POLICY_DIM};
 use engine::ring::Ring;
 use engine::vectors::{mask_bits, GamesFile, NetIoFile};
 use half::{bf16, f16};
@@ -340,7 +340,7 @@ fn ring_slots_in_flight_match_the_cpu() -> Outcome {
         };
         let mut gpu = cuda(&weights, config)?;
         let mut seeds = rng(label);
-        let ring = Ring::for_backend(8, 1024, &mut gpu).expect("ring slots on the GPU");
+        let ring = Ring::new(&mut gpu, 8, 1024).expect("ring slots on the GPU");
         let rounds = if quick() { 2 } else { 12 };
         std::thread::scope(|scope| {
             let server = scope.spawn(|| ring.serve(&mut gpu));
@@ -408,43 +408,33 @@ fn ring_slots_in_flight_match_the_cpu() -> Outcome {
     Ok(())
 }
 
-/// A ring slot's graphs copy fixed addresses, so a launch with another slot's memory (or an
-/// unknown slot) is refused, never run; a slot whose memory was dropped is made anew by the
-/// next allocation of its index (a second ring on the same backend), and only then.
+/// A ring slot's graphs copy fixed addresses, so a launch with memory the backend did not
+/// allocate (or whose slot was dropped) is refused, never run; the device side of a dropped
+/// slot serves the next allocation (a second ring on the same backend).
 fn a_launch_with_another_slots_memory_is_refused() -> Outcome {
     let weights = reference_weights();
     let mut gpu = cuda(&weights, CudaConfig::default())?;
-    let _first = gpu.alloc_slot(0, 64).expect("slot 0");
-    let mut second = gpu.alloc_slot(1, 64).expect("slot 1");
-    // SAFETY (every launch below): `second` outlives the batch, which is waited for.
-    let err = unsafe { gpu.launch(0, second.as_mut(), 1) }
+    let _first = gpu.alloc_slot(64).expect("slot 0");
+    let mut second = gpu.alloc_slot(64).expect("slot 1");
+    let mut foreign = HeapSlot::new(64);
+    // SAFETY (every launch below): the memory outlives the batch, which is waited for.
+    let err = unsafe { gpu.launch(&mut foreign, 1) }
         .err()
         .expect("refused");
-    assert!(err.to_string().contains("not its own"), "{err}");
-    let err = unsafe { gpu.launch(7, second.as_mut(), 1) }
-        .err()
-        .expect("refused");
-    assert!(err.to_string().contains("no slot 7"), "{err}");
-    let err = gpu.alloc_slot(5, 64).err().expect("out of order");
-    assert!(err.to_string().contains("in order"), "{err}");
-    let err = gpu
-        .alloc_slot(0, 64)
-        .err()
-        .expect("slot 0's memory still lives");
-    assert!(err.to_string().contains("in order"), "{err}");
-    let err = gpu.alloc_slot(2, 1 << 20).err().expect("too large");
+    assert!(matches!(err, NetError::ForeignSlot { .. }), "{err}");
+    let err = gpu.alloc_slot(1 << 20).err().expect("too large");
     assert!(matches!(err, NetError::BatchTooLarge { .. }), "{err}");
-    unsafe { gpu.launch(1, second.as_mut(), 1) }
+    unsafe { gpu.launch(second.as_mut(), 1) }
         .expect("its own memory")
-        .wait()
+        .wait(second.view().rows(1))
         .expect("batch");
     drop(second);
     let mut again = gpu
-        .alloc_slot(1, 64)
-        .expect("slot 1 made anew once its memory is gone");
-    unsafe { gpu.launch(1, again.as_mut(), 1) }
+        .alloc_slot(64)
+        .expect("a slot made anew over the dropped one");
+    unsafe { gpu.launch(again.as_mut(), 1) }
         .expect("the new memory")
-        .wait()
+        .wait(again.view().rows(1))
         .expect("batch");
     Ok(())
 }

@@ -682,7 +682,7 @@ fn f16_and_bf16_files_load_and_stay_close_to_f32() {
 /// them is counted once; direct calls report themselves as 0 in flight.
 #[test]
 fn bench_through_the_ring_keeps_batches_in_flight() {
-    use engine::net::bench::{run, run_in_flight};
+    use engine::bench::{run, run_in_flight};
     use engine::net::UniformBackend;
     let mut uniform = UniformBackend { max_batch: 64 };
     let ring = run_in_flight(&mut uniform, 64, 3, 0.05, 0).expect("ring bench");

@@ -52,7 +52,7 @@ pub use query::{parse_line, ErrorCode, QueryError, QuerySpec, MAX_DETS, MAX_SIMS
 
 use crate::encode::EncoderVersion;
 use crate::net::Backend;
-use crate::ring::{Ring, RingError};
+use crate::ring::{drive, Batch, Client, Ring, RingError};
 use crate::search::{Gathered, Requests};
 use analysis::{Analysis, Job};
 use anyhow::{bail, Context, Result};
@@ -68,8 +68,8 @@ use std::time::Instant;
 pub const ROWS_PER_BATCH: usize = 2048;
 /// Longest query line read; a longer one is skipped and answered with an error.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
-/// Most queries one worker searches at once.
-const QUERIES_PER_WORKER: usize = 64;
+/// Most queries one worker group searches at once (a worker has two groups).
+const QUERIES_PER_GROUP: usize = 32;
 
 /// Settings of an analysis server.
 #[derive(Clone, Copy, Debug)]
@@ -128,7 +128,8 @@ pub fn serve<R: BufRead, W: Write + Send>(
     }
     let threads = config.threads.max(1);
     let encoder = config.encoder;
-    let ring = Ring::for_backend(threads, ROWS_PER_BATCH, backend.as_mut())
+    // One slot per group of each worker (filling, or in flight).
+    let ring = Ring::new(backend.as_mut(), 2 * threads, ROWS_PER_BATCH)
         .context("allocating the batch ring's slots")?;
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let jobs = Mutex::new(job_rx);
@@ -283,47 +284,97 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One worker: takes queries, searches up to [`QUERIES_PER_WORKER`] at once, sends their
-/// rows as one batch per step and answers each query when its search is done.
+/// One worker: takes queries, searches up to [`QUERIES_PER_GROUP`] at once in each of two
+/// groups (one group's batch runs while the other's searches advance) and answers each query
+/// when its search is done.
+struct Worker<'a> {
+    jobs: &'a Mutex<Receiver<Job>>,
+    replies: &'a Sender<Reply>,
+    encoder: EncoderVersion,
+    requests: Requests,
+    groups: [Vec<Analysis>; 2],
+}
+
 fn run_worker(
     jobs: &Mutex<Receiver<Job>>,
     ring: &Ring,
     replies: &Sender<Reply>,
     encoder: EncoderVersion,
 ) -> Result<(), RingError> {
-    let mut active: Vec<Analysis> = Vec::new();
-    let mut requests = Requests::default();
-    let admit = |job: Job, active: &mut Vec<Analysis>| {
+    let mut worker = Worker {
+        jobs,
+        replies,
+        encoder,
+        requests: Requests::default(),
+        groups: [Vec::new(), Vec::new()],
+    };
+    let driven = drive(ring, worker.groups.len(), &mut worker);
+    if let Err(e) = &driven {
+        let error = QueryError::line(ErrorCode::Backend, error_chain(e));
+        for query in worker.groups.iter().flatten() {
+            let _ = replies.send(Reply::error(query.id(), &error));
+        }
+    }
+    driven
+}
+
+/// An error and its causes, each cause only where the text before does not already quote it.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text = format!("{text}: {c_text}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+impl Worker<'_> {
+    fn admit(&mut self, group: usize, job: Job) {
         let id = job.id.clone();
-        match Analysis::start(job, encoder) {
-            Ok(a) => active.push(a),
+        match Analysis::start(job, self.encoder) {
+            Ok(a) => self.groups[group].push(a),
             Err(e) => {
-                let _ = replies.send(Reply::error(&id, &e));
+                let _ = self.replies.send(Reply::error(&id, &e));
             }
         }
-    };
-    loop {
-        if active.is_empty() {
-            // Idle: wait for work, or stop once the reader is done.
-            let next = lock(jobs).recv();
+    }
+}
+
+impl Client for Worker<'_> {
+    type Error = RingError;
+
+    /// Admits new queries into the group (waiting for one only when this worker has nothing
+    /// else to do), then gathers the rows of as many of the group's searches as fit a batch,
+    /// answering the queries whose search is done.
+    fn fill(&mut self, group: usize, batch: &mut Batch, in_flight: usize) -> Result<(), RingError> {
+        batch.clear();
+        let idle = in_flight == 0 && self.groups.iter().all(Vec::is_empty);
+        if idle {
+            // Wait for work, or stop once the reader is done.
+            let next = lock(self.jobs).recv();
             match next {
-                Ok(job) => admit(job, &mut active),
+                Ok(job) => self.admit(group, job),
                 Err(_) => return Ok(()),
             }
         }
-        while active.len() < QUERIES_PER_WORKER {
+        while self.groups[group].len() < QUERIES_PER_GROUP {
             // A busy worker never waits on the queue: an idle one may be holding it.
-            let next = match jobs.try_lock() {
+            let next = match self.jobs.try_lock() {
                 Ok(rx) => rx.try_recv().ok(),
                 Err(TryLockError::Poisoned(e)) => e.into_inner().try_recv().ok(),
                 Err(TryLockError::WouldBlock) => None,
             };
             match next {
-                Some(job) => admit(job, &mut active),
+                Some(job) => self.admit(group, job),
                 None => break,
             }
         }
 
+        let (active, requests) = (&mut self.groups[group], &mut self.requests);
         requests.clear();
         let mut i = 0;
         while i < active.len() {
@@ -334,7 +385,7 @@ fn run_worker(
                 continue;
             }
             let start = requests.len();
-            match query.gather(&mut requests) {
+            match query.gather(requests) {
                 Ok(Gathered::NeedEval(_)) => {
                     query.rows = Some(start..requests.len());
                     i += 1;
@@ -342,40 +393,30 @@ fn run_worker(
                 Ok(Gathered::Done) => {
                     let done = active.swap_remove(i);
                     let line = serde_json::to_string(&done.answer()).expect("answers serialize");
-                    let _ = replies.send(Reply {
+                    let _ = self.replies.send(Reply {
                         line,
                         is_error: false,
                     });
                 }
                 Err(e) => {
                     let failed = active.swap_remove(i);
-                    let _ = replies.send(Reply::error(failed.id(), &e));
+                    let _ = self.replies.send(Reply::error(failed.id(), &e));
                 }
             }
         }
-        if requests.is_empty() {
-            continue;
-        }
-        let evaluated = ring.acquire().and_then(|mut batch| {
+        if !requests.is_empty() {
             batch.push_rows(&requests.inputs, &requests.masks);
-            ring.wait(ring.submit(batch)?)
-        });
-        let batch = match evaluated {
-            Ok(batch) => batch,
-            Err(e) => {
-                let error = QueryError::line(ErrorCode::Backend, e.to_string());
-                for query in &active {
-                    let _ = replies.send(Reply::error(query.id(), &error));
-                }
-                return Err(e);
-            }
-        };
-        for query in &mut active {
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, group: usize, batch: &Batch) -> Result<(), RingError> {
+        for query in &mut self.groups[group] {
             if let Some(rows) = query.rows.take() {
                 let (policy, value) = batch.outputs(rows);
                 query.apply(policy, value);
             }
         }
-        ring.release(batch);
+        Ok(())
     }
 }

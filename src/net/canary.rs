@@ -4,8 +4,8 @@
 //! FP16 tolerances (the tolerances of the GPU parity tests; [`run`]). A backend that fails
 //! never reaches self-play.
 
-use super::bench::encoder_like_inputs;
 use super::check::nan_max;
+use super::synthetic::encoder_like_inputs;
 use super::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
 use thiserror::Error;
 

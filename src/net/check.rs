@@ -1,8 +1,13 @@
 //! `CheckBackend` (lc0's `network_check`): runs a backend and, on a sampled fraction of its
 //! batches, the CPU reference too, keeping the largest and the 99th-percentile differences
 //! and failing the batch when they pass a threshold. For running a GPU backend under watch.
+//!
+//! It is the backend it watches, seen through: its slots are the watched backend's slots and
+//! its launches are that backend's launches; a sampled batch is compared when its owner waits
+//! for it ([`Pending::wait`]), on the worker's thread. So `--check-every` watches the path a
+//! run takes without it.
 
-use super::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
+use super::{Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory, SlotView, POLICY_DIM};
 use serde::Serialize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,14 +36,28 @@ impl CheckStats {
 
 pub struct CheckBackend {
     primary: Box<dyn Backend>,
-    reference: Box<dyn Backend>,
-    /// Check one batch in this many.
+    /// Batches launched or run so far (the sample is every `every`-th).
+    batches: u64,
     every: u64,
+    checker: Arc<Checker>,
+}
+
+/// What compares a batch with the reference: shared by the pending batches of every worker.
+struct Checker {
+    backend: &'static str,
+    reference: Mutex<Reference>,
     /// A checked batch with any |Δ| above this fails.
     threshold: f32,
-    batches: u64,
     /// Shared so the run can report it after the backend moved to its thread.
     stats: Arc<Mutex<CheckStats>>,
+}
+
+struct Reference {
+    backend: Box<dyn Backend>,
+    /// The batch's inputs, copied once: a GPU slot's inputs are write-combined memory, slow to
+    /// read more than once.
+    inputs: Vec<f32>,
+    masks: Vec<u64>,
     policy: Vec<f32>,
     value: Vec<f32>,
 }
@@ -52,65 +71,71 @@ impl CheckBackend {
         threshold: f32,
     ) -> CheckBackend {
         CheckBackend {
+            checker: Arc::new(Checker {
+                backend: primary.name(),
+                reference: Mutex::new(Reference {
+                    backend: reference,
+                    inputs: vec![],
+                    masks: vec![],
+                    policy: vec![],
+                    value: vec![],
+                }),
+                threshold,
+                stats: Arc::default(),
+            }),
             primary,
-            reference,
-            every: every.max(1),
-            threshold,
             batches: 0,
-            stats: Arc::default(),
-            policy: vec![],
-            value: vec![],
+            every: every.max(1),
         }
     }
 
     /// A handle on the statistics that outlives the move of the backend into a ring.
     pub fn stats(&self) -> Arc<Mutex<CheckStats>> {
-        self.stats.clone()
+        self.checker.stats.clone()
     }
 
-    fn lock(&self) -> MutexGuard<'_, CheckStats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    /// The number of the next batch, if it is one to check.
+    fn sample(&mut self) -> Option<u64> {
+        let batch = self.batches;
+        self.batches += 1;
+        batch.is_multiple_of(self.every).then_some(batch)
     }
 }
 
-impl Backend for CheckBackend {
-    fn name(&self) -> &'static str {
-        self.primary.name()
-    }
-
-    fn max_batch(&self) -> usize {
-        self.primary.max_batch().min(self.reference.max_batch())
-    }
-
-    fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError> {
-        let batch = self.batches;
-        self.batches += 1;
-        self.primary.forward(
-            inp,
-            BatchOut {
-                policy: &mut *out.policy,
-                value: &mut *out.value,
+impl Checker {
+    /// Runs the reference on `done`'s inputs and compares its outputs with `done`'s.
+    fn compare(&self, batch: u64, done: SlotView<'_>) -> Result<(), NetError> {
+        let rows = done.masks.len();
+        let mut reference = lock(&self.reference);
+        let Reference {
+            backend,
+            inputs,
+            masks,
+            policy,
+            value,
+        } = &mut *reference;
+        inputs.clear();
+        inputs.extend_from_slice(done.inputs);
+        masks.clear();
+        masks.extend_from_slice(done.masks);
+        policy.resize(rows * POLICY_DIM, 0.0);
+        value.resize(rows, 0.0);
+        backend.forward(
+            BatchIn {
+                inputs: &inputs[..],
+                masks: &masks[..],
             },
-        )?;
-        if !batch.is_multiple_of(self.every) {
-            return Ok(());
-        }
-        let rows = inp.rows();
-        self.policy.resize(rows * POLICY_DIM, 0.0);
-        self.value.resize(rows, 0.0);
-        self.reference.forward(
-            inp,
             BatchOut {
-                policy: &mut self.policy,
-                value: &mut self.value,
+                policy: &mut policy[..],
+                value: &mut value[..],
             },
         )?;
         let mut worst = 0.0f32;
-        let mut stats = self.lock();
+        let mut stats = lock(&self.stats);
         for row in 0..rows {
-            let p = &out.policy[row * POLICY_DIM..(row + 1) * POLICY_DIM];
-            let q = &self.policy[row * POLICY_DIM..(row + 1) * POLICY_DIM];
-            let value_diff = (out.value[row] - self.value[row]).abs();
+            let p = &done.policy[row * POLICY_DIM..(row + 1) * POLICY_DIM];
+            let q = &policy[row * POLICY_DIM..(row + 1) * POLICY_DIM];
+            let value_diff = (done.value[row] - value[row]).abs();
             let d = p
                 .iter()
                 .zip(q)
@@ -122,18 +147,89 @@ impl Backend for CheckBackend {
         stats.batches_checked += 1;
         stats.rows_checked += rows as u64;
         stats.max_abs_diff = nan_max(stats.max_abs_diff, worst);
-        drop(stats);
         if worst.is_nan() || worst > self.threshold {
-            return Err(NetError::Backend {
-                backend: self.primary.name(),
-                stage: "check against the CPU",
-                message: format!(
-                    "batch {batch}: |Δ| {worst:.3e} above the threshold {:.1e}",
-                    self.threshold
-                ),
+            return Err(NetError::CheckFailed {
+                backend: self.backend,
+                batch,
+                diff: worst,
+                threshold: self.threshold,
             });
         }
         Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Backend for CheckBackend {
+    fn name(&self) -> &'static str {
+        self.primary.name()
+    }
+
+    fn max_batch(&self) -> usize {
+        let reference = lock(&self.checker.reference).backend.max_batch();
+        self.primary.max_batch().min(reference)
+    }
+
+    fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError> {
+        let sampled = self.sample();
+        self.primary.forward(
+            inp,
+            BatchOut {
+                policy: &mut *out.policy,
+                value: &mut *out.value,
+            },
+        )?;
+        match sampled {
+            Some(batch) => self.checker.compare(
+                batch,
+                SlotView {
+                    inputs: inp.inputs,
+                    masks: inp.masks,
+                    policy: out.policy,
+                    value: out.value,
+                },
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn alloc_slot(&mut self, capacity: usize) -> Result<Box<dyn SlotMemory>, NetError> {
+        self.primary.alloc_slot(capacity)
+    }
+
+    unsafe fn launch(
+        &mut self,
+        slot: &mut dyn SlotMemory,
+        rows: usize,
+    ) -> Result<Box<dyn Pending>, NetError> {
+        let sampled = self.sample();
+        // SAFETY: the caller's obligations are passed on unchanged.
+        let pending = unsafe { self.primary.launch(slot, rows) }?;
+        Ok(match sampled {
+            Some(batch) => Box::new(CheckedPending {
+                pending,
+                batch,
+                checker: self.checker.clone(),
+            }),
+            None => pending,
+        })
+    }
+}
+
+/// A sampled batch: compared with the reference once the watched backend has finished it.
+struct CheckedPending {
+    pending: Box<dyn Pending>,
+    batch: u64,
+    checker: Arc<Checker>,
+}
+
+impl Pending for CheckedPending {
+    fn wait(self: Box<Self>, done: SlotView<'_>) -> Result<(), NetError> {
+        self.pending.wait(done)?;
+        self.checker.compare(self.batch, done)
     }
 }
 
@@ -149,8 +245,8 @@ pub fn nan_max(a: f32, b: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::bench::{all_legal_masks, encoder_like_inputs};
     use crate::net::cpu::CpuBackend;
+    use crate::net::synthetic::{all_legal_masks, encoder_like_inputs};
     use crate::net::weights::{PreparedWeights, Weights};
     use crate::net::UniformBackend;
     use std::sync::Arc;
@@ -179,7 +275,7 @@ mod tests {
         let cpu = || Box::new(CpuBackend::new(net.clone(), 16));
         let mut same = CheckBackend::new(cpu(), cpu(), 2, 1e-3);
         run(&mut same, 5).unwrap();
-        let stats = same.lock().clone();
+        let stats = same.stats().lock().unwrap().clone();
         assert_eq!(stats.batches_checked, 3, "batches 0, 2 and 4");
         assert_eq!(stats.rows_checked, 48);
         assert_eq!(stats.max_abs_diff, 0.0);
@@ -187,7 +283,10 @@ mod tests {
         let mut wrong =
             CheckBackend::new(Box::new(UniformBackend { max_batch: 16 }), cpu(), 1, 1e-3);
         let err = run(&mut wrong, 1).unwrap_err();
-        assert!(err.to_string().contains("batch 0"), "{err}");
-        assert!(wrong.lock().max_abs_diff > 1e-3);
+        assert!(
+            matches!(err, NetError::CheckFailed { batch: 0, diff, .. } if diff > 1e-3),
+            "{err}"
+        );
+        assert!(wrong.stats().lock().unwrap().max_abs_diff > 1e-3);
     }
 }

@@ -163,10 +163,9 @@ impl CpuBackend {
         max_batch: usize,
         kernel: CpuKernel,
     ) -> Result<CpuBackend, NetError> {
-        let engine = kernel.engine().ok_or_else(|| NetError::Backend {
+        let engine = kernel.engine().ok_or_else(|| NetError::Unsupported {
             backend: "cpu",
-            stage: "kernel selection",
-            message: format!("this CPU cannot run the {} kernel", kernel.as_str()),
+            reason: format!("this CPU cannot run the {} kernel", kernel.as_str()),
         })?;
         Ok(CpuBackend {
             net: CpuNet::new(&weights, engine),

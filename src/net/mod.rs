@@ -4,11 +4,11 @@
 //! A backend sees only rows of 256 input floats and 52-bit legal masks; it never sees game rules.
 //! Every backend implements [`Backend`], so search and self-play can run on any of them.
 
-pub mod bench;
 pub mod canary;
 pub mod check;
 pub mod cpu;
 pub mod cuda;
+pub mod synthetic;
 pub mod weights;
 
 use thiserror::Error;
@@ -46,35 +46,100 @@ pub enum NetError {
     BatchTooLarge { rows: usize, max: usize },
     #[error("batch buffers disagree: {0}")]
     Shape(String),
-    #[error("backend {backend} failed at {stage}: {message}")]
-    Backend {
+    /// A non-finite policy entry or value (a faulty device, corrupt weights): never passed on
+    /// to a search or a shard.
+    #[error("the {backend} backend gave a non-finite output for row {row} of {rows}")]
+    NonFinite {
+        backend: &'static str,
+        row: usize,
+        rows: usize,
+    },
+    /// A checked batch (`--check-every`) differs from the CPU reference by more than allowed.
+    #[error(
+        "the {backend} backend differs from the CPU by {diff:.3e} on checked batch {batch} \
+         (threshold {threshold:.1e})"
+    )]
+    CheckFailed {
+        backend: &'static str,
+        batch: u64,
+        diff: f32,
+        threshold: f32,
+    },
+    /// A slot launched on a backend that did not allocate it (or whose memory is gone).
+    #[error("the {backend} backend was handed slot memory it did not allocate")]
+    ForeignSlot { backend: &'static str },
+    #[error("the {backend} backend cannot run here: {reason}")]
+    Unsupported {
+        backend: &'static str,
+        reason: String,
+    },
+    /// The device failed; `source` says how (for CUDA a [`cuda::CudaError`]).
+    #[error("the {backend} backend failed at {stage}: {source}")]
+    Device {
         backend: &'static str,
         stage: &'static str,
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
-/// One network evaluator. `forward` fills `out` for every row of `inp`.
+/// One network evaluator, and the one protocol by which the batch ring runs it.
+///
+/// The ring asks the backend for its slots' memory once ([`Backend::alloc_slot`]); workers
+/// fill a slot in place; the ring's backend thread starts each batch with
+/// [`Backend::launch`], which returns a [`Pending`]; the worker that owns the slot waits on
+/// it. A host backend (the CPU) computes the batch inside `launch` and returns it done: the
+/// defaults below are that protocol. A device backend (CUDA) gives page-locked slots and only
+/// enqueues the batch in `launch`, so many batches are in flight at once.
+///
+/// [`Backend::forward`] is the direct call on the caller's buffers (tests, the canary,
+/// `engine bench` without `--in-flight`), outside any ring.
 pub trait Backend: Send {
     /// Short name for logs and JSON ("cpu", "cuda", "uniform").
     fn name(&self) -> &'static str;
-    /// Largest batch one `forward` call accepts.
+    /// Largest batch one `forward` or `launch` takes.
     fn max_batch(&self) -> usize;
     fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError>;
-    /// The asynchronous side of a backend that runs batches on a device in place (the GPU);
-    /// `None` (the default): the batch ring calls [`Backend::forward`] and waits.
-    fn as_async(&mut self) -> Option<&mut dyn AsyncBackend> {
-        None
+
+    /// Memory for one ring slot with room for at least `capacity` rows (at most
+    /// [`Backend::max_batch`]). The default: plain heap memory.
+    fn alloc_slot(&mut self, capacity: usize) -> Result<Box<dyn SlotMemory>, NetError> {
+        let max = self.max_batch();
+        if capacity > max {
+            return Err(NetError::BatchTooLarge {
+                rows: capacity,
+                max,
+            });
+        }
+        Ok(Box::new(HeapSlot::new(capacity)))
+    }
+
+    /// Starts the batch of the first `rows` rows of `slot` (memory this backend allocated)
+    /// and returns its pending result. The default computes it at once with
+    /// [`Backend::forward`] and returns it done.
+    ///
+    /// # Safety
+    /// The backend may read and write `slot` until the batch is done: the caller must neither
+    /// touch nor drop `slot` until the returned [`Pending`] has been waited on or dropped (never
+    /// forgotten). On an error nothing is left running.
+    unsafe fn launch(
+        &mut self,
+        slot: &mut dyn SlotMemory,
+        rows: usize,
+    ) -> Result<Box<dyn Pending>, NetError> {
+        let (inp, out) = slot.parts().batch(rows);
+        self.forward(inp, out)?;
+        Ok(Box::new(Done))
     }
 }
 
-/// The host memory of one batch slot of the ring: room for `capacity` rows of inputs
+/// The host memory of one batch slot: room for `capacity` rows of inputs
 /// `[rows, INPUT_DIM]`, masks, policies `[rows, POLICY_DIM]` and values.
 pub trait SlotMemory: Send {
     fn capacity(&self) -> usize;
     fn parts(&mut self) -> SlotParts<'_>;
-    /// Policies and values of every row (read-only view of `parts`).
-    fn outputs(&self) -> (&[f32], &[f32]);
+    /// Every buffer, read-only.
+    fn view(&self) -> SlotView<'_>;
 }
 
 /// Every buffer of a slot, each sized for its capacity.
@@ -98,6 +163,38 @@ impl<'a> SlotParts<'a> {
                 value: &mut self.value[..rows],
             },
         )
+    }
+}
+
+/// A slot's buffers, read-only.
+#[derive(Clone, Copy)]
+pub struct SlotView<'a> {
+    pub inputs: &'a [f32],
+    pub masks: &'a [u64],
+    pub policy: &'a [f32],
+    pub value: &'a [f32],
+}
+
+impl<'a> SlotView<'a> {
+    /// The first `rows` rows.
+    pub fn rows(self, rows: usize) -> SlotView<'a> {
+        SlotView {
+            inputs: &self.inputs[..rows * INPUT_DIM],
+            masks: &self.masks[..rows],
+            policy: &self.policy[..rows * POLICY_DIM],
+            value: &self.value[..rows],
+        }
+    }
+
+    /// The first row whose policy or value is not finite.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        let policy = self
+            .policy
+            .iter()
+            .position(|x| !x.is_finite())
+            .map(|i| i / POLICY_DIM);
+        let value = self.value.iter().position(|x| !x.is_finite());
+        policy.into_iter().chain(value).min()
     }
 }
 
@@ -132,45 +229,30 @@ impl SlotMemory for HeapSlot {
             value: &mut self.value,
         }
     }
-    fn outputs(&self) -> (&[f32], &[f32]) {
-        (&self.policy, &self.value)
+    fn view(&self) -> SlotView<'_> {
+        SlotView {
+            inputs: &self.inputs,
+            masks: &self.masks,
+            policy: &self.policy,
+            value: &self.value,
+        }
     }
 }
 
-/// A backend that runs batches asynchronously in slot memory it allocated itself (page-locked
-/// for a GPU, so copies need no staging): the ring's backend thread launches a batch and
-/// returns at once, and the worker owning the slot waits for that batch alone. Many batches
-/// are in flight at a time, each on its own slot.
-pub trait AsyncBackend {
-    /// Memory for ring slot `index` with room for at least `capacity` rows (at most
-    /// `max_batch`); called for indices 0, 1, 2, … in order. The memory stays bound to its
-    /// slot while it lives: once it is dropped, index `i` may be allocated again (a new ring
-    /// on the same backend).
-    fn alloc_slot(
-        &mut self,
-        index: usize,
-        capacity: usize,
-    ) -> Result<Box<dyn SlotMemory>, NetError>;
-    /// Enqueues the first `rows` rows of slot `index`, whose memory is `memory` (the box
-    /// [`AsyncBackend::alloc_slot`] returned for that index), and returns without waiting.
-    /// Memory of another slot, or of no live slot, is refused with an error.
-    ///
-    /// # Safety
-    /// The device reads and writes `memory` until the batch is done: the caller must neither
-    /// touch nor drop `memory` until the returned [`Pending`] has been waited on or dropped
-    /// (never forgotten). On an error nothing is left running.
-    unsafe fn launch(
-        &mut self,
-        index: usize,
-        memory: &mut dyn SlotMemory,
-        rows: usize,
-    ) -> Result<Box<dyn Pending>, NetError>;
+/// A launched batch. `wait` blocks until its outputs are in the slot's memory, then sees
+/// them (`done`: the batch's rows, read-only; a checking backend compares them there);
+/// dropping it unwaited also blocks until the device is done with the memory.
+pub trait Pending: Send {
+    fn wait(self: Box<Self>, done: SlotView<'_>) -> Result<(), NetError>;
 }
 
-/// A launched batch. `wait` blocks until its outputs are in the slot's memory; dropping it
-/// unwaited also blocks until the device is done with the memory.
-pub trait Pending: Send {
-    fn wait(self: Box<Self>) -> Result<(), NetError>;
+/// A batch computed inside `launch`.
+pub struct Done;
+
+impl Pending for Done {
+    fn wait(self: Box<Self>, _: SlotView<'_>) -> Result<(), NetError> {
+        Ok(())
+    }
 }
 
 /// Checks that the buffers of a batch agree with each other and with `max_batch`.

@@ -1,8 +1,9 @@
 //! Model checks of the ring protocol (claim → fill → publish → complete → recycle) with loom:
 //! every interleaving of the threads up to a preemption bound (3 with two workers, 1 with
-//! three), at capacity 1 and 2 with more workers than slots, on the synchronous and the
-//! asynchronous path, and a failing backend: every batch comes back to its owner with its own
-//! outputs, slots are recycled, and nobody hangs. Run with `scripts/loom.sh`.
+//! three), at capacity 1 and 2 with more workers than slots, with host slots (computed at
+//! launch) and device slots (waited for by their owner), and a failing backend: every batch
+//! comes back to its owner with its own outputs, slots are recycled, and nobody hangs. Run
+//! with `scripts/loom.sh`.
 
 use super::doubles::Deferred;
 use super::*;
@@ -35,20 +36,11 @@ fn check(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
-fn run<B: Backend + Clone + Sync + 'static>(
-    slots: usize,
-    workers: usize,
-    backend: B,
-    use_device: bool,
-) {
+fn run<B: Backend + Clone + Sync + 'static>(slots: usize, workers: usize, backend: B) {
     let preemptions = if workers > 2 { 1 } else { 3 };
     check(preemptions, move || {
         let mut backend = Box::new(backend.clone()) as Box<dyn Backend>;
-        let ring = Arc::new(if use_device {
-            Ring::for_backend(slots, 4, backend.as_mut()).unwrap()
-        } else {
-            Ring::new(slots, 4)
-        });
+        let ring = Arc::new(Ring::new(backend.as_mut(), slots, 4).unwrap());
         let server = {
             let ring = ring.clone();
             thread::spawn(move || ring.serve(backend.as_mut()))
@@ -70,27 +62,27 @@ fn run<B: Backend + Clone + Sync + 'static>(
 
 #[test]
 fn two_workers_share_one_slot() {
-    run(1, 2, UniformBackend { max_batch: 4 }, false);
+    run(1, 2, UniformBackend { max_batch: 4 });
 }
 
 #[test]
 fn two_workers_two_slots() {
-    run(2, 2, UniformBackend { max_batch: 4 }, false);
+    run(2, 2, UniformBackend { max_batch: 4 });
 }
 
 #[test]
 fn three_workers_two_slots() {
-    run(2, 3, UniformBackend { max_batch: 4 }, false);
+    run(2, 3, UniformBackend { max_batch: 4 });
 }
 
 #[test]
 fn async_two_workers_one_slot() {
-    run(1, 2, Deferred::default(), true);
+    run(1, 2, Deferred::default());
 }
 
 #[test]
 fn async_three_workers_two_slots() {
-    run(2, 3, Deferred::default(), true);
+    run(2, 3, Deferred::default());
 }
 
 /// A backend that fails: both workers get the error, none hangs.
@@ -110,7 +102,7 @@ fn a_failing_backend_releases_every_waiter() {
         }
     }
     check(3, || {
-        let ring = Arc::new(Ring::new(2, 4));
+        let ring = Arc::new(Ring::new(&mut Failing, 2, 4).unwrap());
         let server = {
             let ring = ring.clone();
             thread::spawn(move || ring.serve(&mut Failing))

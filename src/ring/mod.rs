@@ -1,28 +1,28 @@
 //! The batch ring between search threads and one network backend.
 //!
-//! A fixed set of batch slots, allocated once: input rows, legal masks, output rows, a fill
-//! count. A slot cycles free → filling (owned by one worker) → queued → running (owned by the
-//! backend thread) → done → back to its worker → free. Slots move between threads by value (the
-//! buffers are never copied), and results go back to the worker holding the slot's [`Ticket`].
-//! Workers keep at least two slots in flight (one group of games fills a batch while the other's
-//! batch runs), so search and the network overlap.
+//! A fixed set of batch slots, allocated once by the backend ([`Backend::alloc_slot`]: plain
+//! memory for the CPU, page-locked memory with its own stream and graphs for CUDA): input
+//! rows, legal masks, output rows, a fill count. A slot cycles free → filling (owned by one
+//! worker) → queued → launched (the backend thread started it with [`Backend::launch`]) →
+//! back to its worker, who waits on it in [`Ring::wait`] → free. Slots move between threads
+//! by value (the buffers are never copied). There is one path for every backend: the CPU
+//! computes a batch inside `launch` (so its wait returns at once), the GPU only enqueues it
+//! (so many batches are on the device at once and each worker waits for its own).
 //!
-//! With a backend that runs batches asynchronously ([`AsyncBackend`], the GPU), the slots'
-//! memory comes from the backend (page-locked, copied to the device in place) and "running"
-//! splits in two: the backend thread only launches a batch (copies, kernel, copies back, then
-//! an event, all enqueued) and moves on to the next, and the worker that owns the batch waits
-//! for its event in [`Ring::wait`]. Many batches are then on the device at once.
-//!
-//! The ring knows nothing of games or search: rows in, rows out. Backend errors reach every
-//! waiting worker as [`RingError::Backend`], never as a hang.
+//! The ring knows nothing of games or search: rows in, rows out. [`drive`] is the loop a
+//! client runs over it. Backend errors, and non-finite outputs, reach every waiting worker as
+//! [`RingError::Backend`] with the backend's [`NetError`] as its source, never as a hang.
 
-use crate::net::{
-    AsyncBackend, Backend, HeapSlot, NetError, Pending, SlotMemory, INPUT_DIM, POLICY_DIM,
-};
+mod drive;
+
+pub use drive::{drive, Client};
+
+use crate::net::{Backend, NetError, Pending, SlotMemory, INPUT_DIM, POLICY_DIM};
 use crate::telemetry;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 use thiserror::Error;
 
 // Under `--cfg loom` the ring's locks and counters are loom's, so the model tests below can
@@ -38,12 +38,27 @@ use std::sync::{
     Condvar, Mutex, MutexGuard,
 };
 
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error)]
 pub enum RingError {
-    #[error("network backend failed: {0}")]
-    Backend(String),
+    /// The backend failed on batch `batch` (every later call sees the same error).
+    #[error("network backend failed on batch {batch}: {source}")]
+    Backend {
+        batch: u64,
+        #[source]
+        source: Arc<NetError>,
+    },
     #[error("the batch ring was shut down")]
     Closed,
+}
+
+impl RingError {
+    /// The backend's error, if the ring failed (not closed).
+    pub fn net_error(&self) -> Option<&NetError> {
+        match self {
+            RingError::Backend { source, .. } => Some(source),
+            RingError::Closed => None,
+        }
+    }
 }
 
 /// Names a submitted batch; redeem it with [`Ring::wait`].
@@ -57,14 +72,11 @@ pub struct Batch {
     /// Rows the batch takes: the ring's rows per batch (a backend may allocate more memory,
     /// rounded up to its own sizes; the limit is the same on every backend).
     limit: usize,
-    /// The slot's index, as the backend that allocated its memory knows it.
-    index: usize,
 }
 
 impl fmt::Debug for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batch")
-            .field("index", &self.index)
             .field("rows", &self.rows)
             .field("limit", &self.limit)
             .finish()
@@ -114,48 +126,43 @@ impl Batch {
             "rows {rows:?} of a batch of {}",
             self.rows
         );
-        let (policy, value) = self.memory.outputs();
+        let view = self.memory.view();
         (
-            &policy[rows.start * POLICY_DIM..rows.end * POLICY_DIM],
-            &value[rows],
+            &view.policy[rows.start * POLICY_DIM..rows.end * POLICY_DIM],
+            &view.value[rows],
         )
     }
 
-    /// Runs the batch on the calling thread.
-    fn run(&mut self, backend: &mut dyn Backend) -> Result<(), String> {
-        let (inputs, outputs) = self.memory.parts().batch(self.rows);
-        backend.forward(inputs, outputs).map_err(|e| e.to_string())
+    /// Empties the batch (its slot is kept) for new rows.
+    pub fn clear(&mut self) {
+        self.rows = 0;
     }
 
-    /// Enqueues the batch on an asynchronous backend.
-    fn launch(&mut self, device: &mut dyn AsyncBackend) -> Result<Box<dyn Pending>, String> {
+    /// Starts the batch on `backend`.
+    fn launch(&mut self, backend: &mut dyn Backend) -> Result<Box<dyn Pending>, NetError> {
         // SAFETY: the ring keeps this batch (its memory) untouched in `launched` until its
         // owner has waited on the returned Pending (Ring::wait), and `Launched` drops the
         // Pending before the batch; nothing forgets a Pending.
-        unsafe { device.launch(self.index, self.memory.as_mut(), self.rows) }
-            .map_err(|e| e.to_string())
+        unsafe { backend.launch(self.memory.as_mut(), self.rows) }
     }
 
-    /// A non-finite output (a faulty device, corrupt weights) is an error naming the row, so
-    /// it can never reach a search or a shard.
-    fn check_finite(&self, backend: &str) -> Result<(), String> {
-        let (policy, value) = self.outputs(0..self.rows);
-        let bad_policy = policy
-            .iter()
-            .position(|x| !x.is_finite())
-            .map(|i| i / POLICY_DIM);
-        let bad_value = value.iter().position(|x| !x.is_finite());
-        match bad_policy.into_iter().chain(bad_value).min() {
-            Some(row) => Err(format!(
-                "{backend} backend gave a non-finite output for row {row} of {}",
-                self.rows
-            )),
+    /// Waits for the launched batch, then refuses non-finite outputs (a faulty device,
+    /// corrupt weights) naming the row, so they can never reach a search or a shard.
+    fn finish(&self, pending: Box<dyn Pending>, backend: &'static str) -> Result<(), NetError> {
+        let done = self.memory.view().rows(self.rows);
+        pending.wait(done)?;
+        match done.first_non_finite() {
+            Some(row) => Err(NetError::NonFinite {
+                backend,
+                row,
+                rows: self.rows,
+            }),
             None => Ok(()),
         }
     }
 }
 
-/// A batch on the device. Field order matters: dropping it waits for the device (`pending`)
+/// A launched batch. Field order matters: dropping it waits for the backend (`pending`)
 /// before the slot's memory (`batch`) can be freed.
 struct Launched {
     pending: Box<dyn Pending>,
@@ -167,10 +174,9 @@ struct State {
     free: Vec<Batch>,
     queued: VecDeque<(Ticket, Batch)>,
     launched: HashMap<Ticket, Launched>,
-    done: HashMap<Ticket, Batch>,
     next_ticket: u64,
     closed: bool,
-    failure: Option<String>,
+    failure: Option<RingError>,
 }
 
 /// Counters read by progress bars and the run summary.
@@ -182,60 +188,34 @@ pub struct RingStats {
 
 pub struct Ring {
     state: Mutex<State>,
-    /// Signalled when a slot becomes free, a batch is queued, launched or done, or the ring
-    /// closes or fails.
+    /// Signalled when a slot becomes free, a batch is queued or launched, or the ring closes
+    /// or fails.
     changed: Condvar,
     pub stats: RingStats,
     rows_per_batch: usize,
-    /// The asynchronous backend (by name) whose memory the slots are; `None`: heap slots,
-    /// run synchronously by whatever backend serves the ring.
-    device: Option<&'static str>,
+    /// The name of the backend whose slots these are, for error messages.
+    backend: &'static str,
 }
 
 impl Ring {
-    /// A ring of heap slots, served synchronously by any backend.
-    pub fn new(slots: usize, rows_per_batch: usize) -> Ring {
-        let memory = (0..slots)
-            .map(|_| Box::new(HeapSlot::new(rows_per_batch)) as Box<dyn SlotMemory>)
-            .collect();
-        Ring::with_slots(memory, rows_per_batch, None)
-    }
-
-    /// A ring for `backend`: with an asynchronous backend its slots are the backend's memory
-    /// (and only that backend may serve the ring); otherwise as [`Ring::new`].
-    pub fn for_backend(
+    /// A ring of `slots` slots of `rows_per_batch` rows, allocated by `backend` (which, or a
+    /// backend that accepts its memory, must then serve it).
+    pub fn new(
+        backend: &mut dyn Backend,
         slots: usize,
         rows_per_batch: usize,
-        backend: &mut dyn Backend,
     ) -> Result<Ring, NetError> {
-        let name = backend.name();
-        match backend.as_async() {
-            Some(device) => {
-                let memory = (0..slots)
-                    .map(|i| device.alloc_slot(i, rows_per_batch))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Ring::with_slots(memory, rows_per_batch, Some(name)))
-            }
-            None => Ok(Ring::new(slots, rows_per_batch)),
-        }
-    }
-
-    fn with_slots(
-        memory: Vec<Box<dyn SlotMemory>>,
-        rows_per_batch: usize,
-        device: Option<&'static str>,
-    ) -> Ring {
-        let free = memory
-            .into_iter()
-            .enumerate()
-            .map(|(index, memory)| Batch {
-                limit: memory.capacity().min(rows_per_batch),
-                memory,
-                rows: 0,
-                index,
+        let free = (0..slots)
+            .map(|_| {
+                let memory = backend.alloc_slot(rows_per_batch)?;
+                Ok(Batch {
+                    limit: memory.capacity().min(rows_per_batch),
+                    memory,
+                    rows: 0,
+                })
             })
-            .collect();
-        Ring {
+            .collect::<Result<_, NetError>>()?;
+        Ok(Ring {
             state: Mutex::new(State {
                 free,
                 ..State::default()
@@ -243,8 +223,8 @@ impl Ring {
             changed: Condvar::new(),
             stats: RingStats::default(),
             rows_per_batch,
-            device,
-        }
+            backend: backend.name(),
+        })
     }
 
     pub fn rows_per_batch(&self) -> usize {
@@ -269,21 +249,25 @@ impl Ring {
 
     fn check_open(state: &State) -> Result<(), RingError> {
         match (&state.failure, state.closed) {
-            (Some(f), _) => Err(RingError::Backend(f.clone())),
+            (Some(f), _) => Err(f.clone()),
             (None, true) => Err(RingError::Closed),
             (None, false) => Ok(()),
         }
     }
 
-    /// Fails the ring: every waiter and every later call sees `message`. The batch goes back
-    /// to the free list (its memory stays owned by the ring).
-    fn fail(&self, message: String, batch: Batch) -> RingError {
+    /// Fails the ring: every waiter and every later call sees the first failure. The batch
+    /// goes back to the free list (its memory stays owned by the ring).
+    fn fail(&self, ticket: Ticket, error: NetError, batch: Batch) -> RingError {
+        let error = RingError::Backend {
+            batch: ticket.0,
+            source: Arc::new(error),
+        };
         let mut st = self.lock();
-        st.failure.get_or_insert_with(|| message.clone());
+        let first = st.failure.get_or_insert(error).clone();
         st.free.push(batch);
         drop(st);
         self.changed.notify_all();
-        RingError::Backend(message)
+        first
     }
 
     /// Takes a free slot to fill, waiting for one if all are in flight.
@@ -310,39 +294,28 @@ impl Ring {
         Ok(ticket)
     }
 
-    /// Waits for a submitted batch's outputs (for a launched batch: on the device's signal,
-    /// outside the ring's lock). Give the slot back with [`Ring::release`].
+    /// Waits for a submitted batch's outputs (on the backend's signal, outside the ring's
+    /// lock). Give the slot back with [`Ring::release`], or fill and submit it again.
     pub fn wait(&self, ticket: Ticket) -> Result<Batch, RingError> {
         // Opened before the batch leaves the ring, so nothing between taking the Launched
         // entry apart and waiting on it can unwind (which would free the memory first).
         let _waiting = telemetry::range("wait");
         let mut st = self.wait_while(self.lock(), |s| {
-            !s.done.contains_key(&ticket)
-                && !s.launched.contains_key(&ticket)
-                && s.failure.is_none()
-                && !s.closed
+            !s.launched.contains_key(&ticket) && s.failure.is_none() && !s.closed
         });
-        if let Some(batch) = st.done.remove(&ticket) {
-            return Ok(batch);
-        }
         let Some(Launched { pending, batch }) = st.launched.remove(&ticket) else {
             return Err(Self::check_open(&st).err().unwrap_or(RingError::Closed));
         };
         drop(st);
-        let name = self.device.unwrap_or("async");
-        let result = pending
-            .wait()
-            .map_err(|e| e.to_string())
-            .and_then(|()| batch.check_finite(name));
-        match result {
+        match batch.finish(pending, self.backend) {
             Ok(()) => Ok(batch),
-            Err(e) => Err(self.fail(format!("batch {}: {e}", ticket.0), batch)),
+            Err(e) => Err(self.fail(ticket, e, batch)),
         }
     }
 
     /// Returns a slot (emptied) to the free list.
     pub fn release(&self, mut batch: Batch) {
-        batch.rows = 0;
+        batch.clear();
         self.lock().free.push(batch);
         self.changed.notify_all();
     }
@@ -354,9 +327,9 @@ impl Ring {
         self.changed.notify_all();
     }
 
-    /// The backend loop: runs (or, on an asynchronous backend, launches) queued batches in
-    /// order until the ring is closed and drained. A backend error fails the ring (every
-    /// waiter sees it) and is returned, as is a failure found at a worker's wait.
+    /// The backend loop: launches queued batches in order until the ring is closed and
+    /// drained. A backend error fails the ring (every waiter sees it) and is returned, as is a
+    /// failure found at a worker's wait.
     pub fn serve(&self, backend: &mut dyn Backend) -> Result<(), RingError> {
         loop {
             let mut st = self.wait_while(self.lock(), |s| {
@@ -364,48 +337,27 @@ impl Ring {
             });
             // A batch that failed at its owner's wait (a device error) fails the ring: stop.
             if let Some(failure) = &st.failure {
-                return Err(RingError::Backend(failure.clone()));
+                return Err(failure.clone());
             }
             let Some((ticket, mut batch)) = st.queued.pop_front() else {
                 return Ok(());
             };
             drop(st);
-            let name = backend.name();
-            let _range = telemetry::range(if self.device.is_some() {
-                "launch"
-            } else {
-                "forward"
-            });
-            let result = match self.device {
-                Some(owner) => match backend.as_async() {
-                    Some(device) if owner == name => batch.launch(device).map(Some),
-                    _ => Err(format!(
-                        "the ring's slots belong to the {owner} backend, not {name}"
-                    )),
-                },
-                None => batch
-                    .run(backend)
-                    .and_then(|()| batch.check_finite(name))
-                    .map(|()| None),
+            let launched = {
+                let _range = telemetry::range("launch");
+                batch.launch(backend)
             };
-            let pending = match result {
+            let pending = match launched {
                 Ok(pending) => pending,
-                Err(e) => return Err(self.fail(format!("batch {}: {e}", ticket.0), batch)),
+                Err(e) => return Err(self.fail(ticket, e, batch)),
             };
             self.stats
                 .rows
                 .fetch_add(batch.rows() as u64, Ordering::Relaxed);
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
-            let mut st = self.lock();
-            match pending {
-                Some(pending) => {
-                    st.launched.insert(ticket, Launched { pending, batch });
-                }
-                None => {
-                    st.done.insert(ticket, batch);
-                }
-            }
-            drop(st);
+            self.lock()
+                .launched
+                .insert(ticket, Launched { pending, batch });
             self.changed.notify_all();
         }
     }

@@ -1,14 +1,16 @@
-//! Unit tests of the ring: heap slots served synchronously, device slots launched
-//! asynchronously (with the host-side double), failures and non-finite outputs.
+//! Unit tests of the ring: host slots computed at launch, device slots launched
+//! asynchronously (with the host-side double), failures, non-finite outputs, the checking
+//! backend on the same path, and the client loop.
 
 use super::doubles::Deferred;
 use super::*;
+use crate::net::check::CheckBackend;
 use crate::net::{BatchIn, BatchOut, NetError, UniformBackend};
 use std::sync::Arc;
 
 #[test]
 fn rows_come_back_to_their_ticket() {
-    let ring = Arc::new(Ring::new(4, 8));
+    let ring = Arc::new(Ring::new(&mut UniformBackend { max_batch: 8 }, 4, 8).unwrap());
     let server = {
         let ring = ring.clone();
         std::thread::spawn(move || ring.serve(&mut UniformBackend { max_batch: 8 }))
@@ -43,10 +45,10 @@ impl Backend for Failing {
         8
     }
     fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
-        Err(NetError::Backend {
+        Err(NetError::Device {
             backend: "failing",
             stage: "forward",
-            message: "device lost".into(),
+            source: "device lost".into(),
         })
     }
 }
@@ -70,7 +72,7 @@ impl Backend for NanValues {
 
 #[test]
 fn non_finite_outputs_fail_the_batch() {
-    let ring = Arc::new(Ring::new(2, 4));
+    let ring = Arc::new(Ring::new(&mut NanValues, 2, 4).unwrap());
     let mut b = ring.acquire().unwrap();
     b.push_rows(&[0.0; 2 * INPUT_DIM], &[1, 1]);
     let t = ring.submit(b).unwrap();
@@ -80,7 +82,11 @@ fn non_finite_outputs_fail_the_batch() {
     };
     let err = ring.wait(t).unwrap_err();
     assert!(
-        matches!(&err, RingError::Backend(m) if m.contains("batch 0") && m.contains("row 1")),
+        matches!(
+            &err,
+            RingError::Backend { batch: 0, source }
+                if matches!(**source, NetError::NonFinite { row: 1, rows: 2, .. })
+        ),
         "{err}"
     );
     assert!(server.join().unwrap().is_err());
@@ -88,7 +94,7 @@ fn non_finite_outputs_fail_the_batch() {
 
 #[test]
 fn backend_failure_reaches_waiters() {
-    let ring = Arc::new(Ring::new(2, 4));
+    let ring = Arc::new(Ring::new(&mut Failing, 2, 4).unwrap());
     let mut b = ring.acquire().unwrap();
     b.push(&[0.0; INPUT_DIM], 1);
     let t = ring.submit(b).unwrap();
@@ -96,7 +102,19 @@ fn backend_failure_reaches_waiters() {
         let ring = ring.clone();
         std::thread::spawn(move || ring.serve(&mut Failing))
     };
-    assert!(matches!(ring.wait(t), Err(RingError::Backend(m)) if m.contains("device lost")));
+    let err = ring.wait(t).unwrap_err();
+    let source = err.net_error().expect("a backend failure");
+    assert!(
+        matches!(
+            source,
+            NetError::Device {
+                stage: "forward",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("device lost"), "{err}");
     assert!(server.join().unwrap().is_err());
     assert!(ring.acquire().is_err(), "a failed ring takes no more work");
 }
@@ -118,7 +136,7 @@ fn submit_all(ring: &Ring, legal: &[u32]) -> Vec<(u32, Ticket)> {
 #[test]
 fn an_async_backend_keeps_batches_in_flight_until_their_owners_wait() {
     let mut backend = Deferred::default();
-    let ring = Arc::new(Ring::for_backend(4, 8, &mut backend).unwrap());
+    let ring = Arc::new(Ring::new(&mut backend, 4, 8).unwrap());
     assert_eq!(backend.slots.len(), 4, "the slots are the backend's memory");
     let tickets = submit_all(&ring, &[1, 2, 3, 4]);
     ring.close();
@@ -138,25 +156,27 @@ fn an_async_backend_keeps_batches_in_flight_until_their_owners_wait() {
 
 #[test]
 fn async_failures_and_non_finite_outputs_fail_the_ring_at_the_wait() {
-    for (fail_wait, nan_row, expect) in [(true, None, "device fault"), (false, Some(1), "row 1")] {
+    for (fail_wait, nan_row, expect) in
+        [(true, None, "device fault"), (false, Some(1), "row 1 of 2")]
+    {
         let mut backend = Deferred {
             fail_wait,
             nan_row,
             ..Deferred::default()
         };
-        let ring = Ring::for_backend(2, 8, &mut backend).unwrap();
+        let ring = Ring::new(&mut backend, 2, 8).unwrap();
         let tickets = submit_all(&ring, &[2, 2]);
         ring.close();
         ring.serve(&mut backend).unwrap();
         let err = ring.wait(tickets[0].1).unwrap_err();
         assert!(
-            matches!(&err, RingError::Backend(m) if m.contains("batch 0") && m.contains(expect)),
+            matches!(&err, RingError::Backend { batch: 0, .. }) && err.to_string().contains(expect),
             "{err}"
         );
         // The other batch's owner learns of the failure instead of its outputs.
         assert!(matches!(
             ring.wait(tickets[1].1),
-            Err(RingError::Backend(_))
+            Err(RingError::Backend { batch: 0, .. })
         ));
     }
 }
@@ -167,7 +187,7 @@ fn a_failure_at_a_wait_stops_the_backend_loop() {
         fail_wait: true,
         ..Deferred::default()
     };
-    let ring = Arc::new(Ring::for_backend(2, 8, &mut backend).unwrap());
+    let ring = Arc::new(Ring::new(&mut backend, 2, 8).unwrap());
     let t = submit_all(&ring, &[1])[0].1;
     let server = {
         let ring = ring.clone();
@@ -176,17 +196,72 @@ fn a_failure_at_a_wait_stops_the_backend_loop() {
     assert!(ring.wait(t).is_err());
     // No close(): the loop ends on the failure alone.
     let served = server.join().unwrap();
-    assert!(matches!(&served, Err(RingError::Backend(m)) if m.contains("device fault")));
+    assert!(
+        matches!(&served, Err(e) if e.to_string().contains("device fault")),
+        "{served:?}"
+    );
 }
 
 #[test]
 fn a_ring_of_device_slots_refuses_another_backend() {
-    let ring = Ring::for_backend(1, 8, &mut Deferred::default()).unwrap();
+    let ring = Ring::new(&mut Deferred::default(), 1, 8).unwrap();
     let t = submit_all(&ring, &[1])[0].1;
     ring.close();
-    let err = ring
-        .serve(&mut UniformBackend { max_batch: 8 })
-        .unwrap_err();
-    assert!(matches!(&err, RingError::Backend(m) if m.contains("belong to the deferred")));
+    let err = ring.serve(&mut Deferred::default()).unwrap_err();
+    assert!(
+        matches!(err.net_error(), Some(NetError::ForeignSlot { .. })),
+        "{err}"
+    );
     assert!(ring.wait(t).is_err());
+}
+
+/// Serves two one-row batches through a ring of `backend`'s 2 slots, both in flight.
+fn serve_two(backend: &mut dyn Backend) -> Result<(), RingError> {
+    let ring = Ring::new(backend, 2, 8).unwrap();
+    let tickets = submit_all(&ring, &[1, 1]);
+    ring.close();
+    ring.serve(backend)?;
+    for (_, t) in tickets {
+        ring.release(ring.wait(t)?);
+    }
+    Ok(())
+}
+
+#[test]
+fn the_checking_backend_takes_the_watched_backends_path_and_checks_at_the_wait() {
+    let counts = |d: &Deferred| {
+        (
+            d.allocated.load(Ordering::SeqCst),
+            d.launches.load(Ordering::SeqCst),
+        )
+    };
+    // Without the check: the device double allocates both slots and launches both batches.
+    let mut plain = Deferred::default();
+    serve_two(&mut plain).unwrap();
+    assert_eq!(counts(&plain), (2, 2));
+    // With it: the same slots and launches, each batch compared when its owner waits (the
+    // double's uniform outputs against a uniform reference: no difference).
+    let watched = Deferred::default();
+    let handle = watched.clone();
+    let uniform = Box::new(UniformBackend { max_batch: 8 });
+    let mut checked = CheckBackend::new(Box::new(watched), uniform, 1, 0.0);
+    let stats = checked.stats();
+    serve_two(&mut checked).unwrap();
+    assert_eq!(
+        counts(&handle),
+        (2, 2),
+        "the watched backend's slots and launches"
+    );
+    assert_eq!(handle.in_flight.load(Ordering::SeqCst), 0);
+    assert_eq!(stats.lock().unwrap().batches_checked, 2);
+    // A checked batch that differs fails at its owner's wait, as a device fault would.
+    let mut wrong = CheckBackend::new(Box::new(Deferred::default()), Box::new(NanValues), 1, 1e-3);
+    let err = serve_two(&mut wrong).unwrap_err();
+    assert!(
+        matches!(
+            err.net_error(),
+            Some(NetError::CheckFailed { batch: 0, .. })
+        ),
+        "{err}"
+    );
 }

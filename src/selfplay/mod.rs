@@ -261,10 +261,10 @@ pub fn run(
     let workers = config.workers;
     let full_games = config.start_cards.is_some();
     let games = config.games_per_worker;
-    // A worker holds at most one slot per group of games (it releases a group's batch before
-    // filling the next), so two per worker never make anyone wait; on a GPU each slot is
-    // page-locked and device memory with its own graphs, so no more.
-    let ring = Ring::for_backend(2 * workers, rows, backend.as_mut())
+    // A worker holds one slot per group of games (filling, or in flight), so two per worker
+    // never make anyone wait; on a GPU each slot is page-locked and device memory with its
+    // own graphs, so no more.
+    let ring = Ring::new(backend.as_mut(), 2 * workers, rows)
         .context("allocating the batch ring's slots")?;
     let shared = Shared {
         config,

@@ -8,7 +8,7 @@ use super::shard::Example;
 use super::{Shared, UnitDone};
 use crate::encode::encode;
 use crate::game::{FullGame, Phase, Round, RoundConfig, Seat, TRUMP_ROTATION};
-use crate::ring::{Ring, Ticket};
+use crate::ring::{drive, Batch, Client, Ring};
 use crate::search::{choose_action, temperature, EvalCache, Gathered, Requests, Search};
 use crate::telemetry;
 use anyhow::Result;
@@ -54,9 +54,14 @@ struct Slot {
     rows: Option<Range<usize>>,
 }
 
-struct Group {
-    slots: Vec<Slot>,
-    in_flight: Option<Ticket>,
+/// The games of one worker, in two groups: one group's batch runs while the other's games
+/// are searched.
+struct Worker<'a> {
+    shared: &'a Shared,
+    tx: SyncSender<UnitDone>,
+    cache: EvalCache,
+    requests: Requests,
+    groups: [Vec<Slot>; 2],
 }
 
 pub(super) fn run(
@@ -65,68 +70,69 @@ pub(super) fn run(
     games: usize,
     tx: SyncSender<UnitDone>,
 ) -> Result<()> {
-    let mut cache = EvalCache::new(shared.config.cache_entries);
-    let halves = [games.div_ceil(2), games / 2];
-    let mut groups: Vec<Group> = halves
-        .iter()
-        .filter(|&&n| n > 0)
-        .map(|&n| Group {
-            slots: (0..n)
-                .map(|_| Slot {
-                    play: Play::Idle,
-                    search: None,
-                    rows: None,
-                })
-                .collect(),
-            in_flight: None,
-        })
-        .collect();
-    let mut requests = Requests::default();
-    loop {
-        let mut busy = false;
-        for group in &mut groups {
-            if shared.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            if let Some(ticket) = group.in_flight.take() {
-                let batch = ring.wait(ticket)?;
-                let _apply = telemetry::range("apply");
-                for slot in &mut group.slots {
-                    if let Some(rows) = slot.rows.take() {
-                        let (policy, value) = batch.outputs(rows);
-                        slot.search
-                            .as_mut()
-                            .expect("rows belong to a search")
-                            .apply(&mut cache, policy, value);
-                    }
-                }
-                ring.release(batch);
-            }
-            requests.clear();
-            let searching = telemetry::range("search");
-            for slot in &mut group.slots {
-                let start = requests.len();
-                advance(slot, shared, &mut cache, &mut requests, &tx)?;
-                if requests.len() > start {
-                    slot.rows = Some(start..requests.len());
-                }
-            }
-            drop(searching);
-            if requests.is_empty() {
-                continue;
-            }
-            busy = true;
-            let mut batch = ring.acquire()?;
-            batch.push_rows(&requests.inputs, &requests.masks);
-            group.in_flight = Some(ring.submit(batch)?);
-        }
-        if !busy {
-            shared.cache_hits.fetch_add(cache.hits(), Ordering::Relaxed);
-            shared
-                .cache_lookups
-                .fetch_add(cache.hits() + cache.misses(), Ordering::Relaxed);
+    let group = |n: usize| {
+        (0..n)
+            .map(|_| Slot {
+                play: Play::Idle,
+                search: None,
+                rows: None,
+            })
+            .collect()
+    };
+    let mut worker = Worker {
+        shared,
+        tx,
+        cache: EvalCache::new(shared.config.cache_entries),
+        requests: Requests::default(),
+        groups: [group(games.div_ceil(2)), group(games / 2)],
+    };
+    drive(ring, worker.groups.len(), &mut worker)?;
+    let cache = &worker.cache;
+    shared.cache_hits.fetch_add(cache.hits(), Ordering::Relaxed);
+    shared
+        .cache_lookups
+        .fetch_add(cache.hits() + cache.misses(), Ordering::Relaxed);
+    Ok(())
+}
+
+impl Client for Worker<'_> {
+    type Error = anyhow::Error;
+
+    /// Advances the group's games until each needs network rows (or, once the run is
+    /// stopped, nothing).
+    fn fill(&mut self, group: usize, batch: &mut Batch, _in_flight: usize) -> Result<()> {
+        batch.clear();
+        if self.shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
+        let _searching = telemetry::range("search");
+        let requests = &mut self.requests;
+        requests.clear();
+        for slot in &mut self.groups[group] {
+            let start = requests.len();
+            advance(slot, self.shared, &mut self.cache, requests, &self.tx)?;
+            if requests.len() > start {
+                slot.rows = Some(start..requests.len());
+            }
+        }
+        if !requests.is_empty() {
+            batch.push_rows(&requests.inputs, &requests.masks);
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, group: usize, batch: &Batch) -> Result<()> {
+        let _apply = telemetry::range("apply");
+        for slot in &mut self.groups[group] {
+            if let Some(rows) = slot.rows.take() {
+                let (policy, value) = batch.outputs(rows);
+                slot.search
+                    .as_mut()
+                    .expect("rows belong to a search")
+                    .apply(&mut self.cache, policy, value);
+            }
+        }
+        Ok(())
     }
 }
 

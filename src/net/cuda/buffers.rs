@@ -23,7 +23,7 @@ use half::f16;
 use super::error::{CudaError, Stage};
 use super::graph::GraphSet;
 use super::pack::PackedNet;
-use crate::net::{SlotMemory, SlotParts, INPUT_DIM, POLICY_DIM};
+use crate::net::{SlotMemory, SlotParts, SlotView, INPUT_DIM, POLICY_DIM};
 
 /// Page-locked host memory from `cuMemHostAlloc`, zero-initialised.
 ///
@@ -200,8 +200,13 @@ impl SlotMemory for PinnedSlot {
             value: self.value.as_mut_slice(),
         }
     }
-    fn outputs(&self) -> (&[f32], &[f32]) {
-        (self.policy.as_slice(), self.value.as_slice())
+    fn view(&self) -> SlotView<'_> {
+        SlotView {
+            inputs: self.inputs.as_slice(),
+            masks: self.masks.as_slice(),
+            policy: self.policy.as_slice(),
+            value: self.value.as_slice(),
+        }
     }
 }
 

@@ -79,10 +79,10 @@ impl CudaError {
 
     /// The error as the [`crate::net::Backend`] trait reports it.
     pub fn into_net(self, stage: &'static str) -> NetError {
-        NetError::Backend {
+        NetError::Device {
             backend: "cuda",
             stage,
-            message: self.to_string(),
+            source: Box::new(self),
         }
     }
 }

@@ -14,8 +14,9 @@
 //! bucket's graph copies the inputs in, runs the kernel (which reads the real row count from
 //! device memory, so CTAs past it exit at once) and copies the outputs out; the host reads
 //! only the first `rows` rows. `forward` runs one batch at a time through the backend's
-//! staging slot on the main stream; as an [`AsyncBackend`] the backend gives the batch ring
-//! its own slots, each on its own stream, so the ring's batches run concurrently.
+//! staging slot on the main stream; for the batch ring the backend allocates page-locked
+//! slots, each on its own stream, and `launch` only enqueues, so the ring's batches run
+//! concurrently.
 
 mod buffers;
 mod context;
@@ -41,8 +42,8 @@ use self::launch::ForwardArgs;
 use self::pack::PackedNet;
 use super::weights::PreparedWeights;
 use super::{
-    check_batch, AsyncBackend, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory,
-    INPUT_DIM, POLICY_DIM,
+    check_batch, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory, SlotView, INPUT_DIM,
+    POLICY_DIM,
 };
 use crate::encode::compact::CompactRow;
 
@@ -111,8 +112,8 @@ impl CudaConfig {
 }
 
 /// BlobNet on one GPU. [`Backend::forward`] is synchronous (through the backend's own staging
-/// slot); as an [`AsyncBackend`] it gives the batch ring page-locked slots, each with its own
-/// stream, and launches their batches without waiting.
+/// slot); the batch ring's slots are page-locked, each with its own stream, and
+/// [`Backend::launch`] enqueues their batches without waiting.
 pub struct CudaBackend {
     // Drop order: slots (graphs, buffers) before the context that owns them.
     /// Device sides of the ring's slots, by slot index.
@@ -391,25 +392,17 @@ impl Backend for CudaBackend {
         host.inputs[..rows * INPUT_DIM].copy_from_slice(inp.inputs);
         host.masks[..rows].copy_from_slice(inp.masks);
         self.run_staging(rows).map_err(|e| e.into_net("forward"))?;
-        let (policy, value) = self.staging_host.outputs();
-        out.policy.copy_from_slice(&policy[..rows * POLICY_DIM]);
-        out.value.copy_from_slice(&value[..rows]);
+        let view = self.staging_host.view();
+        out.policy
+            .copy_from_slice(&view.policy[..rows * POLICY_DIM]);
+        out.value.copy_from_slice(&view.value[..rows]);
         Ok(())
     }
 
-    fn as_async(&mut self) -> Option<&mut dyn AsyncBackend> {
-        Some(self)
-    }
-}
-
-impl AsyncBackend for CudaBackend {
     /// A [`PinnedSlot`] for `capacity` rows (rounded up to a bucket) and its device side on a
-    /// new stream, with one graph per bucket.
-    fn alloc_slot(
-        &mut self,
-        index: usize,
-        capacity: usize,
-    ) -> Result<Box<dyn SlotMemory>, NetError> {
+    /// new stream, with one graph per bucket. The device side of a slot whose memory was
+    /// dropped (an earlier ring) is reused.
+    fn alloc_slot(&mut self, capacity: usize) -> Result<Box<dyn SlotMemory>, NetError> {
         let max = self.max_batch();
         if capacity > max {
             return Err(NetError::BatchTooLarge {
@@ -417,19 +410,7 @@ impl AsyncBackend for CudaBackend {
                 max,
             });
         }
-        // In order; an index whose memory was dropped (an earlier ring) is made anew.
-        let reuse = index < self.ring_slots.len() && !self.ring_slots[index].is_bound();
-        if index != self.ring_slots.len() && !reuse {
-            return Err(NetError::Backend {
-                backend: "cuda",
-                stage: "slot allocation",
-                message: format!(
-                    "slot {index} asked for, but slots are allocated in order and {} exist \
-                     (a slot is made anew only once its memory is dropped)",
-                    self.ring_slots.len()
-                ),
-            });
-        }
+        let reuse = self.ring_slots.iter().position(|s| !s.is_bound());
         let capacity = self.bucket_for(capacity.max(1));
         let alloc = || -> Result<(PinnedSlot, DeviceSlot), CudaError> {
             let mut host = PinnedSlot::new(&self.gpu.ctx, capacity)?;
@@ -440,36 +421,25 @@ impl AsyncBackend for CudaBackend {
             Ok((host, slot))
         };
         let (host, slot) = alloc().map_err(|e| e.into_net("slot allocation"))?;
-        if reuse {
-            self.ring_slots[index] = slot;
-        } else {
-            self.ring_slots.push(slot);
+        match reuse {
+            Some(index) => self.ring_slots[index] = slot,
+            None => self.ring_slots.push(slot),
         }
         Ok(Box::new(host))
     }
 
     unsafe fn launch(
         &mut self,
-        index: usize,
         memory: &mut dyn SlotMemory,
         rows: usize,
     ) -> Result<Box<dyn Pending>, NetError> {
-        let slot = self
+        // A slot's graphs copy from and to fixed addresses: only its own live memory will do.
+        let index = self
             .ring_slots
-            .get(index)
-            .ok_or_else(|| NetError::Backend {
-                backend: "cuda",
-                stage: "launch",
-                message: format!("no slot {index} ({} allocated)", self.ring_slots.len()),
-            })?;
-        // The slot's graphs copy from and to fixed addresses: only its own live memory will do.
-        if !slot.is_over(memory) {
-            return Err(NetError::Backend {
-                backend: "cuda",
-                stage: "launch",
-                message: format!("slot {index} was handed memory that is not its own, live one"),
-            });
-        }
+            .iter()
+            .position(|s| s.is_over(memory))
+            .ok_or(NetError::ForeignSlot { backend: "cuda" })?;
+        let slot = &self.ring_slots[index];
         if rows > slot.capacity {
             return Err(NetError::BatchTooLarge {
                 rows,
@@ -493,13 +463,12 @@ struct EventPending {
 }
 
 impl Pending for EventPending {
-    fn wait(mut self: Box<Self>) -> Result<(), NetError> {
+    fn wait(mut self: Box<Self>, _: SlotView<'_>) -> Result<(), NetError> {
         match self.event.take() {
-            Some(event) => event.synchronize().map_err(|e| NetError::Backend {
-                backend: "cuda",
-                stage: "batch (kernel or copy failed)",
-                message: e.to_string(),
-            }),
+            Some(event) => event
+                .synchronize()
+                .stage("batch (kernel or copy failed)")
+                .map_err(|e| e.into_net("wait")),
             None => Ok(()),
         }
     }

@@ -1,20 +1,27 @@
-//! Forward throughput of any [`Backend`] on random encoder-like rows: what `engine bench`
+//! Forward throughput of any [`Backend`] on synthetic encoder-like rows: what `engine bench`
 //! prints and what `benches/forward.rs` feeds criterion. [`run`] times direct `forward` calls
 //! (for the GPU: through its staging slot, host copies included); [`run_in_flight`] times
 //! batches through the batch ring with several in flight, as self-play runs them.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use thiserror::Error;
 
-use super::{Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
-use crate::ring::{Ring, RingError};
+use crate::net::synthetic::{all_legal_masks, encoder_like_inputs};
+use crate::net::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
+use crate::ring::{drive, Batch, Client, Ring, RingError};
 
 /// Warm-up before timing, so the cores are at full clock and the scratch buffers exist.
 const WARM_UP: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Error)]
+pub enum BenchError {
+    #[error("allocating the ring's slots: {0}")]
+    Slots(#[source] NetError),
+    #[error(transparent)]
+    Ring(#[from] RingError),
+}
 
 /// One timed run: `batches` batches of `batch` rows in `seconds`.
 #[derive(Clone, Debug, Serialize)]
@@ -56,38 +63,6 @@ impl BenchResult {
             latency_us: latency_s * 1e6 / batches as f64,
         }
     }
-}
-
-/// `rows` rows that look like encoder output (spec §2.3): a hand, a trick in play order,
-/// played cards as 0/1 bits, bid and trick ratios, one-hots and fractions, zero context.
-pub fn encoder_like_inputs(rows: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut inputs = vec![0.0; rows * INPUT_DIM];
-    for row in inputs.chunks_exact_mut(INPUT_DIM) {
-        let mut set_random =
-            |range: std::ops::Range<usize>, count: usize, value: &dyn Fn(usize) -> f32| {
-                for n in 0..count {
-                    row[rng.random_range(range.clone())] = value(n);
-                }
-            };
-        set_random(0..52, 13, &|_| 1.0); // hand
-        set_random(52..104, 3, &|n| (n + 1) as f32); // current trick, play order
-        set_random(104..156, 20, &|_| 1.0); // cards played this round
-        for x in &mut row[156..202] {
-            *x = match rng.random_range(0..4) {
-                0 => 0.0,
-                1 => 1.0,
-                2 => -1.0,
-                _ => rng.random_range(0.0..1.5),
-            };
-        }
-    }
-    inputs
-}
-
-/// Every action legal, in every row.
-pub fn all_legal_masks(rows: usize) -> Vec<u64> {
-    vec![(1 << POLICY_DIM) - 1; rows]
 }
 
 /// Times `backend` on batches of `batch` encoder-like rows (all actions legal) for about
@@ -139,62 +114,98 @@ pub fn run(
 /// Times batches of `batch` encoder-like rows through a [`Ring`] of `in_flight` slots (the
 /// backend's own page-locked slots on a GPU) for about `seconds`: each slot is filled once and
 /// resubmitted as soon as its outputs are back, so a batch costs what it costs self-play
-/// (copies, graph launch, kernel, event wait, output check) minus the search.
+/// (copies, graph launch, kernel, event wait, output check) minus the search and the copy of
+/// the rows into the slot.
 pub fn run_in_flight(
     backend: &mut dyn Backend,
     batch: usize,
     in_flight: usize,
     seconds: f64,
     seed: u64,
-) -> Result<BenchResult, RingError> {
+) -> Result<BenchResult, BenchError> {
     let name = backend.name();
     let slots = in_flight.max(1);
-    let ring =
-        Ring::for_backend(slots, batch, backend).map_err(|e| RingError::Backend(e.to_string()))?;
-    let inputs = encoder_like_inputs(batch, seed);
-    let masks = all_legal_masks(batch);
+    let ring = Ring::new(backend, slots, batch).map_err(BenchError::Slots)?;
+    let mut timer = InFlight {
+        inputs: encoder_like_inputs(batch, seed),
+        masks: all_legal_masks(batch),
+        seconds,
+        warm_up: Instant::now() + WARM_UP,
+        submitted: vec![Instant::now(); slots],
+        returned: 0,
+        start: Instant::now(),
+        batches: 0,
+        latency: 0.0,
+        elapsed: None,
+    };
     std::thread::scope(|scope| {
         let server = scope.spawn(|| ring.serve(backend));
-        let timed = (|| {
-            let mut queue = VecDeque::new();
-            for _ in 0..slots {
-                let mut slot = ring.acquire()?;
-                slot.push_rows(&inputs, &masks);
-                queue.push_back((ring.submit(slot)?, Instant::now()));
-            }
-            // Warm-up: for WARM_UP, and until every slot has come back once (the clock must
-            // not count filling the pipeline).
-            let warm_up = Instant::now() + WARM_UP;
-            let (mut start, mut batches, mut latency) = (Instant::now(), 0u64, 0.0f64);
-            let mut returned = 0;
-            loop {
-                let (ticket, submitted) = queue.pop_front().expect("slots in flight");
-                let slot = ring.wait(ticket)?;
-                let now = Instant::now();
-                returned += 1;
-                if now < warm_up || returned <= slots {
-                    start = now;
-                } else {
-                    batches += 1;
-                    latency += (now - submitted).as_secs_f64();
-                    if (now - start).as_secs_f64() >= seconds {
-                        // Drain: every slot back before the ring closes.
-                        for (ticket, _) in queue.drain(..) {
-                            ring.wait(ticket)?;
-                        }
-                        return Ok((batches, (now - start).as_secs_f64(), latency));
-                    }
-                }
-                // The slot keeps its rows: submit it again as is.
-                queue.push_back((ring.submit(slot)?, Instant::now()));
-            }
-        })();
+        let timed = drive(&ring, slots, &mut timer);
         ring.close();
         let served = server.join().expect("ring server panicked");
-        let (batches, elapsed, latency) = timed?;
+        timed?;
         served?;
+        let elapsed = timer.elapsed.expect("timing ends with a measure");
         Ok(BenchResult::timed(
-            name, batch, slots, batches, elapsed, latency,
+            name,
+            batch,
+            slots,
+            timer.batches,
+            elapsed,
+            timer.latency,
         ))
     })
+}
+
+/// [`run_in_flight`]'s client: every group resubmits its slot, rows untouched, until time is up.
+struct InFlight {
+    inputs: Vec<f32>,
+    masks: Vec<u64>,
+    seconds: f64,
+    warm_up: Instant,
+    /// When each group's batch was last submitted.
+    submitted: Vec<Instant>,
+    returned: usize,
+    start: Instant,
+    batches: u64,
+    latency: f64,
+    /// The timed span, once over.
+    elapsed: Option<f64>,
+}
+
+impl Client for InFlight {
+    type Error = RingError;
+
+    fn fill(&mut self, group: usize, batch: &mut Batch, _: usize) -> Result<(), RingError> {
+        if self.elapsed.is_some() {
+            batch.clear(); // time is up: drain
+        } else {
+            if batch.rows() == 0 {
+                batch.push_rows(&self.inputs, &self.masks);
+            }
+            self.submitted[group] = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, group: usize, _: &Batch) -> Result<(), RingError> {
+        if self.elapsed.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        self.returned += 1;
+        // Warm-up: for WARM_UP, and until every slot has come back once (the clock must not
+        // count filling the pipeline).
+        if now < self.warm_up || self.returned <= self.submitted.len() {
+            self.start = now;
+            return Ok(());
+        }
+        self.batches += 1;
+        self.latency += (now - self.submitted[group]).as_secs_f64();
+        let elapsed = (now - self.start).as_secs_f64();
+        if elapsed >= self.seconds {
+            self.elapsed = Some(elapsed);
+        }
+        Ok(())
+    }
 }
