@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod arena;
 pub mod bench;
+pub mod device;
 pub mod encode;
 pub mod fsio;
 pub mod game;

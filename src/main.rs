@@ -3,12 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use engine::arena::ArenaConfig;
+use engine::device::{self, DeviceOptions, DeviceSpec, Net, Opened, Watch};
 use engine::encode::EncoderVersion;
-use engine::net::canary;
-use engine::net::check::CheckBackend;
 use engine::net::cpu::{CpuBackend, CpuKernel};
-use engine::net::cuda::{nvml_snapshot, CudaBackend, CudaConfig, CudaError};
-use engine::net::weights::{PreparedWeights, Weights};
+use engine::net::weights::Weights;
 use engine::net::Backend;
 use engine::search::{LeafValues, RootNoise, SearchConfig};
 use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
@@ -16,6 +14,7 @@ use engine::selfplay::{
     OutDir, SelfPlayConfig, ShardWriter, MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS,
     MAX_WORKERS,
 };
+use engine::telemetry::{nvml_snapshot, GpuSampler};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -143,37 +142,12 @@ enum Command {
     },
 }
 
-/// Where the network runs: `auto`, `cpu`, `cuda` or `cuda:N`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DeviceArg {
-    /// GPU 0 when it is usable, else the CPU (saying why).
-    Auto,
-    Cpu,
-    Cuda(usize),
-}
-
-impl std::str::FromStr for DeviceArg {
-    type Err = String;
-    fn from_str(s: &str) -> Result<DeviceArg, String> {
-        match s {
-            "auto" => Ok(DeviceArg::Auto),
-            "cpu" => Ok(DeviceArg::Cpu),
-            "cuda" => Ok(DeviceArg::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceArg::Cuda)
-                .ok_or_else(|| format!("unknown device {s:?}: use auto, cpu, cuda or cuda:N")),
-        }
-    }
-}
-
 /// Device options shared by the commands that run the network.
 #[derive(clap::Args)]
 struct DeviceArgs {
     /// Where the network runs: auto (GPU 0 if usable, else CPU), cpu, cuda or cuda:N
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    device: DeviceArg,
+    device: DeviceSpec,
     /// CUDA: launch kernels eagerly instead of replaying captured graphs (for A/B timing)
     #[arg(long)]
     no_graphs: bool,
@@ -197,52 +171,29 @@ enum GpuWait {
 }
 
 impl DeviceArgs {
-    /// The backend for this device with room for `rows` rows per batch.
-    fn backend(&self, net: &Net, rows: usize) -> Result<Box<dyn Backend>> {
-        let cpu = || -> Result<Box<dyn Backend>> {
-            let kernel = self.cpu_kernel.unwrap_or_else(CpuKernel::detect);
-            let cpu = CpuBackend::with_kernel(net.prepared.clone(), rows, kernel)?;
-            note!("device: {}", cpu.describe());
-            Ok(Box::new(cpu))
+    /// Starts the backend with room for `rows` rows per batch, saying where it runs.
+    fn open(&self, net: &Net, rows: usize) -> Result<Opened> {
+        let options = DeviceOptions {
+            spec: self.device,
+            cpu_kernel: self.cpu_kernel,
+            graphs: !self.no_graphs,
+            blocking_wait: self.gpu_wait == GpuWait::Block,
         };
-        let cuda = |device: usize| -> Result<Box<dyn Backend>> {
-            let config = CudaConfig {
-                graphs: !self.no_graphs,
-                blocking_wait: self.gpu_wait == GpuWait::Block,
-                ..CudaConfig::for_max_batch(rows)
-            };
-            let mut gpu = CudaBackend::new(device, &net.prepared, config)
-                .with_context(|| format!("starting the CUDA backend on cuda:{device}"))?;
-            note!("device: {}", gpu.describe());
-            check_canary(&mut gpu, net)?;
-            Ok(Box::new(gpu))
-        };
-        match self.device {
-            DeviceArg::Cpu => cpu(),
-            DeviceArg::Cuda(n) => cuda(n),
-            DeviceArg::Auto => {
-                match cuda(0) {
-                    Err(e)
-                        if e.downcast_ref::<CudaError>()
-                            .is_some_and(CudaError::is_unavailable) =>
-                    {
-                        note!("note: --device auto: GPU unavailable ({}); running the network on the CPU", error_chain(&e));
-                        cpu()
-                    }
-                    other => other,
-                }
-            }
+        let opened = device::open(&options, net, rows)?;
+        if let Some(why) = &opened.fallback {
+            note!("note: --device auto: GPU unavailable ({why}); running the network on the CPU");
         }
+        note!("device: {}", opened.description);
+        Ok(opened)
     }
+}
 
-    /// The CUDA device index the backend may use, for telemetry.
-    fn gpu_index(&self) -> Option<usize> {
-        match self.device {
-            DeviceArg::Cpu => None,
-            DeviceArg::Auto => Some(0),
-            DeviceArg::Cuda(n) => Some(n),
-        }
+/// Loads `--weights`, or says that a fresh net stands in for them.
+fn load_net(path: Option<&Path>) -> Result<Net> {
+    if path.is_none() {
+        note!("note: no --weights given: using a freshly initialised BlobNet (seed 0)");
     }
+    Ok(Net::load(path)?)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -485,58 +436,12 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
-/// Refuses a backend whose outputs on the canary rows are not finite or disagree with the
-/// CPU reference.
-fn check_canary(backend: &mut dyn Backend, net: &Net) -> Result<()> {
-    canary::check_finite(backend, &net.name)?;
-    let mut reference = CpuBackend::new(net.prepared.clone(), canary::CANARY_ROWS);
-    let report = canary::run(backend, &mut reference).context("running the start-up canary")?;
-    if !report.passed() {
-        bail!(
-            "the {} backend disagrees with the CPU on the canary rows (policy relative L2 {:.2e}, max |Δvalue| {:.2e}): refusing to run",
-            backend.name(),
-            report.policy_rel_l2,
-            report.max_value_diff
-        );
-    }
-    Ok(())
-}
-
-/// A net ready to run: its weights, prepared once for the backends, and its name in errors.
-struct Net {
-    weights: Weights,
-    prepared: Arc<PreparedWeights>,
-    name: String,
-}
-
-impl Net {
-    /// Loads `path`, or the seed-0 fresh net when none is given (so everything runs on a
-    /// fresh clone), and refuses a net whose CPU forward is not finite on the canary rows.
-    fn load(path: Option<&Path>) -> Result<Net> {
-        let (weights, name) = match path {
-            Some(p) => (Weights::load(p)?, p.display().to_string()),
-            None => {
-                note!("note: no --weights given: using a freshly initialised BlobNet (seed 0)");
-                (Weights::init(0), "the fresh BlobNet (seed 0)".to_string())
-            }
-        };
-        let prepared = Arc::new(PreparedWeights::new(&weights));
-        let mut cpu = CpuBackend::new(prepared.clone(), canary::CANARY_ROWS);
-        canary::check_finite(&mut cpu, &name)?;
-        Ok(Net {
-            weights,
-            prepared,
-            name,
-        })
-    }
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Selfplay(args) => selfplay(args),
         Command::Arena(args) => arena(args),
         Command::Analyze(args) => {
-            let net = Net::load(args.weights.as_deref())?;
+            let net = load_net(args.weights.as_deref())?;
             let config = engine::analyze::AnalyzeConfig {
                 threads: args.threads.unwrap_or_else(cores),
                 encoder: match args.encoder {
@@ -544,8 +449,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     EncoderArg::V2 => EncoderVersion::V2,
                 },
             };
-            let backend = args.device.backend(&net, engine::analyze::ROWS_PER_BATCH)?;
-            engine::analyze::serve(std::io::stdin().lock(), std::io::stdout(), backend, &config)?;
+            let opened = args.device.open(&net, engine::analyze::ROWS_PER_BATCH)?;
+            let (input, output) = (std::io::stdin().lock(), std::io::stdout());
+            engine::analyze::serve(input, output, opened.backend, &config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { vectors, json } => verify(&vectors, json),
@@ -669,8 +575,8 @@ fn bench(
     if !(seconds.is_finite() && seconds > 0.0) {
         bail!("--seconds must be a positive number of seconds, not {seconds}");
     }
-    let net = Net::load(weights)?;
-    let mut backend = device.backend(&net, batch)?;
+    let net = load_net(weights)?;
+    let mut backend = device.open(&net, batch)?.backend;
     let r = match in_flight {
         Some(n) => engine::bench::run_in_flight(backend.as_mut(), batch, n, seconds, 0)?,
         None => engine::bench::run(backend.as_mut(), batch, seconds, 0)?,
@@ -724,26 +630,17 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
             args.out.display()
         );
     }
-    let net = Net::load(args.weights.as_deref())?;
-    let mut backend = args.device.backend(&net, config.rows_per_batch())?;
+    let net = load_net(args.weights.as_deref())?;
+    let rows = config.rows_per_batch();
     // `--check-every N`: a GPU backend runs under watch of the CPU on one batch in N.
-    let check = match args.check_every {
-        Some(every) if backend.name() != "cpu" => {
-            let reference = Box::new(CpuBackend::new(
-                net.prepared.clone(),
-                config.rows_per_batch(),
-            ));
-            let checked = CheckBackend::new(backend, reference, every, args.check_threshold);
-            let stats = checked.stats();
-            backend = Box::new(checked);
-            Some(stats)
-        }
-        _ => None,
-    };
+    let watch = args.check_every.map(|every| Watch {
+        every,
+        threshold: args.check_threshold,
+    });
+    let (opened, check) = args.device.open(&net, rows)?.watched(&net, rows, watch);
     // NVML telemetry only when the network really runs on a GPU.
-    let gpu = (backend.name() == "cuda")
-        .then(|| args.device.gpu_index())
-        .flatten();
+    let mut sampler = opened.gpu.map(GpuSampler::new);
+    let (backend, opened_gpu) = (opened.backend, opened.gpu);
     let rules = config.start_cards.map_or_else(
         || {
             format!(
@@ -803,13 +700,9 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
         });
         bar
     };
-    let mut util = UtilSamples::default();
     let summary = engine::selfplay::run(config, backend, &stop, &mut writer, |s| {
         bar.set_position(s.units);
-        let stats = gpu.and_then(nvml_snapshot);
-        if let Some(g) = &stats {
-            util.push(g.util_percent);
-        }
+        let stats = sampler.as_mut().and_then(GpuSampler::sample);
         let gpu_line = stats.map_or(String::new(), |g| {
             format!(
                 ", GPU {}% {:.1}/{:.1} GiB",
@@ -828,14 +721,14 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     let (shards, rows) = writer.finish()?;
-    let util_mean = util.mean();
+    let util_mean = sampler.as_ref().and_then(GpuSampler::mean);
     let summary = engine::selfplay::Summary {
         shards,
-        gpu: gpu.and_then(nvml_snapshot),
+        gpu: opened_gpu.and_then(nvml_snapshot),
         gpu_util_mean_percent: util_mean,
         ..summary
     };
-    if let Some(hint) = util.underfed_hint() {
+    if let Some(hint) = sampler.as_ref().and_then(GpuSampler::underfed_hint) {
         note!("{hint}");
     }
     let check = check.map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone());
@@ -883,39 +776,6 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     })
 }
 
-/// GPU utilisation samples (NVML, percent of time a kernel ran) taken during a run.
-#[derive(Default)]
-struct UtilSamples(Vec<u32>);
-
-impl UtilSamples {
-    /// Fewer samples than this (a run of about a second) say nothing.
-    const MIN_SAMPLES: usize = 5;
-    /// Below this mean utilisation the GPU waited for work most of the time.
-    const UNDERFED_PERCENT: f64 = 50.0;
-
-    fn push(&mut self, percent: u32) {
-        self.0.push(percent);
-    }
-
-    fn mean(&self) -> Option<f64> {
-        (!self.0.is_empty())
-            .then(|| self.0.iter().map(|&p| f64::from(p)).sum::<f64>() / self.0.len() as f64)
-    }
-
-    /// A one-line hint when the GPU was underfed over a run long enough to tell.
-    fn underfed_hint(&self) -> Option<String> {
-        let mean = self.mean().filter(|_| self.0.len() >= Self::MIN_SAMPLES)?;
-        (mean < Self::UNDERFED_PERCENT).then(|| {
-            format!(
-                "hint: the GPU ran kernels {mean:.0}% of the time: the search threads did not \
-                 keep it fed. More games per worker (--games-per-worker) put more batches in \
-                 flight; more cores (--workers) add search; --leaf-values all gives it more \
-                 rows per leaf"
-            )
-        })
-    }
-}
-
 /// First Ctrl-C (or SIGTERM): set `stop`. Second: exit at once. A second signal within
 /// [`SAME_INTERRUPT`] of the first is the same interrupt delivered twice (`timeout` signals
 /// the process and then its process group), not a user asking to abort.
@@ -947,8 +807,7 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
     let a = Net::load(Some(&args.a))?.prepared;
     let b = Net::load(Some(&args.b))?.prepared;
     let search = args.search.config();
-    let rows =
-        search.worlds as usize * search.leaves_per_gather as usize * usize::from(args.players);
+    let rows = search.max_rows_per_gather(args.players);
     let config = ArenaConfig {
         players: args.players,
         cards: args.cards,
@@ -999,32 +858,4 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::UtilSamples;
-
-    #[test]
-    fn the_underfed_hint_needs_a_long_enough_run_with_a_mostly_idle_gpu() {
-        let samples = |v: &[u32]| {
-            let mut u = UtilSamples::default();
-            v.iter().for_each(|&p| u.push(p));
-            u
-        };
-        assert_eq!(samples(&[]).mean(), None);
-        assert_eq!(samples(&[20, 40]).mean(), Some(30.0));
-        assert!(
-            samples(&[10, 10, 10, 10]).underfed_hint().is_none(),
-            "too short to tell"
-        );
-        let idle = samples(&[10, 20, 30, 40, 50])
-            .underfed_hint()
-            .expect("a hint");
-        assert!(
-            idle.contains("30%") && idle.contains("--games-per-worker"),
-            "{idle}"
-        );
-        assert!(samples(&[90, 95, 40, 99, 97]).underfed_hint().is_none());
-    }
 }

@@ -4,7 +4,7 @@ use super::query::{ErrorCode, Options, QueryError};
 use crate::encode::{encode, EncoderVersion};
 use crate::game::{Card, Phase, Round};
 use crate::net::{INPUT_DIM, POLICY_DIM};
-use crate::search::{EvalCache, Gathered, LeafValues, Requests, Search, SearchConfig};
+use crate::search::{EvalCache, Gathered, Requests, Search, SearchConfig};
 use serde::Serialize;
 use serde_json::Value;
 use std::ops::Range;
@@ -60,7 +60,7 @@ impl Analysis {
             Search::new(&job.round, config, o.seed)
         }
         .map_err(|e| QueryError::line(ErrorCode::Internal, format!("search refused: {e}")))?;
-        let rows = worlds as usize * o.sims as usize * rows_per_leaf(&config, &job.round);
+        let rows = worlds as usize * o.sims as usize * config.rows_per_leaf(job.round.players());
         Ok(Analysis {
             cache: EvalCache::new(rows.clamp(1, MAX_CACHE_ENTRIES)),
             search,
@@ -73,10 +73,8 @@ impl Analysis {
 
     /// Most rows one [`Analysis::gather`] can append.
     pub fn max_rows(&self) -> usize {
-        let config = self.search.config();
-        config.worlds as usize
-            * config.leaves_per_gather as usize
-            * rows_per_leaf(config, &self.job.round)
+        let players = self.job.round.players();
+        self.search.config().max_rows_per_gather(players)
     }
 
     /// Appends the rows the search needs next, or says it is done.
@@ -183,13 +181,6 @@ impl Analysis {
 }
 
 /// Network rows per new leaf: one per seat, or the mover's alone.
-fn rows_per_leaf(config: &SearchConfig, round: &Round) -> usize {
-    match config.leaf_values {
-        LeafValues::All => usize::from(round.players()),
-        LeafValues::Mover => 1,
-    }
-}
-
 /// `x` as the shortest decimal that reads back as the same `f32` (0.1, not 0.100000001…).
 fn short(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::NAN)

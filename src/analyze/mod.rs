@@ -333,34 +333,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Worker<'_> {
-    fn admit(&mut self, group: usize, job: Job) {
-        let id = job.id.clone();
-        match Analysis::start(job, self.encoder) {
-            Ok(a) => self.groups[group].push(a),
-            Err(e) => {
-                let _ = self.replies.send(Reply::error(&id, &e));
-            }
-        }
-    }
-}
-
-impl Client for Worker<'_> {
-    type Error = RingError;
-
-    /// Admits new queries into the group (waiting for one only when this worker has nothing
-    /// else to do), then gathers the rows of as many of the group's searches as fit a batch,
-    /// answering the queries whose search is done.
-    fn fill(&mut self, group: usize, batch: &mut Batch, in_flight: usize) -> Result<(), RingError> {
-        batch.clear();
-        let idle = in_flight == 0 && self.groups.iter().all(Vec::is_empty);
-        if idle {
-            // Wait for work, or stop once the reader is done.
-            let next = lock(self.jobs).recv();
-            match next {
-                Ok(job) => self.admit(group, job),
-                Err(_) => return Ok(()),
-            }
-        }
+    /// Takes the queries waiting, up to the group's room, without waiting for any.
+    fn admit_waiting(&mut self, group: usize) {
         while self.groups[group].len() < QUERIES_PER_GROUP {
             // A busy worker never waits on the queue: an idle one may be holding it.
             let next = match self.jobs.try_lock() {
@@ -373,7 +347,10 @@ impl Client for Worker<'_> {
                 None => break,
             }
         }
+    }
 
+    /// Gathers the group's next rows into `requests`, answering the searches that are done.
+    fn gather(&mut self, group: usize) {
         let (active, requests) = (&mut self.groups[group], &mut self.requests);
         requests.clear();
         let mut i = 0;
@@ -404,10 +381,46 @@ impl Client for Worker<'_> {
                 }
             }
         }
-        if !requests.is_empty() {
-            batch.push_rows(&requests.inputs, &requests.masks);
+    }
+
+    fn admit(&mut self, group: usize, job: Job) {
+        let id = job.id.clone();
+        match Analysis::start(job, self.encoder) {
+            Ok(a) => self.groups[group].push(a),
+            Err(e) => {
+                let _ = self.replies.send(Reply::error(&id, &e));
+            }
         }
-        Ok(())
+    }
+}
+
+impl Client for Worker<'_> {
+    type Error = RingError;
+
+    /// Admits new queries into the group, then gathers the rows of as many of the group's
+    /// searches as fit a batch, answering the queries whose search is done. When this worker
+    /// has nothing in flight and nothing to search, waits for a query; the batch stays empty
+    /// only then once the reader is done (or while other groups' batches are in flight).
+    fn fill(&mut self, group: usize, batch: &mut Batch, in_flight: usize) -> Result<(), RingError> {
+        batch.clear();
+        loop {
+            if in_flight == 0 && self.groups.iter().all(Vec::is_empty) {
+                let next = lock(self.jobs).recv();
+                match next {
+                    Ok(job) => self.admit(group, job),
+                    Err(_) => return Ok(()),
+                }
+            }
+            self.admit_waiting(group);
+            self.gather(group);
+            if !self.requests.is_empty() {
+                batch.push_rows(&self.requests.inputs, &self.requests.masks);
+                return Ok(());
+            }
+            if in_flight > 0 {
+                return Ok(());
+            }
+        }
     }
 
     fn take(&mut self, group: usize, batch: &Batch) -> Result<(), RingError> {

@@ -119,6 +119,19 @@ impl SearchConfig {
         }
     }
 
+    /// Rows one network leaf takes at a table of `players`: one per seat, or the mover's.
+    pub fn rows_per_leaf(&self, players: u8) -> usize {
+        match self.leaf_values {
+            LeafValues::All => usize::from(players),
+            LeafValues::Mover => 1,
+        }
+    }
+
+    /// Most rows one [`Search::gather`] appends at a table of `players`.
+    pub fn max_rows_per_gather(&self, players: u8) -> usize {
+        self.worlds as usize * self.leaves_per_gather as usize * self.rows_per_leaf(players)
+    }
+
     /// Most bytes the trees of one search hold when no decision has more than `max_actions`
     /// legal actions: the root, then at most one expansion (adding its children) per
     /// simulation, the root's own included.

@@ -138,10 +138,7 @@ impl SelfPlayConfig {
 
     /// Most rows one worker group submits at once: every game's search gathering its maximum.
     pub fn rows_per_batch(&self) -> usize {
-        let per_search = self.search.worlds as usize
-            * self.search.leaves_per_gather as usize
-            * usize::from(self.players);
-        self.games_per_worker.div_ceil(2) * per_search
+        self.games_per_worker.div_ceil(2) * self.search.max_rows_per_gather(self.players)
     }
 }
 
@@ -229,7 +226,7 @@ pub struct Summary {
     pub interrupted: bool,
     /// The GPU at the end of the run (NVML), when the network ran on one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<crate::net::cuda::GpuStats>,
+    pub gpu: Option<crate::telemetry::GpuStats>,
     /// Mean GPU utilisation (NVML: share of time a kernel ran) over the samples taken while
     /// the run went on, when the network ran on a GPU with NVML.
     #[serde(skip_serializing_if = "Option::is_none")]

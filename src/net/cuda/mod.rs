@@ -5,9 +5,9 @@
 //! ([`kernels`], built by `build.rs` from `kernels/*.cu`), the host-side packing of
 //! [`PreparedWeights`] into the kernels' layout ([`pack`]), batch slots (pinned host memory,
 //! and per slot a stream, device buffers, an event: [`buffers`]), one CUDA graph per batch
-//! bucket and slot ([`graph`]), typed launches ([`launch`]), NVML telemetry ([`nvml`]) and
-//! [`CudaError`]. It sees only rows of 256 floats (or their compact bytes) and 52-bit
-//! masks: no game rules, and nothing outside this module sees a cudarc type.
+//! bucket and slot ([`graph`]), typed launches ([`launch`]) and [`CudaError`]. It sees only
+//! rows of 256 floats (or their compact bytes) and 52-bit masks: no game rules. Nothing
+//! outside this module sees a cudarc driver type (telemetry uses cudarc's NVTX bindings only).
 //!
 //! A forward pass is one kernel (one CTA per 32 rows runs every layer with its activations in
 //! shared memory). A batch of `rows` is padded to the smallest bucket that holds it; the
@@ -24,7 +24,6 @@ mod error;
 mod graph;
 pub mod kernels;
 mod launch;
-mod nvml;
 pub mod pack;
 
 use std::ffi::c_void;
@@ -49,7 +48,6 @@ use crate::encode::compact::CompactRow;
 
 pub use self::context::describe_devices;
 pub use self::error::CudaError;
-pub use self::nvml::{nvml_snapshot, GpuStats};
 
 /// Every knob of the CUDA backend.
 #[derive(Clone, Debug, PartialEq, Eq)]

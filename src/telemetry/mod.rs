@@ -1,16 +1,26 @@
-//! NVTX ranges, so that an Nsight Systems timeline of a run
-//! (`nsys profile --trace=cuda,nvtx engine selfplay ...`) shows what each thread does:
+//! Telemetry: the profiling and monitoring libraries, loaded at run time and optional, and
+//! nothing else (this module never drives a device: that is [`crate::net::cuda`]'s).
 //!
-//! - `search`: a worker advancing one group of games until their searches need the network
-//!   (leaf selection, state encoding and legal masks included);
-//! - `apply`: a worker backing a finished batch's policies and values up into its searches;
-//! - `wait`: a worker waiting for its batch's event (time the GPU or the ring costs it);
-//! - `launch`: the backend thread enqueuing a batch (copies, graph, event) without waiting;
-//! - `forward`: a synchronous backend call (CPU backend, or the GPU through `forward`).
+//! - GPU state through NVML ([`nvml_snapshot`], [`GpuStats`]) and a run's utilisation samples
+//!   ([`GpuSampler`]);
+//! - NVTX ranges (through cudarc's NVTX bindings), so that an Nsight Systems timeline of a run
+//!   (`nsys profile --trace=cuda,nvtx engine selfplay ...`) shows what each thread does:
+//!   - `search`: a worker advancing one group of games until their searches need the network
+//!     (leaf selection, state encoding and legal masks included);
+//!   - `apply`: a worker backing a finished batch's policies and values up into its searches;
+//!   - `wait`: a worker waiting for its batch (time the GPU or the ring costs it);
+//!   - `launch`: the backend thread starting a batch (the CPU computes it there; the GPU only
+//!     enqueues copies, graph and event).
 //!
 //! Ranges cost one check of a flag when off. They are on when the NVTX library
 //! (`libnvToolsExt.so`, from a CUDA toolkit or the `nvidia-nvtx` wheel) is on the library path
 //! and answers a probe range; it is probed once.
+
+mod nvml;
+mod sampler;
+
+pub use nvml::{nvml_snapshot, GpuStats};
+pub use sampler::GpuSampler;
 
 use std::panic::catch_unwind;
 use std::sync::OnceLock;
