@@ -22,7 +22,7 @@
 //   [0] ABI version  [1] kRows  [2] kThreads  [3] kSmemBytes  [4] kKT  [5] kD  [6] kStages
 //   [7] kHeadParams
 __constant__ unsigned int blobnet_abi[8] = {
-    1u,
+    static_cast<unsigned int>(blob::kAbiVersion),
     static_cast<unsigned int>(blob::kRows),
     static_cast<unsigned int>(blob::kThreads),
     static_cast<unsigned int>(blob::kSmemBytes),
@@ -157,8 +157,8 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
     acc.store(result, warp);
     __syncthreads();
     Residual h;  // the residual stream of this thread's rows and columns
-    layer_norm_rows(result, params, false, h, h16, params + kD, params + 2 * kD, warp,
-                    lane);
+    layer_norm_rows(result, params + kParamEmbedBias, false, h, h16,
+                    params + kParamInputNormGamma, params + kParamInputNormBeta, warp, lane);
     __syncthreads();
 
     const int chunks = ffn / kD;
@@ -170,7 +170,8 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
         gemm_tile(acc, h16, pipe, warp);
         acc.store(result, warp);
         __syncthreads();
-        layer_norm_rows(result, p, true, h, h16, p + kD, p + 2 * kD, warp, lane);
+        layer_norm_rows(result, p + kLayerAttentionBias, true, h, h16, p + kLayerNorm1Gamma,
+                        p + kLayerNorm1Beta, warp, lane);
         __syncthreads();
         // h = norm2(h + W2 relu(W1 h + b1) + b2), one 256-wide chunk of the FFN at a time.
         Acc acc2;
@@ -181,14 +182,15 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
             gemm_tile(acc, h16, pipe, warp);
             acc.store(result, warp);
             __syncthreads();
-            bias_relu_rows(result, p + 3 * kD + j * kD, f16, warp, lane);
+            bias_relu_rows(result, p + kLayerFfnInBias + j * kD, f16, warp, lane);
             __syncthreads();
             gemm_tile(acc2, f16, pipe, warp);
         }
         acc2.store(result, warp);
         __syncthreads();
-        layer_norm_rows(result, p + 3 * kD + ffn, true, h, h16, p + 4 * kD + ffn,
-                        p + 5 * kD + ffn, warp, lane);
+        layer_norm_rows(result, p + kLayerFfnOutBiasAfterFfn + ffn, true, h, h16,
+                        p + kLayerNorm2GammaAfterFfn + ffn, p + kLayerNorm2BetaAfterFfn + ffn,
+                        warp, lane);
         __syncthreads();
     }
 

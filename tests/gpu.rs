@@ -7,8 +7,8 @@
 //!
 //! GPU tests need CUDA device 0 (sm_90+) and a build with the kernels compiled in; elsewhere
 //! they report `ignored, no usable GPU: <why>` (this file runs under tests/harness). A GPU
-//! that exists but fails is a test failure, never a skip. The CPU-only tests (the weight-stream emulation, config and network errors) always
-//! run. Inputs are random and fresh each run (`ENGINE_GPU_SEED` replays one);
+//! that exists but fails is a test failure, never a skip. The CPU-only tests (config errors)
+//! always run; the packing's host-side checks are unit tests (src/net/cuda/emulation.rs). Inputs are random and fresh each run (`ENGINE_GPU_SEED` replays one);
 //! `ENGINE_GPU_QUICK=1` sweeps a short list of batch sizes (for compute-sanitizer runs);
 //! `ENGINE_REQUIRE_GPU=1` turns every skip into a failure (for runs on a GPU machine).
 
@@ -22,10 +22,8 @@ use std::sync::Arc;
 use engine::encode::compact::{compact, CompactRow};
 use engine::encode::{encode, EncoderVersion};
 use engine::net::cpu::CpuBackend;
-use engine::net::cuda::kernels::{TILES_PER_GEMM, TILE_ELEMS, TILE_K, WIDTH};
-use engine::net::cuda::pack::{self, PackedNet};
 use engine::net::cuda::{describe_devices, CudaBackend, CudaConfig, CudaError};
-use engine::net::weights::{Dims, PreparedWeights, Weights, LAYER_NORM_EPS};
+use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::{Backend, BatchIn, BatchOut, HeapSlot, NetError, INPUT_DIM, POLICY_DIM};
 use engine::ring::Ring;
 use engine::telemetry::nvml_snapshot;
@@ -579,196 +577,6 @@ fn start_up_errors_are_named() -> Outcome {
     Ok(())
 }
 
-fn networks_the_kernels_cannot_run_are_named() -> Outcome {
-    let tiny = Dims {
-        embedding: 8,
-        layers: 2,
-        ffn: 16,
-        policy_hidden: 8,
-        value_hidden: 4,
-        ..Dims::default()
-    };
-    let other_ffn = Dims {
-        ffn: 1000,
-        ..Dims::default()
-    };
-    for dims in [tiny, other_ffn] {
-        let prepared = PreparedWeights::new(&Weights::init_with_dims(dims, 1));
-        assert!(
-            matches!(
-                PackedNet::new(&prepared),
-                Err(CudaError::UnsupportedNetwork(_))
-            ),
-            "{dims:?} accepted"
-        );
-    }
-    let mut prepared = PreparedWeights::new(&Weights::init(5));
-    prepared.layers[2].ffn_out.weight[17] = 1e6;
-    match PackedNet::new(&prepared) {
-        Err(CudaError::WeightOutOfRange { name, value }) => {
-            assert!(name.contains("layers.2.linear2"), "{name}");
-            assert_eq!(value, 1e6);
-        }
-        other => panic!("expected WeightOutOfRange, got {other:?}"),
-    }
-    Ok(())
-}
-
-/// The packed weight stream and parameter block, read in the kernel's order by an f32
-/// emulation of the kernel (same FP16 rounding points, same tiles, same parameter offsets),
-/// reproduce the CPU backend within the GPU tolerances. This checks the packing and the
-/// FP16 error budget without a GPU; the kernel itself is checked by the GPU tests above.
-fn packed_network_emulation_matches_the_cpu() -> Outcome {
-    let weights = reference_weights();
-    let prepared = PreparedWeights::new(&weights);
-    let packed = PackedNet::new(&prepared).expect("packs");
-    assert_eq!(packed.weights.len(), pack::tile_count(6, 1024) * TILE_ELEMS);
-    assert_eq!(pack::tile_count(6, 1024), 464);
-    assert_eq!(packed.params.len(), pack::param_count(6, 1024));
-
-    let io = NetIoFile::load(&vectors_dir().join("net_io.json")).expect("net_io.json loads");
-    let mut inputs: Vec<f32> = io.cases.iter().flat_map(|c| c.input.clone()).collect();
-    let mut masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
-    let extra = random_batch(&mut rng("emulation"), 32);
-    inputs.extend(&extra.inputs);
-    masks.extend(&extra.masks);
-
-    let want = run(&mut cpu(&weights, masks.len()), &inputs, &masks).expect("cpu forward");
-    let got = emulate(&packed, &inputs, &masks);
-    let (rel, dv) = check("emulated kernel", &got, &want, &masks);
-    eprintln!("emulated FP16 kernel vs CPU: policy relative L2 {rel:.2e}, |value diff| {dv:.2e}");
-    Ok(())
-}
-
-/// An f32 model of `blobnet_forward_f32` (kernels/blobnet.cu): consumes the weight stream
-/// tile by tile in kernel order and rounds to FP16 exactly where the kernel stores FP16.
-fn emulate(net: &PackedNet, inputs: &[f32], masks: &[u64]) -> Outputs {
-    let rows = masks.len();
-    let mut stream = TileStream {
-        tiles: net.weights.iter().map(|w| w.to_f32()).collect(),
-        next: 0,
-    };
-    let mut gemm = |a: &[f32]| stream.gemm(a, rows);
-    let round16 =
-        |xs: &[f32]| -> Vec<f32> { xs.iter().map(|&x| f16::from_f32(x).to_f32()).collect() };
-    let p = &net.params;
-    let w = WIDTH;
-    // t + bias (+ residual) -> LayerNorm(gamma, beta), per row; returns the FP32 h.
-    let norm = |t: &[f32], bias: usize, residual: Option<&[f32]>, gamma: usize, beta: usize| {
-        let mut h = vec![0.0f32; rows * w];
-        for r in 0..rows {
-            let x: Vec<f32> = (0..w)
-                .map(|c| t[r * w + c] + p[bias + c] + residual.map_or(0.0, |res| res[r * w + c]))
-                .collect();
-            let mean = x.iter().sum::<f32>() / w as f32;
-            let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
-            let rstd = 1.0 / (var + LAYER_NORM_EPS).sqrt();
-            for c in 0..w {
-                h[r * w + c] = (x[c] - mean) * rstd * p[gamma + c] + p[beta + c];
-            }
-        }
-        h
-    };
-    let relu_bias = |t: &[f32], bias: usize| -> Vec<f32> {
-        (0..rows * w)
-            .map(|i| (t[i] + p[bias + i % w]).max(0.0))
-            .collect()
-    };
-
-    let mut h = norm(&gemm(&round16(inputs)), 0, None, w, 2 * w);
-    let ffn = net.ffn;
-    for l in 0..net.layers {
-        let base = 3 * w + l * pack::layer_params(ffn);
-        h = norm(&gemm(&round16(&h)), base, Some(&h), base + w, base + 2 * w);
-        let h16 = round16(&h);
-        let mut acc = vec![0.0f32; rows * w];
-        for j in 0..ffn / w {
-            let f = round16(&relu_bias(&gemm(&h16), base + 3 * w + j * w));
-            for (a, x) in acc.iter_mut().zip(gemm(&f)) {
-                *a += x;
-            }
-        }
-        let b2 = base + 3 * w + ffn;
-        h = norm(&acc, b2, Some(&h), b2 + w, b2 + 2 * w);
-    }
-    let heads = 3 * w + net.layers * pack::layer_params(ffn);
-    let h16 = round16(&h);
-    let g = round16(&relu_bias(&gemm(&h16), heads));
-    let logits = gemm(&g);
-    let u = gemm(&h16);
-    assert_eq!(
-        stream.next,
-        pack::tile_count(net.layers, ffn),
-        "stream fully consumed"
-    );
-
-    let mut out = Outputs {
-        policy: vec![0.0; rows * POLICY_DIM],
-        value: vec![0.0; rows],
-    };
-    for r in 0..rows {
-        let legal = match masks[r] & ALL_ACTIONS {
-            0 => ALL_ACTIONS,
-            m => m,
-        };
-        let z: Vec<f32> = (0..POLICY_DIM)
-            .map(|a| logits[r * w + a] + p[heads + 256 + a])
-            .collect();
-        let max = (0..POLICY_DIM)
-            .filter(|&a| legal >> a & 1 == 1)
-            .map(|a| z[a])
-            .fold(f32::NEG_INFINITY, f32::max);
-        let e: Vec<f32> = (0..POLICY_DIM)
-            .map(|a| {
-                if legal >> a & 1 == 1 {
-                    (z[a] - max).exp()
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let sum: f32 = e.iter().sum();
-        for (p, x) in out.policy[r * POLICY_DIM..][..POLICY_DIM]
-            .iter_mut()
-            .zip(&e)
-        {
-            *p = x / sum;
-        }
-        let dot: f32 = (0..pack::VALUE_HIDDEN)
-            .map(|k| (u[r * w + k] + p[heads + 320 + k]).max(0.0) * p[heads + 448 + k])
-            .sum();
-        out.value[r] = (dot + p[heads + 576]).tanh();
-    }
-    out
-}
-
-/// The weight stream as the kernel's pipeline hands it out: tile after tile.
-struct TileStream {
-    tiles: Vec<f32>,
-    next: usize,
-}
-
-impl TileStream {
-    /// `a [rows x 256] . W [256 x 256]` where W is the next 8 tiles of `[32][256]`.
-    fn gemm(&mut self, a: &[f32], rows: usize) -> Vec<f32> {
-        let mut out = vec![0.0f32; rows * WIDTH];
-        for kt in 0..TILES_PER_GEMM {
-            let tile = &self.tiles[self.next * TILE_ELEMS..][..TILE_ELEMS];
-            self.next += 1;
-            for r in 0..rows {
-                let o = &mut out[r * WIDTH..][..WIDTH];
-                for kk in 0..TILE_K {
-                    let x = a[r * WIDTH + kt * TILE_K + kk];
-                    for (y, w) in o.iter_mut().zip(&tile[kk * WIDTH..][..WIDTH]) {
-                        *y += x * w;
-                    }
-                }
-            }
-        }
-        out
-    }
-}
-
 /// The reference net with every tensor converted to `dtype` and serialised.
 fn reference_as(dtype: Dtype) -> Vec<u8> {
     let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = reference_weights()
@@ -811,8 +619,6 @@ fn main() -> ExitCode {
         batches_above_the_largest_bucket_are_rejected,
         custom_buckets_and_an_empty_batch,
         devices_and_telemetry_are_described_or_explained,
-        start_up_errors_are_named,
-        networks_the_kernels_cannot_run_are_named,
-        packed_network_emulation_matches_the_cpu
+        start_up_errors_are_named
     ])
 }

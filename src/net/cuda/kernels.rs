@@ -1,6 +1,7 @@
-//! The kernel table: every `extern "C"` kernel of `kernels/*.cu` ([`Kernel`]), the geometry
-//! the kernels were compiled with (mirrors `kernels/common.cuh`; checked against the fatbin's
-//! `blobnet_abi` block at load) and the embedded fatbin itself.
+//! The kernel table: every `extern "C"` kernel of `kernels/*.cu` ([`Kernel`]), the ABI the
+//! kernels were compiled with (their layout comes from [`super::layout`]; the fatbin's
+//! `blobnet_abi` block is checked against it at load, which catches a stale build) and the
+//! embedded fatbin itself.
 
 /// The kernels of the fatbin. All are resolved when the backend starts, so a missing symbol
 /// fails there ([`super::CudaError::MissingKernel`]), never in the middle of a capture.
@@ -25,29 +26,14 @@ impl Kernel {
     }
 }
 
-/// Batch rows one CTA owns; buckets are multiples of it.
-pub const ROWS_PER_CTA: usize = 32;
-/// Threads per CTA.
-pub const THREADS: u32 = 256;
-/// K rows of one weight-stream tile.
-pub const TILE_K: usize = 32;
-/// Model width: the N of every tile and the K of every GEMM.
-pub const WIDTH: usize = 256;
-/// FP16 values per weight-stream tile (`TILE_K x WIDTH`).
-pub const TILE_ELEMS: usize = TILE_K * WIDTH;
-/// Tiles per 256 x 256 matrix product.
-pub const TILES_PER_GEMM: usize = WIDTH / TILE_K;
-/// Floats in the heads' part of the parameter block.
-pub const HEAD_PARAMS: usize = 640;
-/// Layout version of the weight stream, parameter block and kernel arguments.
-const ABI_VERSION: u32 = 1;
+use super::layout::{ABI_VERSION, HEAD_PARAMS, ROWS_PER_CTA, THREADS, TILE_K, WIDTH};
 
 /// What `blobnet_abi` in the fatbin must hold for this build's packing to be valid; `None`
 /// marks the launch geometry the kernels choose ([`Geometry`]).
 pub const EXPECTED_ABI: [Option<u32>; 8] = [
     Some(ABI_VERSION),
     Some(ROWS_PER_CTA as u32),
-    Some(THREADS),
+    Some(THREADS as u32),
     None, // dynamic shared memory bytes
     Some(TILE_K as u32),
     Some(WIDTH as u32),

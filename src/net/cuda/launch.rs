@@ -5,7 +5,8 @@ use cudarc::driver::{
     sys, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
 };
 
-use super::kernels::{Geometry, ROWS_PER_CTA, THREADS, WIDTH};
+use super::kernels::Geometry;
+use super::layout::{ROWS_PER_CTA, THREADS, WIDTH};
 use crate::encode::compact_layout::ROW_BYTES;
 
 /// Arguments of `blobnet_forward_f32` (outputs first, sizes last), as device addresses.
@@ -47,7 +48,7 @@ pub unsafe fn forward_f32(
 ) -> Result<(), DriverError> {
     let cfg = LaunchConfig {
         grid_dim: (rows.div_ceil(ROWS_PER_CTA) as u32, 1, 1),
-        block_dim: (THREADS, 1, 1),
+        block_dim: (THREADS as u32, 1, 1),
         shared_mem_bytes: geometry.smem_bytes,
     };
     let mut launch = stream.launch_builder(f);
@@ -82,12 +83,8 @@ pub unsafe fn expand_compact_rows(
         "out holds every expanded row"
     );
     let cfg = LaunchConfig {
-        grid_dim: (
-            (n_rows as usize * WIDTH).div_ceil(THREADS as usize) as u32,
-            1,
-            1,
-        ),
-        block_dim: (THREADS, 1, 1),
+        grid_dim: ((n_rows as usize * WIDTH).div_ceil(THREADS) as u32, 1, 1),
+        block_dim: (THREADS as u32, 1, 1),
         shared_mem_bytes: 0,
     };
     let mut launch = stream.launch_builder(f);

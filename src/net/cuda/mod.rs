@@ -2,7 +2,8 @@
 //! run time, so a binary without CUDA still starts and says why the GPU is unusable).
 //!
 //! Owns: the device context and its main stream ([`context`]), the embedded kernels
-//! ([`kernels`], built by `build.rs` from `kernels/*.cu`), the host-side packing of
+//! ([`kernels`], built by `build.rs` from `kernels/*.cu`), their layout ([`layout`], written
+//! out for the kernels by `build.rs`), the host-side packing of
 //! [`PreparedWeights`] into the kernels' layout ([`pack`]), batch slots (pinned host memory,
 //! and per slot a stream, device buffers, an event: [`buffers`]), one CUDA graph per batch
 //! bucket and slot ([`graph`]), typed launches ([`launch`]) and [`CudaError`]. It sees only
@@ -20,11 +21,14 @@
 
 mod buffers;
 mod context;
+#[cfg(test)]
+mod emulation;
 mod error;
 mod graph;
-pub mod kernels;
+mod kernels;
 mod launch;
-pub mod pack;
+mod layout;
+mod pack;
 
 use std::ffi::c_void;
 use std::mem::size_of;
@@ -36,8 +40,9 @@ use self::buffers::{DeviceNet, DeviceSlot, PinnedSlot};
 use self::context::Gpu;
 use self::error::Stage;
 use self::graph::{Capture, GraphSet};
-use self::kernels::{Kernel, ROWS_PER_CTA};
+use self::kernels::Kernel;
 use self::launch::ForwardArgs;
+use self::layout::ROWS_PER_CTA;
 use self::pack::PackedNet;
 use super::weights::PreparedWeights;
 use super::{
@@ -53,7 +58,7 @@ pub use self::error::CudaError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CudaConfig {
     /// Batch sizes with a captured graph, ascending multiples of
-    /// [`kernels::ROWS_PER_CTA`]; the largest is the backend's `max_batch`.
+    /// [`layout::ROWS_PER_CTA`]; the largest is the backend's `max_batch`.
     pub buckets: Vec<usize>,
     /// Replay one captured CUDA graph per bucket (`false`: `--no-graphs`, launch the copies
     /// and the kernel eagerly for exactly the batch's rows; for A/B timing and debugging).

@@ -1,4 +1,4 @@
-//! [`PackedNet`]: [`PreparedWeights`] in the layout the kernels read (`kernels/common.cuh`),
+//! [`PackedNet`]: [`PreparedWeights`] in the layout the kernels read ([`super::layout`]),
 //! built on the host once per network, before anything touches the GPU.
 //!
 //! - The **weight stream**: every matrix product of the forward pass in the order the kernel
@@ -8,20 +8,20 @@
 //!   out (52 columns, zero-padded to 256); value hidden (128 columns, zero-padded to 256).
 //!   Every product is `[rows x 256] . [256 x 256]`, 8 tiles.
 //! - The **parameter block** (FP32): biases, LayerNorm affine parameters and the value
-//!   head's output weights, at the offsets `kernels/common.cuh` lists.
+//!   head's output weights, each written at its offset in [`super::layout`].
 //!
 //! The attention fold (`A = W_out . W_v`) happened in f64 in [`PreparedWeights`]; the cast to
 //! FP16 happens here, once.
 
 use half::f16;
 
-use super::kernels::{HEAD_PARAMS, TILES_PER_GEMM, TILE_ELEMS, TILE_K, WIDTH};
+use super::layout::*;
 use super::CudaError;
 use crate::net::weights::{Linear, PreparedWeights};
 use crate::net::{INPUT_DIM, POLICY_DIM};
 
-/// Hidden width of the value head the kernels are written for.
-pub const VALUE_HIDDEN: usize = 128;
+// The layout is compiled on its own by build.rs, so it spells the action count out.
+const _: () = assert!(ACTIONS == POLICY_DIM);
 
 /// A network in the kernels' layout.
 #[derive(Clone, Debug)]
@@ -32,21 +32,6 @@ pub struct PackedNet {
     pub weights: Vec<f16>,
     /// The parameter block, [`param_count`] floats.
     pub params: Vec<f32>,
-}
-
-/// Tiles in the weight stream of a network (`total_tiles` in `kernels/common.cuh`).
-pub fn tile_count(layers: usize, ffn: usize) -> usize {
-    TILES_PER_GEMM * (1 + layers * (1 + 2 * (ffn / WIDTH)) + 3)
-}
-
-/// Floats in the parameter block (`total_params` in `kernels/common.cuh`).
-pub fn param_count(layers: usize, ffn: usize) -> usize {
-    3 * WIDTH + layers * layer_params(ffn) + HEAD_PARAMS
-}
-
-/// Floats of one layer in the parameter block.
-pub fn layer_params(ffn: usize) -> usize {
-    6 * WIDTH + ffn
 }
 
 impl PackedNet {
@@ -67,9 +52,9 @@ impl PackedNet {
                 d.layers, d.ffn
             ));
         }
-        if d.policy_hidden != WIDTH || d.value_hidden != VALUE_HIDDEN || d.actions != POLICY_DIM {
+        if d.policy_hidden != WIDTH || d.value_hidden != VALUE_HIDDEN || d.actions != ACTIONS {
             return unsupported(format!(
-                "heads {} / {} / {} actions, the kernels need {WIDTH} / {VALUE_HIDDEN} / {POLICY_DIM}",
+                "heads {} / {} / {} actions, the kernels need {WIDTH} / {VALUE_HIDDEN} / {ACTIONS}",
                 d.policy_hidden, d.value_hidden, d.actions
             ));
         }
@@ -97,28 +82,43 @@ impl PackedNet {
         push_gemm(&mut weights, &w.value_hidden, "value_fc.0", 0, 0)?;
         debug_assert_eq!(weights.len(), tile_count(layers, ffn) * TILE_ELEMS);
 
-        let mut params = Vec::with_capacity(param_count(layers, ffn));
-        params.extend(&w.embed.bias);
-        params.extend(&w.input_norm.gamma);
-        params.extend(&w.input_norm.beta);
-        for layer in &w.layers {
-            params.extend(&layer.attention.bias);
-            params.extend(&layer.norm1.gamma);
-            params.extend(&layer.norm1.beta);
-            params.extend(&layer.ffn_in.bias);
-            params.extend(&layer.ffn_out.bias);
-            params.extend(&layer.norm2.gamma);
-            params.extend(&layer.norm2.beta);
+        let mut block = ParamBlock::default();
+        block.put(PARAM_EMBED_BIAS, &w.embed.bias, WIDTH);
+        block.put(PARAM_INPUT_NORM_GAMMA, &w.input_norm.gamma, WIDTH);
+        block.put(PARAM_INPUT_NORM_BETA, &w.input_norm.beta, WIDTH);
+        for (l, layer) in w.layers.iter().enumerate() {
+            let at = PARAM_LAYER0 + l * layer_params(ffn);
+            block.put(at + LAYER_ATTENTION_BIAS, &layer.attention.bias, WIDTH);
+            block.put(at + LAYER_NORM1_GAMMA, &layer.norm1.gamma, WIDTH);
+            block.put(at + LAYER_NORM1_BETA, &layer.norm1.beta, WIDTH);
+            block.put(at + LAYER_FFN_IN_BIAS, &layer.ffn_in.bias, ffn);
+            let after = at + ffn;
+            block.put(
+                after + LAYER_FFN_OUT_BIAS_AFTER_FFN,
+                &layer.ffn_out.bias,
+                WIDTH,
+            );
+            block.put(
+                after + LAYER_NORM2_GAMMA_AFTER_FFN,
+                &layer.norm2.gamma,
+                WIDTH,
+            );
+            block.put(after + LAYER_NORM2_BETA_AFTER_FFN, &layer.norm2.beta, WIDTH);
         }
-        let padded = |params: &mut Vec<f32>, xs: &[f32], len: usize| {
-            params.extend(xs);
-            params.resize(params.len() + len - xs.len(), 0.0);
-        };
-        params.extend(&w.policy_hidden.bias); // +0
-        padded(&mut params, &w.policy_out.bias, 64); // +256
-        params.extend(&w.value_hidden.bias); // +320
-        params.extend(&w.value_out.weight); // +448: [128 inputs, 1 output]
-        padded(&mut params, &w.value_out.bias, 64); // +576
+        let heads = PARAM_LAYER0 + layers * layer_params(ffn);
+        let head = |offset: usize, next: usize| (heads + offset, next - offset);
+        let (at, room) = head(HEAD_POLICY_HIDDEN_BIAS, HEAD_POLICY_OUT_BIAS);
+        block.put(at, &w.policy_hidden.bias, room);
+        let (at, room) = head(HEAD_POLICY_OUT_BIAS, HEAD_VALUE_HIDDEN_BIAS);
+        block.put(at, &w.policy_out.bias, room);
+        let (at, room) = head(HEAD_VALUE_HIDDEN_BIAS, HEAD_VALUE_OUT_WEIGHT);
+        block.put(at, &w.value_hidden.bias, room);
+        // [128 inputs, 1 output]
+        let (at, room) = head(HEAD_VALUE_OUT_WEIGHT, HEAD_VALUE_OUT_BIAS);
+        block.put(at, &w.value_out.weight, room);
+        let (at, room) = head(HEAD_VALUE_OUT_BIAS, HEAD_PARAMS);
+        block.put(at, &w.value_out.bias, room);
+        let params = block.0;
         if params.len() != param_count(layers, ffn) {
             return unsupported(format!(
                 "parameter block of {} floats, expected {}",
@@ -132,6 +132,24 @@ impl PackedNet {
             weights,
             params,
         })
+    }
+}
+
+/// The parameter block, written in offset order.
+#[derive(Default)]
+struct ParamBlock(Vec<f32>);
+
+impl ParamBlock {
+    /// Writes `xs` at `offset` (where the block must end) and pads it with zeros to `room`.
+    fn put(&mut self, offset: usize, xs: &[f32], room: usize) {
+        assert_eq!(
+            self.0.len(),
+            offset,
+            "parameters written out of layout order"
+        );
+        assert!(xs.len() <= room, "{} floats in a room of {room}", xs.len());
+        self.0.extend(xs);
+        self.0.resize(offset + room, 0.0);
     }
 }
 
