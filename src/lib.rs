@@ -1,6 +1,9 @@
 //! `engine`: Blob (Oh Hell) rules, BlobMaster's state encoder, BlobNet inference and self-play.
 //!
-//! Modules in dependency order: [`game`] → [`encode`] → [`net`].
+//! Modules in dependency order: [`game`] → [`encode`] → [`net`] → [`ring`] → [`search`] →
+//! the jobs ([`selfplay`], [`analyze`], [`arena`], [`bench`]); [`device`] opens a backend from a
+//! user's choice. ARCHITECTURE.md describes the data path (search → ring → backend → ring →
+//! search) and the slot protocol.
 
 pub mod analyze;
 pub mod arena;

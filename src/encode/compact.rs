@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use super::compact_layout::{Packing, Section, ROW_BYTES, SECTIONS};
 use super::Encoding;
-use crate::net::INPUT_DIM;
+use super::INPUT_DIM;
 
 const _: () = {
     let last = SECTIONS[SECTIONS.len() - 1];

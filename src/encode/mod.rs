@@ -15,7 +15,11 @@ pub mod compact;
 pub mod compact_layout;
 
 use crate::game::{Phase, Round, Seat, Suit};
-use crate::net::INPUT_DIM;
+
+/// Width of one encoded state (BlobMaster's v1/v2 encoder).
+pub const INPUT_DIM: usize = 256;
+/// Width of the action space: bids 0..=13 and card indices 0..=51 share one 52-wide vector.
+pub const POLICY_DIM: usize = 52;
 
 /// Encoder layout. V1 is every existing BlobMaster checkpoint's (dims 191..256 zero); V2 is
 /// BlobMaster HEAD's (191..=201 filled).

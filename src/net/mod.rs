@@ -13,10 +13,9 @@ pub mod weights;
 
 use thiserror::Error;
 
-/// Width of one encoded state (BlobMaster's v1/v2 encoder).
-pub const INPUT_DIM: usize = 256;
-/// Width of the action space: bids 0..=13 and card indices 0..=51 share one 52-wide vector.
-pub const POLICY_DIM: usize = 52;
+/// The network's interface is the encoder's: rows of [`INPUT_DIM`] floats in, [`POLICY_DIM`]
+/// action probabilities out (defined in [`crate::encode`]).
+pub use crate::encode::{INPUT_DIM, POLICY_DIM};
 
 /// Inputs of one batch: `rows` encoded states, row-major `[rows, INPUT_DIM]`, and one legal
 /// mask per row (bit `a` set = action `a` legal).

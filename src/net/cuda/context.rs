@@ -74,10 +74,12 @@ impl Gpu {
                 reason: panic_message(&panic),
             })?
             .stage("context creation")?;
-        // One stream does everything (copies, kernels, graphs) in order, so cudarc's
-        // per-allocation event tracking is useless; turning it off before the first
-        // allocation also keeps those events out of graph captures.
-        // SAFETY: no CudaSlice exists yet; all work is ordered on `stream`.
+        // Every device buffer is used by one stream only: a slot's buffers by that slot's
+        // stream (the staging slot's by the main stream), and the weights, written once on the
+        // main stream, are synchronized before any slot's stream reads them (CudaBackend::new).
+        // So cudarc's per-allocation cross-stream event tracking is useless; turning it off
+        // before the first allocation also keeps those events out of graph captures.
+        // SAFETY: no CudaSlice exists yet; the ordering above is kept by every allocation.
         unsafe { ctx.disable_event_tracking() };
         let name = ctx.name().stage("device name")?;
         let compute_capability = ctx.compute_capability().stage("compute capability")?;
