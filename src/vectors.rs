@@ -145,6 +145,13 @@ impl NetIoFile {
     }
 }
 
+/// The vectors directory: `$ENGINE_VECTORS`, else `tests/vectors` (relative to the working
+/// directory: the crate's root under `cargo test`).
+pub fn dir() -> std::path::PathBuf {
+    std::env::var_os("ENGINE_VECTORS")
+        .map_or_else(|| "tests/vectors".into(), std::path::PathBuf::from)
+}
+
 /// Legal mask from a 0/1 list of 52 entries.
 pub fn mask_bits(mask: &[u8]) -> u64 {
     mask.iter()

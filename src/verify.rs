@@ -5,7 +5,7 @@ use crate::encode::{encode, EncoderVersion};
 use crate::game::{Phase, Round, Seat};
 use crate::net::cpu::CpuBackend;
 use crate::net::weights::{PreparedWeights, Weights};
-use crate::net::{Backend, BatchIn, BatchOut, POLICY_DIM};
+use crate::net::{evaluate, POLICY_DIM};
 use crate::vectors::{mask_bits, Decision, GamesFile, NetIoFile, RecordedRound};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -217,20 +217,8 @@ fn check_net(dir: &Path, encodings: &Encodings, report: &mut Report) -> Result<(
         .flat_map(|c| c.input.iter().copied())
         .collect();
     let masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
-    let mut policy = vec![0.0; rows * POLICY_DIM];
-    let mut value = vec![0.0; rows];
-    backend
-        .forward(
-            BatchIn {
-                inputs: &inputs,
-                masks: &masks,
-            },
-            BatchOut {
-                policy: &mut policy,
-                value: &mut value,
-            },
-        )
-        .context("CPU forward of net_io.json's cases")?;
+    let (policy, value) =
+        evaluate(&mut backend, &inputs, &masks).context("CPU forward of net_io.json's cases")?;
     for (i, case) in io.cases.iter().enumerate() {
         let p = &policy[i * POLICY_DIM..(i + 1) * POLICY_DIM];
         let dp = p

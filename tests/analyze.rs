@@ -13,18 +13,13 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
-}
 
 /// `games.json` as plain JSON, so recorded states can be sent as they are.
 fn games() -> &'static Value {
     static GAMES: OnceLock<Value> = OnceLock::new();
     GAMES.get_or_init(|| {
-        let path = vectors_dir().join("games.json");
+        let path = engine::vectors::dir().join("games.json");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_slice(&bytes).expect("games.json parses")
     })

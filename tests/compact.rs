@@ -5,11 +5,6 @@
 use engine::encode::compact::{compact, expand, CompactError};
 use engine::encode::{encode, EncoderVersion, Encoding};
 use engine::vectors::GamesFile;
-use std::path::PathBuf;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
-}
 
 fn same_bits(a: &Encoding, b: &Encoding) -> bool {
     a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
@@ -17,7 +12,8 @@ fn same_bits(a: &Encoding, b: &Encoding) -> bool {
 
 #[test]
 fn every_recorded_encoding_round_trips_bit_for_bit() {
-    let games = GamesFile::load(&vectors_dir().join("games.json")).expect("games.json loads");
+    let games =
+        GamesFile::load(&engine::vectors::dir().join("games.json")).expect("games.json loads");
     let positions = games.positions().expect("every round replays");
     let decisions: usize = games.rounds.iter().map(|r| r.decisions.len()).sum();
     assert_eq!(positions.len(), decisions);
@@ -36,7 +32,8 @@ fn every_recorded_encoding_round_trips_bit_for_bit() {
 
 #[test]
 fn values_outside_the_layout_are_refused_by_column() {
-    let games = GamesFile::load(&vectors_dir().join("games.json")).expect("games.json loads");
+    let games =
+        GamesFile::load(&engine::vectors::dir().join("games.json")).expect("games.json loads");
     let round = games.positions().expect("every round replays")[0];
     let valid = encode(&round, round.to_act(), EncoderVersion::V2);
     compact(&valid).expect("the unaltered encoding compacts");

@@ -15,7 +15,6 @@
 mod harness;
 
 use harness::{Outcome, Skip};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -40,12 +39,8 @@ const VALUE_ABS: f32 = 5e-3;
 const POLICY_ROW_ABS: f32 = 2e-2;
 const ALL_ACTIONS: u64 = (1 << POLICY_DIM) - 1;
 
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
-}
-
 fn reference_weights() -> Weights {
-    Weights::load(&vectors_dir().join("net.safetensors")).expect("net.safetensors loads")
+    Weights::load(&engine::vectors::dir().join("net.safetensors")).expect("net.safetensors loads")
 }
 
 /// The CUDA backend on device 0, or why this machine cannot run it (a [`Skip`]).
@@ -236,7 +231,8 @@ fn sweep(label: &str, gpu: &mut CudaBackend, weights: &Weights, sizes: &[usize])
 fn net_io_vectors_match_at_fp16_tolerance() -> Outcome {
     let weights = reference_weights();
     let mut gpu = cuda(&weights, poisoned_config())?;
-    let io = NetIoFile::load(&vectors_dir().join("net_io.json")).expect("net_io.json loads");
+    let io =
+        NetIoFile::load(&engine::vectors::dir().join("net_io.json")).expect("net_io.json loads");
     let inputs: Vec<f32> = io.cases.iter().flat_map(|c| c.input.clone()).collect();
     let masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
     let want = Outputs {
@@ -254,7 +250,8 @@ fn net_io_vectors_match_at_fp16_tolerance() -> Outcome {
 /// both encoder versions, bit for bit (the CPU round trip is tests/compact.rs).
 fn compact_rows_expand_bit_exact_on_the_gpu() -> Outcome {
     let gpu = cuda(&reference_weights(), CudaConfig::default())?;
-    let games = GamesFile::load(&vectors_dir().join("games.json")).expect("games.json loads");
+    let games =
+        GamesFile::load(&engine::vectors::dir().join("games.json")).expect("games.json loads");
     let positions = games.positions().expect("every round replays");
     for version in [EncoderVersion::V1, EncoderVersion::V2] {
         let encodings: Vec<f32> = positions

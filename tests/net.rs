@@ -16,12 +16,8 @@ use safetensors::tensor::{Dtype, TensorView};
 
 const TOLERANCE: f32 = 1e-5;
 
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
-}
-
 fn reference_weights() -> Weights {
-    Weights::load(&vectors_dir().join("net.safetensors")).expect("net.safetensors loads")
+    Weights::load(&engine::vectors::dir().join("net.safetensors")).expect("net.safetensors loads")
 }
 
 /// The kernels this CPU runs; says which are skipped and why.
@@ -88,7 +84,8 @@ struct Cases {
 }
 
 fn cases() -> Cases {
-    let io = NetIoFile::load(&vectors_dir().join("net_io.json")).expect("net_io.json loads");
+    let io =
+        NetIoFile::load(&engine::vectors::dir().join("net_io.json")).expect("net_io.json loads");
     assert_eq!(io.cases.len(), 96);
     let flat = |f: fn(&engine::vectors::NetCase) -> &[f32]| {
         io.cases.iter().flat_map(|c| f(c).to_vec()).collect()

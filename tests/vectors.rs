@@ -2,15 +2,10 @@
 //! (default `tests/vectors`), the same checks `engine verify` runs.
 
 use engine::verify::verify_dir;
-use std::path::PathBuf;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("ENGINE_VECTORS").map_or_else(|| PathBuf::from("tests/vectors"), PathBuf::from)
-}
 
 #[test]
 fn every_recorded_vector_matches() {
-    let report = verify_dir(&vectors_dir()).expect("vector files load");
+    let report = verify_dir(&engine::vectors::dir()).expect("vector files load");
     for f in &report.failures {
         eprintln!("{f}");
     }

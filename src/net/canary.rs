@@ -6,7 +6,7 @@
 
 use super::check::nan_max;
 use super::synthetic::encoder_like_inputs;
-use super::{Backend, BatchIn, BatchOut, NetError, POLICY_DIM};
+use super::{evaluate, Backend, NetError, POLICY_DIM};
 use thiserror::Error;
 
 /// Rows the canary evaluates.
@@ -40,23 +40,6 @@ fn canary_masks() -> Vec<u64> {
         .collect()
 }
 
-fn outputs(
-    backend: &mut dyn Backend,
-    inputs: &[f32],
-    masks: &[u64],
-) -> Result<(Vec<f32>, Vec<f32>), NetError> {
-    let mut policy = vec![f32::NAN; masks.len() * POLICY_DIM];
-    let mut value = vec![f32::NAN; masks.len()];
-    backend.forward(
-        BatchIn { inputs, masks },
-        BatchOut {
-            policy: &mut policy,
-            value: &mut value,
-        },
-    )?;
-    Ok((policy, value))
-}
-
 /// Why [`check_finite`] refused a net.
 #[derive(Debug, Error)]
 pub enum CanaryError {
@@ -79,7 +62,7 @@ pub enum CanaryError {
 /// Runs the canary rows through `backend` and refuses a non-finite policy or value;
 /// `source_name` names the net in the error.
 pub fn check_finite(backend: &mut dyn Backend, source_name: &str) -> Result<(), CanaryError> {
-    let (policy, value) = outputs(
+    let (policy, value) = evaluate(
         backend,
         &encoder_like_inputs(CANARY_ROWS, SEED),
         &canary_masks(),
@@ -112,8 +95,8 @@ pub fn run(
 ) -> Result<CanaryReport, NetError> {
     let inputs = encoder_like_inputs(CANARY_ROWS, SEED);
     let masks = canary_masks();
-    let (p_ref, v_ref) = outputs(reference, &inputs, &masks)?;
-    let (p, v) = outputs(candidate, &inputs, &masks)?;
+    let (p_ref, v_ref) = evaluate(reference, &inputs, &masks)?;
+    let (p, v) = evaluate(candidate, &inputs, &masks)?;
     let diff2: f64 = p
         .iter()
         .zip(&p_ref)

@@ -103,13 +103,7 @@ pub trait Backend: Send {
     /// Memory for one ring slot with room for at least `capacity` rows (at most
     /// [`Backend::max_batch`]). The default: plain heap memory.
     fn alloc_slot(&mut self, capacity: usize) -> Result<Box<dyn SlotMemory>, NetError> {
-        let max = self.max_batch();
-        if capacity > max {
-            return Err(NetError::BatchTooLarge {
-                rows: capacity,
-                max,
-            });
-        }
+        check_rows(capacity, self.max_batch())?;
         Ok(Box::new(HeapSlot::new(capacity)))
     }
 
@@ -254,6 +248,14 @@ impl Pending for Done {
     }
 }
 
+/// Refuses a batch (or a slot) of more than `max` rows.
+pub fn check_rows(rows: usize, max: usize) -> Result<(), NetError> {
+    if rows > max {
+        return Err(NetError::BatchTooLarge { rows, max });
+    }
+    Ok(())
+}
+
 /// Checks that the buffers of a batch agree with each other and with `max_batch`.
 pub fn check_batch(
     inp: &BatchIn<'_>,
@@ -261,12 +263,7 @@ pub fn check_batch(
     max_batch: usize,
 ) -> Result<usize, NetError> {
     let rows = inp.rows();
-    if rows > max_batch {
-        return Err(NetError::BatchTooLarge {
-            rows,
-            max: max_batch,
-        });
-    }
+    check_rows(rows, max_batch)?;
     if inp.inputs.len() != rows * INPUT_DIM {
         return Err(NetError::Shape(format!(
             "{} input floats for {rows} masks (expected {})",
@@ -282,6 +279,25 @@ pub fn check_batch(
         )));
     }
     Ok(rows)
+}
+
+/// Runs `backend` on `inputs` (row-major `[rows, INPUT_DIM]`) and `masks` in one direct call
+/// and returns the policies `[rows, POLICY_DIM]` and values.
+pub fn evaluate(
+    backend: &mut dyn Backend,
+    inputs: &[f32],
+    masks: &[u64],
+) -> Result<(Vec<f32>, Vec<f32>), NetError> {
+    let mut policy = vec![f32::NAN; masks.len() * POLICY_DIM];
+    let mut value = vec![f32::NAN; masks.len()];
+    backend.forward(
+        BatchIn { inputs, masks },
+        BatchOut {
+            policy: &mut policy,
+            value: &mut value,
+        },
+    )?;
+    Ok((policy, value))
 }
 
 /// Test and benchmark backend (KataGo's `debugSkipNeuralNet`): uniform policy over legal

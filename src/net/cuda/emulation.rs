@@ -4,7 +4,6 @@
 //! backend within the GPU tolerances. The kernel itself is checked by tests/gpu.rs.
 
 use half::f16;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::layout::*;
@@ -12,17 +11,10 @@ use super::pack::PackedNet;
 use super::CudaError;
 use crate::net::cpu::CpuBackend;
 use crate::net::weights::{Dims, PreparedWeights, Weights, LAYER_NORM_EPS};
-use crate::net::{Backend, BatchIn, BatchOut, POLICY_DIM};
-use crate::vectors::{mask_bits, NetIoFile};
+use crate::net::{evaluate, POLICY_DIM};
+use crate::vectors::{self, mask_bits, NetIoFile};
 
 const ALL_ACTIONS: u64 = (1 << POLICY_DIM) - 1;
-
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("ENGINE_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"),
-        PathBuf::from,
-    )
-}
 
 #[test]
 fn networks_the_kernels_cannot_run_are_named() {
@@ -61,30 +53,18 @@ fn networks_the_kernels_cannot_run_are_named() {
 
 #[test]
 fn packed_network_emulation_matches_the_cpu() {
-    let weights = Weights::load(&vectors_dir().join("net.safetensors")).expect("net loads");
+    let weights = Weights::load(&vectors::dir().join("net.safetensors")).expect("net loads");
     let prepared = Arc::new(PreparedWeights::new(&weights));
     let packed = PackedNet::new(&prepared).expect("packs");
     assert_eq!(packed.weights.len(), tile_count(6, 1024) * TILE_ELEMS);
     assert_eq!(tile_count(6, 1024), 464);
     assert_eq!(packed.params.len(), param_count(6, 1024));
 
-    let io = NetIoFile::load(&vectors_dir().join("net_io.json")).expect("net_io.json loads");
+    let io = NetIoFile::load(&vectors::dir().join("net_io.json")).expect("net_io.json loads");
     let inputs: Vec<f32> = io.cases.iter().flat_map(|c| c.input.clone()).collect();
     let masks: Vec<u64> = io.cases.iter().map(|c| mask_bits(&c.mask)).collect();
-    let rows = masks.len();
-    let (mut policy, mut value) = (vec![0.0; rows * POLICY_DIM], vec![0.0; rows]);
-    CpuBackend::new(prepared, rows)
-        .forward(
-            BatchIn {
-                inputs: &inputs,
-                masks: &masks,
-            },
-            BatchOut {
-                policy: &mut policy,
-                value: &mut value,
-            },
-        )
-        .expect("cpu forward");
+    let mut cpu = CpuBackend::new(prepared, masks.len());
+    let (policy, value) = evaluate(&mut cpu, &inputs, &masks).expect("cpu forward");
     let (got_policy, got_value) = emulate(&packed, &inputs, &masks);
     let num: f64 = got_policy
         .iter()

@@ -46,8 +46,8 @@ use self::layout::ROWS_PER_CTA;
 use self::pack::PackedNet;
 use super::weights::PreparedWeights;
 use super::{
-    check_batch, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory, SlotView, INPUT_DIM,
-    POLICY_DIM,
+    check_batch, check_rows, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory, SlotView,
+    INPUT_DIM, POLICY_DIM,
 };
 use crate::encode::compact::CompactRow;
 
@@ -406,13 +406,7 @@ impl Backend for CudaBackend {
     /// new stream, with one graph per bucket. The device side of a slot whose memory was
     /// dropped (an earlier ring) is reused.
     fn alloc_slot(&mut self, capacity: usize) -> Result<Box<dyn SlotMemory>, NetError> {
-        let max = self.max_batch();
-        if capacity > max {
-            return Err(NetError::BatchTooLarge {
-                rows: capacity,
-                max,
-            });
-        }
+        check_rows(capacity, self.max_batch())?;
         let reuse = self.ring_slots.iter().position(|s| !s.is_bound());
         let capacity = self.bucket_for(capacity.max(1));
         let alloc = || -> Result<(PinnedSlot, DeviceSlot), CudaError> {
@@ -443,12 +437,7 @@ impl Backend for CudaBackend {
             .position(|s| s.is_over(memory))
             .ok_or(NetError::ForeignSlot { backend: "cuda" })?;
         let slot = &self.ring_slots[index];
-        if rows > slot.capacity {
-            return Err(NetError::BatchTooLarge {
-                rows,
-                max: slot.capacity,
-            });
-        }
+        check_rows(rows, slot.capacity)?;
         if rows == 0 {
             return Ok(Box::new(EventPending { event: None }));
         }
