@@ -10,6 +10,7 @@ pub mod arena;
 pub mod bench;
 pub mod device;
 pub mod encode;
+pub mod error_text;
 pub mod fsio;
 pub mod game;
 pub mod net;

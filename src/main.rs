@@ -424,16 +424,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The error and its causes, each cause only where the text before does not already quote it
-/// (library errors often repeat their source in their own message).
+/// The error and its causes on one line.
 fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1).map(|c| c.to_string()) {
-        if !text.contains(&cause) {
-            text = format!("{text}: {cause}");
-        }
-    }
-    text
+    engine::error_text::error_chain(e.as_ref())
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

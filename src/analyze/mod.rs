@@ -51,6 +51,7 @@ mod query;
 pub use query::{parse_line, ErrorCode, QueryError, QuerySpec, MAX_DETS, MAX_SIMS};
 
 use crate::encode::EncoderVersion;
+use crate::error_text::error_chain;
 use crate::net::Backend;
 use crate::ring::{drive, Batch, Client, Ring, RingError};
 use crate::search::{Gathered, Requests};
@@ -316,20 +317,6 @@ fn run_worker(
         }
     }
     driven
-}
-
-/// An error and its causes, each cause only where the text before does not already quote it.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text = format!("{text}: {c_text}");
-        }
-        cause = c.source();
-    }
-    text
 }
 
 impl Worker<'_> {

@@ -43,12 +43,15 @@ pub enum CudaError {
     WeightOutOfRange { name: String, value: f32 },
     #[error("invalid CUDA backend config: {0}")]
     Config(String),
-    #[error("CUDA graph capture for bucket {bucket} failed at {stage}: {reason}")]
+    #[error("CUDA graph capture for bucket {bucket} failed at {stage}: {source}")]
     Capture {
         bucket: usize,
         stage: &'static str,
-        reason: String,
+        #[source]
+        source: DriverError,
     },
+    #[error("CUDA graph capture for bucket {bucket} produced no graph")]
+    EmptyCapture { bucket: usize },
     #[error("CUDA failed at {stage} (bucket {bucket}): {source}")]
     Batch {
         stage: &'static str,

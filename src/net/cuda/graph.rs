@@ -26,7 +26,7 @@ impl<'a> Capture<'a> {
             .map_err(|e| CudaError::Capture {
                 bucket,
                 stage: "begin capture",
-                reason: e.to_string(),
+                source: e,
             })?;
         Ok(Capture {
             stream,
@@ -45,19 +45,15 @@ impl<'a> Capture<'a> {
                 graph.upload().map_err(|e| CudaError::Capture {
                     bucket,
                     stage: "graph upload",
-                    reason: e.to_string(),
+                    source: e,
                 })?;
                 Ok(graph)
             }
-            Ok(None) => Err(CudaError::Capture {
-                bucket,
-                stage: "end capture",
-                reason: "the capture produced no graph".into(),
-            }),
+            Ok(None) => Err(CudaError::EmptyCapture { bucket }),
             Err(e) => Err(CudaError::Capture {
                 bucket,
                 stage: "end capture",
-                reason: e.to_string(),
+                source: e,
             }),
         }
     }

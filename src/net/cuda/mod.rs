@@ -247,7 +247,7 @@ impl CudaBackend {
             unsafe { self.enqueue(slot, bucket, bucket) }.map_err(|e| CudaError::Capture {
                 bucket,
                 stage: "enqueue",
-                reason: e.to_string(),
+                source: e,
             })?;
             graphs.insert(bucket, capture.end()?);
         }
