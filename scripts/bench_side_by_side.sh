@@ -28,7 +28,7 @@ for _ in $(seq "$ROUNDS"); do
       "$ENGINE" bench --device cpu "${kernel[@]}" --batch "$b" --seconds 5 --json 2>/dev/null | tag "engine_cpu_forward_$k"
     done
     THREADS=2 SECONDS_PER_BATCH=5 "$PY" "$REF/torch_forward.py" "$b" | tag torch_blobmaster_forward
-    "$PY" scripts/torch_blobnet.py --threads 2 --seconds 5 "$b" | tag torch_spec_forward
+    "$PY" -m scripts.torch_blobnet --threads 2 --seconds 5 "$b" | tag torch_spec_forward
   done
 done
 [ "${FORWARD_ONLY:-0}" = 1 ] && exit 0

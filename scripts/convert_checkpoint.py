@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Convert a BlobMaster PyTorch checkpoint (.pth) to the safetensors file `engine` reads.
 
-    convert_checkpoint.py IN.pth OUT.safetensors [--dtype f32|f16|bf16]
+    python -m scripts.convert_checkpoint IN.pth OUT.safetensors [--dtype f32|f16|bf16]
 
 IN may be a bare state_dict or a checkpoint dict holding it under `network_state_dict` (BlobMaster's training
 pipeline: best_*.pth, cache/, permanent/) or `model_state_dict` (its other savers). Every key and shape is checked
@@ -20,11 +19,10 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from blobnet import DTYPES, ShapeError, check_state_dict, save_weights, state_dict_from_checkpoint  # noqa: E402
+from .blobnet import DTYPES, Dims, ShapeError, StrPath, check_state_dict, save_weights, state_dict_from_checkpoint
 
 
-def convert(src, dst, dtype="f32", trust_pickle=False):
+def convert(src: StrPath, dst: StrPath, dtype: str = "f32", trust_pickle: bool = False) -> Dims:
     """Converts src (.pth) to dst (.safetensors); returns the architecture's Dims."""
     try:
         # weights_only: tensors, containers and numbers only (a BlobMaster checkpoint is just that).
@@ -38,7 +36,7 @@ def convert(src, dst, dtype="f32", trust_pickle=False):
     return dims
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("input", metavar="IN.pth", help="BlobMaster checkpoint or bare state_dict (torch.save file)")

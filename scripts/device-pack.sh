@@ -8,7 +8,7 @@
 #   .device/gpu              the tests/gpu.rs test executable (stripped)
 #   .device/vectors/         net.safetensors, net_io.json and games.json (the compact rows' GPU test)
 #   .device/reference/       BlobMaster's runnable reference, when BLOBMASTER_REFERENCE names it
-#   .device/gpu_checks.sh    the script to run there (scripts/gpu_checks.sh; it also uses scripts/*.py)
+#   .device/gpu_checks.sh    the script to run there (scripts/gpu_checks.sh; it also runs the Python package scripts/)
 #
 # Then, on the GPU machine, from the repository root: bash .device/gpu_checks.sh
 set -euo pipefail

@@ -83,6 +83,8 @@ selfplay_for() {
 
 SANITIZER="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
 PY="${PYTHON:-python3}"
+# The Python scripts are the package scripts/ under ROOT: `"${PYM[@]}" scripts.NAME` runs one from any directory.
+PYM=(env PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m)
 
 if wanted info; then
     run_step nvidia-smi nvidia-smi.txt 30 nvidia-smi
@@ -143,7 +145,7 @@ elif wanted memcheck || wanted racecheck || wanted synccheck || wanted initcheck
 fi
 if wanted torch; then
     for mode in fp32 fp16; do
-        run_step "torch-$mode" "torch-$mode.json" 60 "$PY" "$ROOT/scripts/torch_blobnet.py" \
+        run_step "torch-$mode" "torch-$mode.json" 60 "${PYM[@]}" scripts.torch_blobnet \
             --device cuda --mode "$mode" --seconds 2 256 1024 4096
     done
 fi
@@ -151,7 +153,7 @@ fi
 fair_baseline() { # fair_baseline NAME SECONDS ARGS...
     local name="$1" limit="$2"
     shift 2
-    run_step "$name" "$name.json" "$limit" "$PY" "$ROOT/scripts/torch_gpu_baseline.py" \
+    run_step "$name" "$name.json" "$limit" "${PYM[@]}" scripts.torch_gpu_baseline \
         --weights "$DEV/vectors/net.safetensors" --check "$DEV/vectors/net_io.json" "$@" 4096 256
 }
 wanted torch-fair && fair_baseline torch-fair 240 --compile ""
@@ -159,7 +161,7 @@ if wanted blobmaster && [[ -d "$DEV/reference" ]]; then
     run_step blobmaster blobmaster.json 120 "$PY" "$DEV/reference/bench_blobmaster.py" \
         --mcts medium --workers 16 --rounds 320 --warmup 16 --pbs 30
 fi
-wanted compile && run_step torch-compile torch-compile.json 150 "$PY" "$ROOT/scripts/torch_blobnet.py" \
+wanted compile && run_step torch-compile torch-compile.json 150 "${PYM[@]}" scripts.torch_blobnet \
     --device cuda --mode compile --seconds 2 256 1024 4096
 wanted torch-fair-compile && fair_baseline torch-fair-compile 480 --compile fp16 --variants compile
 

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """AlphaZero loop: generations of self-play → training → arena, promoting a candidate that beats the best net.
 
-    loop.py --run DIR [--generations 3] [--rounds-per-gen 500] [--players 4 --cards 3 --preset light]
-                      [--arena-rounds 100] [--epochs 2] [--init W.safetensors] [--engine target/release/engine]
+    python -m scripts.loop --run DIR [--generations 3] [--rounds-per-gen 500] [--players 4 --cards 3 --preset light]
+                           [--arena-rounds 100] [--epochs 2] [--init W.safetensors] [--engine target/release/engine]
 
 Generation g (1, 2, …), each step skipped when its output is already complete:
   1. `engine selfplay` with the best net           → DIR/shards/gen-g/shard-*.safetensors, selfplay.json
@@ -13,9 +12,10 @@ Generation g (1, 2, …), each step skipped when its output is already complete:
      DIR/state.json records every generation (self-play summary, losses, arena result, wall times) and the best net.
 The first best net is --init (copied to DIR/weights/gen-000.safetensors) or `engine init-weights --seed SEED`.
 
-Resumable: after a crash, Ctrl-C or SIGTERM, rerun `loop.py --run DIR`: finished steps are skipped and an unfinished
-one restarts (a half-done self-play folder is cleared first; every file is written atomically). The settings are kept
-in DIR/config.json; options given on a rerun override them (e.g. a larger --generations extends the run).
+Resumable: after a crash, Ctrl-C or SIGTERM, rerun `python -m scripts.loop --run DIR`: finished steps are skipped and
+an unfinished one restarts (a half-done self-play folder is cleared first; every file is written atomically). The
+settings are kept in DIR/config.json; options given on a rerun override them (e.g. a larger --generations extends the
+run).
 Seeds: self-play, training and arena of generation g use SEED + g, so a run is reproducible on one machine
 (self-play byte-for-byte with --workers 1).
 """
@@ -27,10 +27,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from blobnet import atomic_write, atomic_write_json  # noqa: E402
+from .blobnet import StrPath, atomic_write, atomic_write_json, script_command
 
 SCRIPTS = Path(__file__).resolve().parent
 DEFAULTS = {
@@ -45,14 +46,14 @@ class StepFailed(RuntimeError):
     pass
 
 
-CHILD = []  # the step's process while one runs
+CHILD: list[subprocess.Popen[str]] = []  # the step's process while one runs
 
 
-def run(cmd, what):
+def run(cmd: Sequence[object], what: str, env: dict[str, str] | None = None) -> str:
     """Runs cmd (stderr passes through) and returns its stdout. On Ctrl-C (which the terminal sends to the child
     too) or SIGTERM (which on_term forwards) the child gets 10 s to shut down cleanly before it is killed."""
     print("  $ " + " ".join(map(str, cmd)), flush=True)
-    proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, text=True, env=env)
     CHILD.append(proc)
     try:
         out, _ = proc.communicate()
@@ -71,7 +72,7 @@ def run(cmd, what):
     return out
 
 
-def last_json(out, what):
+def last_json(out: str, what: str) -> dict[str, Any]:
     for line in reversed(out.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
@@ -79,7 +80,7 @@ def last_json(out, what):
 
 
 class Loop:
-    def __init__(self, run_dir, cfg):
+    def __init__(self, run_dir: StrPath, cfg: dict[str, Any]) -> None:
         self.dir, self.cfg = Path(run_dir), cfg
         self.engine = cfg["engine"]
         if not os.access(self.engine, os.X_OK):
@@ -88,18 +89,18 @@ class Loop:
         state_path = self.dir / "state.json"
         self.state = json.loads(state_path.read_text()) if state_path.exists() else {"best": None, "generations": []}
 
-    def path(self, *parts):
+    def path(self, *parts: str) -> Path:
         p = self.dir.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-    def rel(self, path):
+    def rel(self, path: StrPath) -> str:
         return str(Path(path).relative_to(self.dir))
 
-    def save_state(self):
+    def save_state(self) -> None:
         atomic_write_json(self.dir / "state.json", self.state)
 
-    def initial_best(self):
+    def initial_best(self) -> None:
         if self.state["best"]:
             return
         dst = self.path("weights", "gen-000.safetensors")
@@ -110,7 +111,7 @@ class Loop:
         self.state["best"] = self.rel(dst)
         self.save_state()
 
-    def selfplay(self, g, best):
+    def selfplay(self, g: int, best: StrPath) -> dict[str, Any]:
         folder = self.dir / "shards" / f"gen-{g:03d}"
         done = folder / "selfplay.json"
         if done.exists():
@@ -128,21 +129,21 @@ class Loop:
         atomic_write_json(done, summary)
         return summary
 
-    def train(self, g, best):
+    def train(self, g: int, best: StrPath) -> dict[str, Any]:
         done = self.path("metrics", f"gen-{g:03d}-train.json")
         if done.exists():
             return json.loads(done.read_text())
         c = self.cfg
         cand = self.path("weights", f"cand-{g:03d}.safetensors")
-        cmd = [sys.executable, SCRIPTS / "train.py", "--shards", self.dir / "shards", "--window", c["window"],
-               "--init", best, "--out", cand, "--epochs", c["epochs"], "--batch-size", c["batch_size"],
-               "--lr", c["lr"], "--device", c["device"], "--seed", c["seed"] + g,
-               "--log", self.path("metrics", f"gen-{g:03d}.jsonl")]
-        summary = last_json(run(cmd, "training"), "training")
+        cmd, env = script_command("train", "--shards", self.dir / "shards", "--window", c["window"], "--init", best,
+                                  "--out", cand, "--epochs", c["epochs"], "--batch-size", c["batch_size"],
+                                  "--lr", c["lr"], "--device", c["device"], "--seed", c["seed"] + g,
+                                  "--log", self.path("metrics", f"gen-{g:03d}.jsonl"))
+        summary = last_json(run(cmd, "training", env), "training")
         atomic_write_json(done, summary)
         return summary
 
-    def arena(self, g, cand, best):
+    def arena(self, g: int, cand: StrPath, best: StrPath) -> dict[str, Any]:
         done = self.path("arena", f"gen-{g:03d}.json")
         if done.exists():
             return json.loads(done.read_text())
@@ -156,7 +157,7 @@ class Loop:
         atomic_write_json(done, result)
         return result
 
-    def generation(self, g):
+    def generation(self, g: int) -> None:
         best = str(self.dir / self.state["best"])
         print(f"generation {g}: best = {self.state['best']}", flush=True)
         sp = self.selfplay(g, best)
@@ -188,14 +189,14 @@ class Loop:
         })
         self.save_state()
 
-    def run(self):
+    def run(self) -> None:
         self.initial_best()
         for g in range(len(self.state["generations"]) + 1, self.cfg["generations"] + 1):
             self.generation(g)
         print(f"done: {len(self.state['generations'])} generations, best = {self.state['best']}")
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  argument_default=argparse.SUPPRESS)
@@ -227,7 +228,7 @@ def parse_args(argv=None):
     return vars(ap.parse_args(argv))
 
 
-def config(given):
+def config(given: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """DEFAULTS ← DIR/config.json ← options given now; saved back."""
     run_dir = Path(given.pop("run"))
     path = run_dir / "config.json"
@@ -244,8 +245,8 @@ def config(given):
     return run_dir, cfg
 
 
-def main(argv=None):
-    def on_term(*_):
+def main(argv: list[str] | None = None) -> None:
+    def on_term(*_: object) -> None:
         for proc in CHILD:
             proc.terminate()
         raise KeyboardInterrupt
@@ -255,10 +256,10 @@ def main(argv=None):
     try:
         Loop(run_dir, cfg).run()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: rerun `{Path(sys.argv[0]).name} --run {run_dir}` to resume", file=sys.stderr)
+        print(f"\ninterrupted: rerun `python -m scripts.loop --run {run_dir}` to resume", file=sys.stderr)
         sys.exit(130)
     except (StepFailed, FileNotFoundError) as e:
-        print(f"error: {e}\nfix the cause and rerun `{Path(sys.argv[0]).name} --run {run_dir}` to resume",
+        print(f"error: {e}\nfix the cause and rerun `python -m scripts.loop --run {run_dir}` to resume",
               file=sys.stderr)
         sys.exit(1)
 

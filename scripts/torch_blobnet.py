@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """BlobNet written from the spec (blob-reference.md §3) in PyTorch, to time against engine's CPU forward.
 
-    torch_blobnet.py [--weights FILE.safetensors] [--check net_io.json] [--threads 2] [--seconds 4]
-                     [--device cpu|cuda] [--mode fp32|fp16|compile] [BATCH ...]
+    python -m scripts.torch_blobnet [--weights FILE.safetensors] [--check net_io.json] [--threads 2] [--seconds 4]
+                                    [--device cpu|cuda] [--mode fp32|fp16|compile] [BATCH ...]
 
 Loads a safetensors state dict with PyTorch's key names if given (else a fresh net), optionally checks
 its outputs against net_io.json (exit 1 beyond 1e-4), then times forward passes (eval, no_grad, random
@@ -10,15 +9,18 @@ inputs, all actions legal) and prints one JSON line per batch size: {"batch": B,
 On CUDA, --mode picks FP32, FP16 autocast, or FP16 autocast under torch.compile(mode="reduce-overhead")
 (CUDA graphs); timings synchronize the device so they count finished work.
 """
-import argparse, json, os, sys, time
+import argparse
+import json
+import sys
+import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from blobnet import BlobNet, load_weights, masked_policy, net_from_state_dict  # noqa: E402
+from .blobnet import BlobNet, load_weights, masked_policy, net_from_state_dict
+from .shard_format import INPUT_DIM, POLICY_DIM
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("batches", nargs="*", type=int, default=[256, 1024])
     ap.add_argument("--weights")
@@ -34,12 +36,14 @@ def main():
     net.eval()
     with torch.no_grad():
         if args.check:
-            cases = json.load(open(args.check))["cases"]
+            with open(args.check) as f:
+                cases = json.load(f)["cases"]
             logits, value = net(torch.tensor([c["input"] for c in cases]))
             policy = masked_policy(logits, torch.tensor([c["mask"] for c in cases]))
             diffs = {name: (ours - torch.tensor([c[name] for c in cases])).abs().max().item()
                      for name, ours in [("logits", logits), ("policy", policy), ("value", value)]}
-            print(json.dumps({"check": args.check, "cases": len(cases), **{f"max_{k}_diff": v for k, v in diffs.items()}}))
+            print(json.dumps({"check": args.check, "cases": len(cases),
+                              **{f"max_{k}_diff": v for k, v in diffs.items()}}))
             if max(diffs.values()) > 1e-4:
                 sys.exit(1)
         dev = torch.device(args.device)
@@ -50,7 +54,7 @@ def main():
         autocast = torch.autocast(dev.type, dtype=torch.float16, enabled=args.mode != "fp32")
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         for b in args.batches:
-            x, mask = torch.rand(b, 256, device=dev), torch.ones(b, 52, device=dev)
+            x, mask = torch.rand(b, INPUT_DIM, device=dev), torch.ones(b, POLICY_DIM, device=dev)
             with autocast:
                 for _ in range(5):
                     step(x, mask)

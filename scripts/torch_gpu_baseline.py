@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """A fair PyTorch baseline for engine's CUDA forward: BlobNet at its best in PyTorch, one JSON line per measurement.
 
-    torch_gpu_baseline.py [--weights net.safetensors] [--check net_io.json] [--device cuda|cpu]
-                          [--compile fp16,fp32] [--variants eager,graph,...] [--dry-run] [BATCH ...]
+    python -m scripts.torch_gpu_baseline [--weights net.safetensors] [--check net_io.json] [--device cuda|cpu]
+                                         [--compile fp16,fp32] [--variants eager,graph,...] [--dry-run] [BATCH ...]
 
 What makes it fair (issue 17, item 4), against `engine bench --device cuda:0`:
 - models: BlobNet as PyTorch runs it ("unfolded": nn.TransformerEncoderLayer, whose eval fast path stays on) and
@@ -30,6 +29,7 @@ What makes it fair (issue 17, item 4), against `engine bench --device cuda:0`:
 variant errored or a check failed (on the CPU only the fp32 checks count: FP16 there is emulated, other rounding).
 """
 import argparse
+import functools
 import json
 import os
 import re
@@ -37,13 +37,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from blobnet import ACTIONS, STATE_DIM, Dims, load_weights, masked_policy, net_from_state_dict  # noqa: E402
+from .blobnet import Dims, StateDict, load_weights, masked_policy, net_from_state_dict, script_command
+from .shard_format import INPUT_DIM, POLICY_DIM
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VECTORS = os.path.join(REPO, "tests", "vectors")
@@ -54,20 +56,25 @@ REPEATS = 5
 # (*tensorop*, wgmma), and Inductor's Triton GEMM templates (triton_tem_*: tl.dot on FP16/TF32).
 TENSOR_CORE = re.compile(r"xmma|nvjet|wgmma|hmma|cutlass|tensorop|s16816|triton_tem", re.I)
 
+Outputs = tuple[torch.Tensor, torch.Tensor]  # (policy, value)
+Pairs = list[tuple[torch.Tensor, torch.Tensor]]  # (x, mask) buffers, or (destination, source) copies
+Enqueue = Callable[[int], Outputs]
+Variant = tuple[int, bool, Enqueue, Pairs]  # streams, copies, enqueue, inputs: see `variants`
+
 
 class FoldedBlobNet(nn.Module):
     """BlobNet as engine computes it: each layer's attention on one token is one linear map (spec §3.4)."""
 
-    def __init__(self, state_dict, layers):
+    def __init__(self, state_dict: StateDict, layers: int) -> None:
         super().__init__()
         sd = {k: v.double() for k, v in state_dict.items()}
 
-        def linear(w, b):
+        def linear(w: torch.Tensor, b: torch.Tensor) -> nn.Linear:
             m = nn.Linear(w.shape[1], w.shape[0])
             m.weight.data, m.bias.data = w.float().clone(), b.float().clone()
             return m
 
-        def norm(prefix):
+        def norm(prefix: str) -> nn.LayerNorm:
             m = nn.LayerNorm(sd[prefix + ".weight"].shape[0])
             m.weight.data, m.bias.data = sd[prefix + ".weight"].float(), sd[prefix + ".bias"].float()
             return m
@@ -91,20 +98,21 @@ class FoldedBlobNet(nn.Module):
         self.value_hidden = linear(sd["value_fc.0.weight"], sd["value_fc.0.bias"])
         self.value_out = linear(sd["value_fc.3.weight"], sd["value_fc.3.bias"])
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> Outputs:
         h = self.input_norm(self.embed(x)) + self.position
-        for attention, norm1, ffn1, ffn2, norm2 in zip(self.attention, self.norm1, self.ffn1, self.ffn2, self.norm2):
+        layers = zip(self.attention, self.norm1, self.ffn1, self.ffn2, self.norm2, strict=True)
+        for attention, norm1, ffn1, ffn2, norm2 in layers:
             h = norm1(h + attention(h))
             h = norm2(h + ffn2(F.relu(ffn1(h))))
         logits = self.policy_out(F.relu(self.policy_hidden(h)))
         return logits, torch.tanh(self.value_out(F.relu(self.value_hidden(h)))).squeeze(-1)
 
 
-def encoder_like_inputs(rows, seed=0):
+def encoder_like_inputs(rows: int, seed: int = 0) -> torch.Tensor:
     """Rows shaped like engine bench's (src/net/bench.rs): 13 hand bits, a 3-card trick in play order, 20 played
     bits, and dims 156..202 each 0, 1, -1 or U(0, 1.5); the context dims stay 0."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.zeros(rows, STATE_DIM)
+    x = torch.zeros(rows, INPUT_DIM)
     x.scatter_(1, torch.randint(0, 52, (rows, 13), generator=g), 1.0)
     x.scatter_(1, torch.randint(52, 104, (rows, 3), generator=g), torch.tensor([1.0, 2.0, 3.0]).expand(rows, 3))
     x.scatter_(1, torch.randint(104, 156, (rows, 20), generator=g), 1.0)
@@ -114,7 +122,7 @@ def encoder_like_inputs(rows, seed=0):
     return x
 
 
-def net_io_batch(cases, rows):
+def net_io_batch(cases: list[dict[str, Any]], rows: int) -> tuple[torch.Tensor, ...]:
     """net_io.json's inputs, masks and expected outputs, tiled to `rows` rows."""
     idx = [i % len(cases) for i in range(rows)]
     pick = lambda key: torch.tensor([cases[i][key] for i in idx], dtype=torch.float32)  # noqa: E731
@@ -125,17 +133,18 @@ class Step:
     """One batch of one model in one dtype: static device buffers (f32 inputs, bool masks) and the call that runs
     the net on them and returns (policy f32, value f32). Graph variants capture exactly this call."""
 
-    def __init__(self, net, dtype, rows, device):
+    def __init__(self, net: nn.Module, dtype: torch.dtype, rows: int, device: torch.device) -> None:
         self.net, self.dtype = net, dtype
-        self.x = torch.zeros(rows, STATE_DIM, device=device)
-        self.mask = torch.ones(rows, ACTIONS, dtype=torch.bool, device=device)
+        self.x = torch.zeros(rows, INPUT_DIM, device=device)
+        self.mask = torch.ones(rows, POLICY_DIM, dtype=torch.bool, device=device)
 
-    def __call__(self):
+    def __call__(self) -> Outputs:
         logits, value = self.net(self.x.to(self.dtype))
         return masked_policy(logits, self.mask), value.float()
 
 
-def capture(fn, copies=None):
+def capture(fn: Callable[[], Outputs],
+            copies: tuple[Pairs, Callable[[Outputs], Pairs]] | None = None) -> tuple[torch.cuda.CUDAGraph, Outputs]:
     """A CUDA graph of fn() (after warm-up on a side stream, as PyTorch requires) and its static outputs; `copies`
     (in_pairs, out_pairs) adds pinned-host → device copies before and device → pinned-host copies after."""
     side = torch.cuda.Stream()
@@ -156,7 +165,7 @@ def capture(fn, copies=None):
     return graph, out
 
 
-def check(outputs, want_policy, want_value):
+def check(outputs: Outputs, want_policy: torch.Tensor, want_value: torch.Tensor) -> dict[str, Any]:
     """Relative L2 of the policy and max |value diff| against net_io.json, and whether both are within limits."""
     policy, value = (t.float().cpu() for t in outputs)
     rel = ((policy - want_policy).norm() / want_policy.norm()).item()
@@ -164,7 +173,7 @@ def check(outputs, want_policy, want_value):
     return {"policy_rel_l2": rel, "value_abs": dv, "ok": rel <= POLICY_REL_L2 and dv <= VALUE_ABS}
 
 
-def kernel_names(run, cuda, top=12):
+def kernel_names(run: Callable[[], object], cuda: bool, top: int = 12) -> list[str]:
     """The ops (CPU) or GPU kernels the profiler saw while `run()` ran, heaviest first."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -180,16 +189,16 @@ def kernel_names(run, cuda, top=12):
     return [name for t, name in sorted(timed, reverse=True) if t > 0][:top]
 
 
-def repeat(call):
+def repeat(call: Callable[[], Outputs]) -> Enqueue:
     """enqueue(n) for a callable that runs one batch: n batches, the last one's outputs."""
-    def enqueue(n):
+    def enqueue(n: int) -> Outputs:
         for _ in range(n):
             out = call()
         return out
     return enqueue
 
 
-def variants(step, cuda, compiled):
+def variants(step: Step, cuda: bool, compiled: bool) -> list[tuple[str, Callable[[], Variant]]]:
     """[(name, build)]: build() sets the variant up and returns (streams, copies, enqueue, inputs), where enqueue(n)
     puts n batches in flight and returns the last outputs and `inputs` are the (x, mask) buffers it reads. Built one
     at a time, so a variant that fails to build fails alone."""
@@ -199,10 +208,10 @@ def variants(step, cuda, compiled):
         out += [("graph", lambda: graph_variant(step)), (f"graph_x{STREAMS}", lambda: streams_variant(step)),
                 ("graph_pinned", lambda: pinned_variant(step))]
     if compiled:  # last: slow to build, so a time limit cuts it before the others
-        def build():
+        def build() -> Variant:
             fast = torch.compile(step.__call__, mode="max-autotune", fullgraph=True, dynamic=False)
 
-            def call():
+            def call() -> Outputs:
                 torch.compiler.cudagraph_mark_step_begin()  # each call a new step: its outputs replace the last
                 return fast()
             return 1, False, repeat(call), own
@@ -210,22 +219,22 @@ def variants(step, cuda, compiled):
     return out
 
 
-def graph_variant(step):
+def graph_variant(step: Step) -> Variant:
     """One hand-captured graph replayed on the current stream."""
     graph, out = capture(step)
 
-    def replay():
+    def replay() -> Outputs:
         graph.replay()
         return out
     return 1, False, repeat(replay), [(step.x, step.mask)]
 
 
-def streams_variant(step):
+def streams_variant(step: Step) -> Variant:
     """STREAMS graphs, each with its own buffers, replayed round-robin on STREAMS streams."""
     steps = [Step(step.net, step.dtype, step.x.shape[0], step.x.device) for _ in range(STREAMS)]
     graphs = [(torch.cuda.Stream(), *capture(s)) for s in steps]
 
-    def in_flight(n):
+    def in_flight(n: int) -> Outputs:
         main = torch.cuda.current_stream()
         for i, (stream, graph, _) in enumerate(graphs):
             stream.wait_stream(main)
@@ -239,29 +248,29 @@ def streams_variant(step):
     return STREAMS, False, in_flight, [(s.x, s.mask) for s in steps]
 
 
-def pinned_variant(step):
+def pinned_variant(step: Step) -> Variant:
     """One graph that also copies inputs and masks in from pinned host memory and the outputs back; the host waits
     for each batch, as engine's direct forward does."""
     rows = step.x.shape[0]
     host_x, host_mask = step.x.cpu().pin_memory(), step.mask.cpu().pin_memory()
-    host_policy, host_value = torch.empty(rows, ACTIONS).pin_memory(), torch.empty(rows).pin_memory()
+    host_policy, host_value = torch.empty(rows, POLICY_DIM).pin_memory(), torch.empty(rows).pin_memory()
     graph, _ = capture(step, ([(step.x, host_x), (step.mask, host_mask)],
                               lambda out: [(host_policy, out[0]), (host_value, out[1])]))
 
-    def round_trip():
+    def round_trip() -> Outputs:
         graph.replay()
         torch.cuda.current_stream().synchronize()
         return host_policy, host_value
     return 1, True, repeat(round_trip), [(host_x, host_mask)]
 
 
-def fill(inputs, x, mask):
+def fill(inputs: Pairs, x: torch.Tensor, mask: torch.Tensor) -> None:
     for dst_x, dst_mask in inputs:
         dst_x.copy_(x)
         dst_mask.copy_(mask)
 
 
-def time_per_batch(enqueue, n, cuda):
+def time_per_batch(enqueue: Enqueue, n: int, cuda: bool) -> list[float]:
     """µs per batch of each of REPEATS runs of n batches (CUDA events on the current stream, else wall clock)."""
     times = []
     for _ in range(REPEATS):
@@ -279,7 +288,7 @@ def time_per_batch(enqueue, n, cuda):
     return times
 
 
-def measure_batch(args, rows):
+def measure_batch(args: argparse.Namespace, rows: int) -> bool:
     """Every model × dtype × variant at one batch size: one JSON line each; returns False if any failed."""
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -314,7 +323,7 @@ def measure_batch(args, rows):
                         line["check"] = check(enqueue(1), want_policy, want_value)
                         fill(inputs, bench_x, torch.ones_like(check_mask))
                         enqueue(args.warmup)
-                        line["kernels"] = kernel_names(lambda: enqueue(args.iters), cuda)
+                        line["kernels"] = kernel_names(functools.partial(enqueue, args.iters), cuda)
                         line["tensor_core_kernels"] = [k for k in line["kernels"] if TENSOR_CORE.search(k)]
                         reps = time_per_batch(enqueue, args.iters, cuda)
                         us = statistics.median(reps)
@@ -329,7 +338,7 @@ def measure_batch(args, rows):
     return ok
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("batches", nargs="*", type=int, default=[64, 256, 1024, 4096])
     ap.add_argument("--weights", default=os.path.join(VECTORS, "net.safetensors"))
@@ -353,11 +362,11 @@ def main():
         sys.exit(0 if measure_batch(args, args.one_batch) else 1)
     failed = False
     for rows in args.batches:
-        child = [sys.executable, os.path.abspath(__file__), "--one-batch", str(rows), "--weights", args.weights,
-                 "--check", args.check, "--device", args.device, "--compile", ",".join(args.compile),
-                 "--variants", ",".join(args.variants),
-                 "--warmup", str(args.warmup), "--iters", str(args.iters)]
-        failed |= subprocess.run(child).returncode != 0
+        child, env = script_command("torch_gpu_baseline", "--one-batch", rows, "--weights", args.weights,
+                                    "--check", args.check, "--device", args.device,
+                                    "--compile", ",".join(args.compile), "--variants", ",".join(args.variants),
+                                    "--warmup", args.warmup, "--iters", args.iters)
+        failed |= subprocess.run(child, env=env).returncode != 0
     sys.exit(1 if failed else 0)
 
 

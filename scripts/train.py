@@ -1,10 +1,11 @@
-#!/usr/bin/env python3
 """Train BlobNet on engine's self-play shards and write the result as safetensors.
 
-    train.py --shards DIR --init W.safetensors --out W2.safetensors [--epochs 2] [--window 20] [--log metrics.jsonl]
+    python -m scripts.train --shards DIR --init W.safetensors --out W2.safetensors [--epochs 2] [--window 20]
+                            [--log metrics.jsonl]
 
 Data: every `shard-*.safetensors` under DIR (searched recursively; `engine selfplay --out` writes them), of which the
 newest --window are used; newest = last in path order (loop.py's gen-NNN/shard-NNNNNN names sort in time order).
+Each shard is read with read_shard.py's checks (format version, tensor set, dtypes, shapes, finite values, 0/1 masks).
 A seeded --val-fraction of the examples is held out and scored before training and after every epoch.
 
 Loss per example: policy cross-entropy −Σ π·log p against the shard's root visit shares π, log p a log-softmax
@@ -26,14 +27,15 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from blobnet import (ACTIONS, STATE_DIM, load_weights, masked_log_softmax, net_from_state_dict,  # noqa: E402
-                     save_weights)
+from .blobnet import StrPath, load_weights, masked_log_softmax, net_from_state_dict, save_weights
+from .read_shard import read_shard
 
 FIELDS = ["epoch", "steps", "lr", "train_examples", "val_examples", "train_policy_loss", "train_value_loss",
           "val_policy_loss", "val_value_loss", "val_value_std", "val_policy_kl", "val_top1", "wall_s"]
@@ -43,7 +45,7 @@ class DataError(ValueError):
     pass
 
 
-def find_shards(root, window):
+def find_shards(root: StrPath, window: int) -> list[Path]:
     shards = sorted((Path(folder) / name).relative_to(root).parts
                     for folder, _, names in os.walk(root, followlinks=True)
                     for name in names if name.startswith("shard-") and name.endswith(".safetensors"))
@@ -53,32 +55,26 @@ def find_shards(root, window):
     return shards[-window:] if window else shards
 
 
-def load_shards(paths):
-    """state f32[N,256], policy f32[N,52], value f32[N], mask bool[N,52], concatenated over the shards."""
-    from safetensors.torch import load_file
-
-    expected = {"state": (STATE_DIM,), "policy": (ACTIONS,), "value": (), "mask": (ACTIONS,)}
-    parts = {k: [] for k in expected}
+def load_shards(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """state f32[N,256], policy f32[N,52], value f32[N], mask bool[N,52], concatenated over the shards, each read
+    by read_shard (which raises ShardError, a ValueError naming the file, for a shard the engine would refuse)."""
+    parts: dict[str, list[torch.Tensor]] = {"state": [], "policy": [], "value": [], "mask": []}
     for path in paths:
-        shard = load_file(str(path))
-        n = None
-        for key, tail in expected.items():
-            if key not in shard:
-                raise DataError(f"{path}: no {key!r} tensor (has {sorted(shard)})")
-            t = shard[key]
-            n = t.shape[0] if n is None else n
-            if tuple(t.shape) != (n, *tail):
-                raise DataError(f"{path}: {key!r} has shape {list(t.shape)}, expected {[n, *tail]}")
-            parts[key].append(t)
-    data = {k: torch.cat(v) for k, v in parts.items()}
-    data["mask"] = data["mask"] != 0
-    data["policy"] = data["policy"].float()
-    if (data["mask"].sum(1) == 0).any():
-        raise DataError("an example has no legal action in its mask")
-    return data
+        shard, _ = read_shard(path)
+        mask = shard["mask"] != 0
+        empty = (mask.sum(1) == 0).nonzero()
+        if len(empty):
+            raise DataError(f"{path}: row {empty[0, 0].item()} has no legal action in its mask")
+        for key, tensors in parts.items():
+            tensors.append(mask if key == "mask" else shard[key])
+    return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def losses(net, batch, device, amp_dtype):
+Batch = Mapping[str, torch.Tensor]
+Net = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def losses(net: Net, batch: Batch, device: torch.device, amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, ...]:
     """Per-example policy cross-entropy (legal actions only) and squared value error; also log p (−inf on
     illegal actions), the normalised policy target and the predicted value."""
     state, target, value, legal = (batch[k].to(device, non_blocking=True) for k in ("state", "policy", "value", "mask"))
@@ -93,7 +89,8 @@ def losses(net, batch, device, amp_dtype):
 
 
 @torch.no_grad()
-def evaluate(net, data, device, amp_dtype, batch_size):
+def evaluate(net: torch.nn.Module, data: Batch, device: torch.device, amp_dtype: torch.dtype | None,
+             batch_size: int) -> dict[str, float]:
     if data["value"].shape[0] == 0:
         return {}
     net.eval()
@@ -116,14 +113,14 @@ def evaluate(net, data, device, amp_dtype, batch_size):
 class MetricsLog:
     """Rows to a JSON-lines file, or CSV when the name ends in .csv; none without a path."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | None) -> None:
         self.path = path
         self.file = open(path, "w", newline="") if path else None
         self.csv = csv.DictWriter(self.file, FIELDS, extrasaction="ignore") if path and path.endswith(".csv") else None
         if self.csv:
             self.csv.writeheader()
 
-    def write(self, row):
+    def write(self, row: Mapping[str, Any]) -> None:
         if self.csv:
             self.csv.writerow(row)
         elif self.file:
@@ -131,12 +128,12 @@ class MetricsLog:
         if self.file:
             self.file.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.file:
             self.file.close()
 
 
-def pick_device(name):
+def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -145,12 +142,12 @@ def pick_device(name):
     return device
 
 
-def lr_factor(step, warmup, total):
+def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warm-up over `warmup` steps, then a cosine from 1 to 0.1 at `total`."""
     return min(1.0, (step + 1) / (warmup + 1)) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(step, total) / total)))
 
 
-def train(args):
+def train(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
     if args.threads:
@@ -233,7 +230,7 @@ def train(args):
             "first": rows[0], "last": rows[-1], "wall_s": round(time.perf_counter() - t0, 3)}
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shards", required=True, metavar="DIR",
@@ -266,7 +263,7 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         summary = train(args)

@@ -2,11 +2,14 @@
 //! PyTorch GPU baseline's CPU smoke run),
 //! run against this build's `engine` binary when a Python with PyTorch is at hand: `ENGINE_PYTHON`,
 //! else `python3`. Without one the tests report `ignored (<why>)` (tests/harness); `make python-tests` sets up
-//! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/read_shard.py`
-//! and the Rust shard reader agree on real self-play shards.
+//! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/shard_format.py`, the
+//! Python side's one copy of the engine's constants, matches them, and `scripts/read_shard.py` and the Rust
+//! shard reader agree on real self-play shards. The scripts are a package, run as `python -m scripts.NAME`
+//! from the repository root.
 
 mod harness;
 
+use engine::net::{INPUT_DIM, POLICY_DIM};
 use engine::selfplay::{read_shard, serialize, Example, Shard, SHARD_FORMAT_VERSION};
 use harness::{Outcome, Skip};
 use serde_json::{json, Value};
@@ -42,7 +45,7 @@ fn python_scripts() -> Outcome {
     let python = python_with("torch, safetensors, tqdm")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&python)
-        .args("-m unittest discover -s scripts/tests -t scripts/tests -v".split(' '))
+        .args("-m unittest discover -s scripts/tests -t . -v".split(' '))
         .current_dir(root)
         .env("ENGINE_BIN", env!("CARGO_BIN_EXE_engine"))
         .env("PYTHONDONTWRITEBYTECODE", "1") // no __pycache__ in the source tree
@@ -65,7 +68,7 @@ fn tensor_bytes(shard: &Shard) -> [(&'static str, Vec<u8>); 5] {
         (
             "mask",
             ex.iter()
-                .flat_map(|e| (0..52).map(move |a| (e.mask >> a & 1) as u8))
+                .flat_map(|e| (0..POLICY_DIM).map(move |a| (e.mask >> a & 1) as u8))
                 .collect(),
         ),
         (
@@ -77,6 +80,83 @@ fn tensor_bytes(shard: &Shard) -> [(&'static str, Vec<u8>); 5] {
     ]
 }
 
+/// `python -m scripts.MODULE ARGS` from the repository root, without writing `__pycache__` there.
+fn python_module(python: &str, module: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", &format!("scripts.{module}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    cmd
+}
+
+/// `rows` examples: every state entry 0.5, all visits and the only legal action on action 0, value −1, unit = row.
+fn examples(rows: u64) -> Vec<Example> {
+    (0..rows)
+        .map(|i| Example {
+            state: [0.5; INPUT_DIM],
+            policy: std::array::from_fn(|a| f32::from(u8::from(a == 0))),
+            mask: 1,
+            value: -1.0,
+            unit: i,
+        })
+        .collect()
+}
+
+/// `scripts/shard_format.py`, where every script takes the engine's constants from, holds the
+/// engine's: the network's input and policy sizes, the shard format version, and the tensors of a
+/// shard (names, dtypes, shapes after the row count, in order) as [`serialize`] writes them.
+fn python_shard_format_is_the_engines() -> Outcome {
+    let python = python_with("json")?;
+    let out = python_module(&python, "shard_format")
+        .output()
+        .expect("running scripts.shard_format");
+    assert!(
+        out.status.success(),
+        "scripts.shard_format: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py: Value = serde_json::from_slice(&out.stdout).expect("scripts.shard_format prints JSON");
+
+    // A safetensors file: an 8-byte little-endian header length, then the header (JSON).
+    let rows = 3;
+    let bytes = serialize(&examples(rows), BTreeMap::new());
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: BTreeMap<String, Value> = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let mut tensors: Vec<(&String, &Value)> = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .collect();
+    tensors.sort_by_key(|(_, t)| t["data_offsets"][0].as_u64().unwrap());
+    let tensors: Vec<Value> = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let dtype = match t["dtype"].as_str().unwrap() {
+                "F32" => "float32",
+                "U8" => "uint8",
+                "I64" => "int64",
+                other => panic!("{name}: dtype {other} has no numpy name here"),
+            };
+            let shape = t["shape"].as_array().unwrap();
+            assert_eq!(shape[0], json!(rows), "{name}: rows first");
+            let shape: Vec<Value> = std::iter::once(json!("N"))
+                .chain(shape[1..].iter().cloned())
+                .collect();
+            json!({"name": name, "dtype": dtype, "shape": shape})
+        })
+        .collect();
+    let engine = json!({
+        "input_dim": INPUT_DIM,
+        "policy_dim": POLICY_DIM,
+        "shard_format_version": SHARD_FORMAT_VERSION,
+        "shard_tensors": tensors,
+    });
+    assert_eq!(
+        py, engine,
+        "scripts/shard_format.py (left) differs from the engine (right)"
+    );
+    Ok(())
+}
+
 /// 8 rounds of 3 players × 2 cards: a few dozen examples, so several shards of 20 rows.
 const SELFPLAY: &str = "selfplay --players 3 --cards 2 --rounds 8 --shard-size 20 \
                         --preset light --device cpu --workers 1 --seed 1 --quiet";
@@ -85,7 +165,6 @@ const SELFPLAY: &str = "selfplay --players 3 --cards 2 --rounds 8 --shard-size 2
 /// [`read_shard`] must see the same rows, metadata and tensor bytes (SHA-256) in each.
 fn read_shard_py_agrees_with_the_rust_reader() -> Outcome {
     let python = python_with("numpy, safetensors")?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("engine-read-shard-py-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_engine"))
@@ -107,15 +186,13 @@ fn read_shard_py_agrees_with_the_rust_reader() -> Outcome {
     shards.sort();
     assert!(shards.len() >= 2, "expected several shards, got {shards:?}");
 
-    let out = Command::new(&python)
-        .arg(root.join("scripts/read_shard.py"))
+    let out = python_module(&python, "read_shard")
         .args(&shards)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
-        .expect("running read_shard.py");
+        .expect("running scripts.read_shard");
     assert!(
         out.status.success(),
-        "read_shard.py: {}",
+        "scripts.read_shard: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -146,19 +223,10 @@ fn read_shard_py_agrees_with_the_rust_reader() -> Outcome {
 /// format-1 shard (named by its version, not by its missing tensor) and a negative unit.
 fn read_shard_py_refuses_old_versions_and_negative_units() -> Outcome {
     let python = python_with("numpy, safetensors")?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("engine-read-shard-bad-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let examples: Vec<Example> = (0..3)
-        .map(|i| Example {
-            state: [0.5; 256],
-            policy: std::array::from_fn(|a| f32::from(u8::from(a == 0))),
-            mask: 1,
-            value: -1.0,
-            unit: i,
-        })
-        .collect();
+    let examples = examples(3);
     let meta = |version: &str| {
         BTreeMap::from([
             ("format_version".to_string(), version.to_string()),
@@ -186,12 +254,10 @@ fn read_shard_py_refuses_old_versions_and_negative_units() -> Outcome {
         let path = dir.join(format!("{name}.safetensors"));
         std::fs::write(&path, &bytes).unwrap();
         let rust = read_shard(&path);
-        let out = Command::new(&python)
-            .arg(root.join("scripts/read_shard.py"))
+        let out = python_module(&python, "read_shard")
             .arg(&path)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
             .output()
-            .expect("running read_shard.py");
+            .expect("running scripts.read_shard");
         let stderr = String::from_utf8_lossy(&out.stderr);
         match error {
             None => {
@@ -199,7 +265,10 @@ fn read_shard_py_refuses_old_versions_and_negative_units() -> Outcome {
                 assert_eq!(rust.unwrap().examples, examples);
             }
             Some(text) => {
-                assert!(!out.status.success(), "{name}: read_shard.py accepted it");
+                assert!(
+                    !out.status.success(),
+                    "{name}: scripts.read_shard accepted it"
+                );
                 assert!(stderr.contains(text), "{name}: {stderr}");
                 let err = rust.expect_err(name).to_string();
                 assert!(err.contains(text), "{name}: {err}");
@@ -213,6 +282,7 @@ fn read_shard_py_refuses_old_versions_and_negative_units() -> Outcome {
 fn main() -> ExitCode {
     harness::run(tests![
         python_scripts,
+        python_shard_format_is_the_engines,
         read_shard_py_agrees_with_the_rust_reader,
         read_shard_py_refuses_old_versions_and_negative_units
     ])

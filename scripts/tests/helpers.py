@@ -3,13 +3,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent.parent
-REPO = SCRIPTS.parent
+from scripts.blobnet import script_command
+
+REPO = Path(__file__).resolve().parent.parent.parent
 VECTORS = REPO / "tests" / "vectors"
-sys.path.insert(0, str(SCRIPTS))
 
 
 def engine():
@@ -31,12 +30,14 @@ def interruptible():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def python(script, *args, check=True, env=None):
-    """Runs scripts/SCRIPT with this Python; returns the CompletedProcess."""
-    proc = subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True,
-                          env=env, preexec_fn=interruptible)
+def python(module, *args, check=True, env=None):
+    """Runs `python -m scripts.MODULE ARGS` with this Python, ENV (a dict) added to this process's environment;
+    returns the CompletedProcess."""
+    cmd, module_env = script_command(module, *args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=module_env | (env or {}),
+                          preexec_fn=interruptible)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(f"scripts.{module} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 

@@ -9,9 +9,9 @@ import unittest
 import torch
 from safetensors import safe_open
 
-from helpers import VECTORS, engine, python, run_engine
+from scripts import blobnet
 
-import blobnet
+from .helpers import VECTORS, engine, python, run_engine
 
 
 def seeded_checkpoint(path, seed, key="network_state_dict"):
@@ -44,7 +44,7 @@ class ConvertTest(unittest.TestCase):
 
     def test_round_trip_and_engine_agrees_with_pytorch(self):
         net = seeded_checkpoint(self.p("ck.pth"), seed=5)
-        python("convert_checkpoint.py", self.p("ck.pth"), self.p("net.safetensors"))
+        python("convert_checkpoint", self.p("ck.pth"), self.p("net.safetensors"))
 
         back = blobnet.load_weights(self.p("net.safetensors"))
         for k, v in net.state_dict().items():
@@ -61,7 +61,7 @@ class ConvertTest(unittest.TestCase):
         with torch.no_grad():
             logits, value = net(x)
             policy = blobnet.masked_policy(logits, mask)
-        for c, lo, po, v in zip(io["cases"], logits.tolist(), policy.tolist(), value.tolist()):
+        for c, lo, po, v in zip(io["cases"], logits.tolist(), policy.tolist(), value.tolist(), strict=True):
             c.update(logits=lo, policy=po, value=v)
         shutil.copyfile(VECTORS / "games.json", self.p("games.json"))
 
@@ -85,7 +85,7 @@ class ConvertTest(unittest.TestCase):
         seeded_checkpoint(self.p("bare.pth"), seed=6, key=None)
         for src, dtype, torch_dtype in [("model.pth", "bf16", torch.bfloat16), ("bare.pth", "f16", torch.float16)]:
             out = self.p(f"{src}.{dtype}.safetensors")
-            python("convert_checkpoint.py", self.p(src), out, "--dtype", dtype)
+            python("convert_checkpoint", self.p(src), out, "--dtype", dtype)
             self.assertEqual(run_engine("info", "--weights", out, "--json")["dtype"], dtype)
             back = blobnet.load_weights(out)
             for k, v in net.state_dict().items():
@@ -96,19 +96,19 @@ class ConvertTest(unittest.TestCase):
         sd = blobnet.BlobNet().state_dict()
         bad = dict(sd, **{"transformer.layers.2.linear1.weight": torch.zeros(1000, 256)})
         torch.save({"network_state_dict": bad}, self.p("bad.pth"))
-        proc = python("convert_checkpoint.py", self.p("bad.pth"), self.p("bad.safetensors"), check=False)
+        proc = python("convert_checkpoint", self.p("bad.pth"), self.p("bad.safetensors"), check=False)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("'transformer.layers.2.linear1.weight' has shape [1000, 256], expected [1024, 256]", proc.stderr)
         self.assertFalse(os.path.exists(self.p("bad.safetensors")))
 
         missing = {k: v for k, v in sd.items() if k != "value_fc.3.bias"}
         torch.save({"model_state_dict": missing}, self.p("missing.pth"))
-        proc = python("convert_checkpoint.py", self.p("missing.pth"), self.p("missing.safetensors"), check=False)
+        proc = python("convert_checkpoint", self.p("missing.pth"), self.p("missing.safetensors"), check=False)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("missing key 'value_fc.3.bias' (expected shape [1]", proc.stderr)
 
         torch.save({"iteration": 3}, self.p("empty.pth"))
-        proc = python("convert_checkpoint.py", self.p("empty.pth"), self.p("empty.safetensors"), check=False)
+        proc = python("convert_checkpoint", self.p("empty.pth"), self.p("empty.safetensors"), check=False)
         self.assertIn("neither 'network_state_dict' nor 'model_state_dict'", proc.stderr)
 
 

@@ -1,6 +1,5 @@
 """loop.py: a tiny two-generation run that survives a crash and a Ctrl-C, skipping the steps already done."""
 import json
-import os
 import shutil
 import stat
 import sys
@@ -8,7 +7,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from helpers import engine, python
+from .helpers import engine, python
 
 # Stands in for engine: runs the real one, except that FAKE_ENGINE=selfplay-crash writes the shards, leaves junk
 # and fails (a crash before the step completed), and FAKE_ENGINE=arena-ctrl-c sends SIGINT to the loop (Ctrl-C).
@@ -38,8 +37,8 @@ class LoopTest(unittest.TestCase):
         self.run_dir = self.tmp / "run"
 
     def loop(self, mode, *args):
-        env = dict(os.environ, FAKE_ENGINE=mode)
-        return python("loop.py", "--run", self.run_dir, "--engine", self.fake, *args, check=False, env=env)
+        return python("loop", "--run", self.run_dir, "--engine", self.fake, *args, check=False,
+                      env={"FAKE_ENGINE": mode})
 
     def test_two_generations_resume_after_crash_and_ctrl_c(self):
         tiny = ["--generations", 1, "--rounds-per-gen", 24, "--players", 3, "--cards", 2, "--arena-rounds", 6,

@@ -5,14 +5,14 @@ import unittest
 
 import torch
 
-from helpers import python
+from scripts import torch_gpu_baseline as baseline
 
-import torch_gpu_baseline as baseline
+from .helpers import python
 
 
 class BaselineTest(unittest.TestCase):
     def test_dry_run_measures_every_model_and_dtype_in_one_process_per_batch(self):
-        lines = [json.loads(line) for line in python("torch_gpu_baseline.py", "--dry-run", 2, 3).stdout.splitlines()]
+        lines = [json.loads(line) for line in python("torch_gpu_baseline", "--dry-run", 2, 3).stdout.splitlines()]
         self.assertEqual({(m["batch"], m["model"], m["dtype"], m["variant"]) for m in lines},
                          {(b, model, dtype, "eager") for b in (2, 3) for model in ("folded", "unfolded")
                           for dtype in ("fp16", "fp32")})

@@ -10,22 +10,22 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from helpers import python, run_engine, selfplay
+from scripts import blobnet, train
+from scripts.shard_format import INPUT_DIM, POLICY_DIM, SHARD_FORMAT_VERSION
 
-import blobnet
-import train
+from .helpers import python, run_engine, selfplay
 
 
 class MaskedLossTest(unittest.TestCase):
     def test_illegal_actions_are_ignored(self):
         torch.manual_seed(0)
-        logits = torch.randn(4, 52, requires_grad=True)
-        mask = torch.zeros(4, 52, dtype=torch.bool)
+        logits = torch.randn(4, POLICY_DIM, requires_grad=True)
+        mask = torch.zeros(4, POLICY_DIM, dtype=torch.bool)
         mask[:, :5] = True
         mask[1, 7] = True
-        target = torch.rand(4, 52) * mask
+        target = torch.rand(4, POLICY_DIM) * mask
         target /= target.sum(-1, keepdim=True)
-        batch = {"state": torch.zeros(4, 256), "policy": target, "value": torch.zeros(4), "mask": mask}
+        batch = {"state": torch.zeros(4, INPUT_DIM), "policy": target, "value": torch.zeros(4), "mask": mask}
 
         def loss(lg, tgt):
             return train.losses(lambda x: (lg, torch.zeros(4)), dict(batch, policy=tgt), torch.device("cpu"), None)[0]
@@ -59,7 +59,7 @@ class TrainTest(unittest.TestCase):
         shutil.rmtree(cls.tmp)
 
     def train(self, out, *extra):
-        proc = python("train.py", "--shards", self.tmp / "shards", "--init", self.init, "--out", self.tmp / out,
+        proc = python("train", "--shards", self.tmp / "shards", "--init", self.init, "--out", self.tmp / out,
                       "--threads", 1, "--quiet", *extra)
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -97,18 +97,47 @@ class TrainTest(unittest.TestCase):
         self.assertEqual(b["last"]["val_policy_loss"], a["last"]["val_policy_loss"])
 
     def test_bad_shard_is_named(self):
-        bad = self.tmp / "bad"
-        bad.mkdir()
-        save_file({"state": torch.zeros(3, 256), "policy": torch.zeros(3, 52), "value": torch.zeros(3)},
-                  str(bad / "shard-000000.safetensors"))
-        proc = python("train.py", "--shards", bad, "--init", self.init, "--out", self.tmp / "x.safetensors",
+        # Read through read_shard: a shard the engine's reader would refuse is refused by name, not trained on.
+        def shard(name, metadata=None, **tensors):
+            rows = 3
+            mask = torch.ones(rows, POLICY_DIM, dtype=torch.uint8)
+            full = {"state": torch.zeros(rows, INPUT_DIM), "policy": mask.float() / POLICY_DIM,
+                    "value": torch.zeros(rows), "mask": mask, "unit": torch.arange(rows)}
+            folder = self.tmp / "bad" / name
+            folder.mkdir(parents=True)
+            full.update(tensors)
+            save_file({k: v for k, v in full.items() if v is not None}, str(folder / "shard-000000.safetensors"),
+                      metadata=metadata)
+            return folder
+
+        version = {"format_version": SHARD_FORMAT_VERSION}
+        no_legal = torch.ones(3, POLICY_DIM, dtype=torch.uint8)
+        no_legal[2] = 0
+        no_version = shard("no-version")
+        cases = [
+            (no_version, "metadata has no 'format_version'"),
+            (shard("old", {"format_version": "1"}), f"format_version 1, this reader reads {SHARD_FORMAT_VERSION};"),
+            (shard("no-mask", version, mask=None),
+             "tensors ['policy', 'state', 'unit', 'value'], expected ['state', 'policy', 'value', 'mask', 'unit']"),
+            (shard("nan", version, value=torch.tensor([0.0, float("nan"), 0.0])),
+             "tensor 'value' holds nan at flat index 1"),
+            (shard("no-legal", version, mask=no_legal),
+             "row 2 has no legal action in its mask"),
+        ]
+        for folder, message in cases:
+            with self.subTest(folder.name), self.assertRaises(ValueError) as caught:
+                train.load_shards(train.find_shards(folder, 0))
+            self.assertTrue(str(caught.exception).startswith(f"{folder / 'shard-000000.safetensors'}: {message}"),
+                            caught.exception)
+
+        # The command names it too, and exits non-zero.
+        proc = python("train", "--shards", no_version, "--init", self.init, "--out", self.tmp / "x.safetensors",
                       check=False)
         self.assertNotEqual(proc.returncode, 0)
-        self.assertIn("shard-000000.safetensors: no 'mask' tensor", proc.stderr)
-        proc = python("train.py", "--shards", self.tmp / "nothing", "--init", self.init, "--out",
+        self.assertIn("shard-000000.safetensors: metadata has no 'format_version'", proc.stderr)
+        proc = python("train", "--shards", self.tmp / "nothing", "--init", self.init, "--out",
                       self.tmp / "x.safetensors", check=False)
         self.assertIn("no shard-*.safetensors under", proc.stderr)
-
 
 if __name__ == "__main__":
     unittest.main()
