@@ -743,3 +743,33 @@ fn fold_attention(weights: &Weights, prefix: &str) -> Linear {
         bias,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `engine init-weights --seed 0` and `--seed 7` wrote these files before the shared
+    /// safetensors writer replaced the `safetensors` crate's (commit 921c432): not a byte may
+    /// change.
+    #[test]
+    fn init_writes_the_bytes_it_always_has() {
+        for (seed, expected) in [
+            (
+                0,
+                "00f0109896c41906bcd8aff81fa81d16116832da0b41d28d241e5ce8a952f91b",
+            ),
+            (
+                7,
+                "5aa4de7d1e2214f2275c8514f5260aae31d55ab4ccfb6c9c58f5e2e93dbf26e5",
+            ),
+        ] {
+            let weights = Weights::init(seed);
+            assert_eq!(weights.sha256(), expected, "seed {seed}");
+            assert_eq!(
+                hex_sha256(&weights.to_safetensors()),
+                expected,
+                "seed {seed}"
+            );
+        }
+    }
+}

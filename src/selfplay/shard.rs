@@ -493,6 +493,54 @@ mod tests {
         }
     }
 
+    fn sha256(bytes: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The bytes of fixed shards, recorded with the hand-written serializer this module had
+    /// before the shared safetensors writer (commit 921c432): a shard must not change by a
+    /// byte. The metadata includes characters JSON escapes.
+    #[test]
+    fn serialize_writes_the_bytes_it_always_has() {
+        let escapes = BTreeMap::from([
+            (
+                "note".to_string(),
+                "quote \" backslash \\ tab \t é ✓ \u{1}".to_string(),
+            ),
+            ("rows".to_string(), "7".to_string()),
+        ]);
+        let cases = [
+            (
+                0,
+                BTreeMap::new(),
+                320,
+                "c771f80424b4f7008e17451cf618f9dc8d01df08f45fde592fa1b7ac60919bfe",
+            ),
+            (
+                3,
+                metadata(3),
+                4280,
+                "6bcca578405140daaa5a4fa73c3eb1ee0961b4f3dbdcb606499e394723f8c8fc",
+            ),
+            (
+                7,
+                escapes,
+                9488,
+                "d82dc730bf299c661bd09c8ba4f7feff97561fd6d0a2c9d3ccd20ba86be055ba",
+            ),
+        ];
+        for (rows, meta, len, expected) in cases {
+            let examples: Vec<Example> = (0..rows).map(example).collect();
+            let bytes = serialize(&examples, meta);
+            assert_eq!(bytes.len(), len, "{rows} rows");
+            assert_eq!(sha256(&bytes), expected, "{rows} rows");
+        }
+    }
+
     fn temp_out(name: &str) -> OutDir {
         let dir = std::env::temp_dir().join(format!("engine-shard-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
