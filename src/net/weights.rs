@@ -208,8 +208,12 @@ pub enum WeightsError {
         path.display()
     )]
     TooLarge { path: PathBuf, bytes: u64 },
-    #[error("cannot write {}: {error:#}", path.display())]
-    Write { path: PathBuf, error: anyhow::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Not a well-formed safetensors container (the error names the file).
     #[error(transparent)]
     Format(#[from] SafetensorsError),
@@ -403,10 +407,10 @@ impl Weights {
     /// Writes the weights as an f32 safetensors file with PyTorch's key names and metadata
     /// `{"format": "pt"}`, atomically ([`crate::fsio::write_atomic`]).
     pub fn save(&self, path: &Path) -> Result<(), WeightsError> {
-        crate::fsio::write_atomic(path, &self.to_safetensors()).map_err(|error| {
+        crate::fsio::write_atomic(path, &self.to_safetensors()).map_err(|source| {
             WeightsError::Write {
                 path: path.to_owned(),
-                error,
+                source,
             }
         })
     }
