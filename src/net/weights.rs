@@ -5,8 +5,8 @@
 //! The sizes of a net and its state-dict keys are in `dims`.
 //!
 //! Nothing here runs a forward pass; a malformed file is an error, never a panic. The container
-//! is parsed by [`crate::safetensors_strict`], which also rejects duplicate keys, holes and
-//! trailing bytes.
+//! is read and written by [`crate::safetensors`], whose reader also rejects duplicate keys,
+//! holes and trailing bytes.
 
 mod dims;
 mod init;
@@ -15,16 +15,17 @@ mod prepared;
 pub use dims::Dims;
 pub use prepared::{LayerNorm, Linear, PreparedLayer, PreparedWeights, LAYER_NORM_EPS};
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::TensorView;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::safetensors_strict::{Dtype, SafetensorsError, SafetensorsFile};
+use crate::safetensors::{
+    f32_bytes, serialize, Dtype, FieldOrder, SafetensorsError, SafetensorsFile, TensorBytes,
+};
 
 /// One tensor of the state dict, converted to f32, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -233,27 +234,23 @@ impl Weights {
         })
     }
 
-    /// The f32 safetensors bytes [`Weights::save`] writes.
+    /// The f32 safetensors bytes [`Weights::save`] writes: the data in key order, as the
+    /// `safetensors` crate (which wrote the engine's weights before [`crate::safetensors`] did)
+    /// lays out tensors of one dtype, so that a seed's file has not changed by a byte.
     fn to_safetensors(&self) -> Vec<u8> {
-        let bytes: Vec<(&str, Vec<u8>, &[usize])> = self
+        let mut tensors: Vec<TensorBytes<'_>> = self
             .tensors
             .iter()
-            .map(|(key, t)| {
-                (
-                    key.as_str(),
-                    t.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                    &t.shape[..],
-                )
+            .map(|(key, t)| TensorBytes {
+                name: key,
+                dtype: Dtype::F32,
+                shape: t.shape.clone(),
+                data: f32_bytes(t.data.iter().copied()),
             })
             .collect();
-        let views = bytes.iter().map(|(key, data, shape)| {
-            let view = TensorView::new(safetensors::Dtype::F32, shape.to_vec(), data)
-                .expect("f32 data matches its shape");
-            (*key, view)
-        });
-        let metadata = [("format".to_string(), "pt".to_string())].into();
-        safetensors::serialize(views, Some(metadata))
-            .expect("in-memory serialisation of valid views")
+        tensors.sort_by_key(|t| t.name);
+        let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+        serialize(&tensors, &metadata, FieldOrder::Spec)
     }
 
     pub fn dims(&self) -> &Dims {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::WeightsError;
 use crate::net::{INPUT_DIM, POLICY_DIM};
-use crate::safetensors_strict::SafetensorsFile;
+use crate::safetensors::SafetensorsFile;
 
 /// Sizes of one BlobNet, inferred from the tensor shapes of a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
