@@ -8,11 +8,13 @@
 //! evaluation cache is shared by the units it plays, but a cache hit never changes a search
 //! (see [`crate::search`]), so which units shared a worker does not matter.
 
+mod metadata;
 mod out_dir;
 mod shard;
 mod worker;
 mod writer;
 
+pub use metadata::ShardMetadata;
 pub use out_dir::{hostname, OutDir, OutDirError, LOCK_FILE};
 pub use shard::{
     parse_shard, read_shard, serialize, Example, Shard, ShardError, MAX_SHARD_ROWS,

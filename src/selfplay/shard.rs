@@ -5,8 +5,9 @@
 //! round score), `mask` u8[N,52] (legal actions), `unit` i64[N] (index of the unit of work
 //! the row comes from: its round in round mode, its game in full-game mode; never negative,
 //! stored as I64 rather than U64 so that every PyTorch version loads it). Metadata (all
-//! strings): `format_version` ([`SHARD_FORMAT_VERSION`]), `rows`, `first_shard`, plus what
-//! the run adds (engine version, weights sha256, settings, `seed`).
+//! strings): `format_version` ([`SHARD_FORMAT_VERSION`]), `rows`, `first_shard`, plus the
+//! run's provenance, [`super::ShardMetadata`] (engine version, weights sha256, settings,
+//! `seed`, device, host); its module lists every key.
 //! [`serialize`] lays a shard out through the shared safetensors writer
 //! ([`crate::safetensors::serialize`]), with the fields of each header entry in alphabetical
 //! order ([`FieldOrder::Alphabetical`]) as shards have always had them; a run's

@@ -1,7 +1,7 @@
 //! The shard writer of a run: examples in, numbered shard files out, in unit order.
 
 use super::shard::{serialize, Example, MAX_SHARD_ROWS, SHARD_FORMAT_VERSION};
-use super::{OutDir, UnitDone, UnitSink};
+use super::{OutDir, ShardMetadata, UnitDone, UnitSink};
 use crate::fsio::write_atomic;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -38,12 +38,13 @@ impl ShardWriter {
         out: OutDir,
         shard_size: usize,
         flush_every: Option<Duration>,
-        mut metadata: BTreeMap<String, String>,
+        metadata: ShardMetadata,
     ) -> ShardWriter {
         assert!(
             (1..=MAX_SHARD_ROWS).contains(&shard_size),
             "shards hold 1..={MAX_SHARD_ROWS} rows"
         );
+        let mut metadata = metadata.to_map();
         metadata.insert("format_version".into(), SHARD_FORMAT_VERSION.into());
         metadata.insert("first_shard".into(), out.first_shard().to_string());
         ShardWriter {
@@ -140,6 +141,21 @@ mod tests {
     use crate::selfplay::shard::tests::example;
     use crate::selfplay::{read_shard, Shard};
 
+    /// A run's provenance with seed 7.
+    fn run_metadata() -> ShardMetadata {
+        ShardMetadata {
+            engine_version: "0.0.0".into(),
+            weights_sha256: "ab12".into(),
+            encoder: "v2".into(),
+            rules: "rounds players=4 cards=3 dealer=random trump=random".into(),
+            search: "worlds=2 sims=20".into(),
+            units: 2,
+            seed: 7,
+            device: "cpu".into(),
+            host: "test".into(),
+        }
+    }
+
     fn temp_out(name: &str) -> OutDir {
         let dir = std::env::temp_dir().join(format!("engine-shard-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -159,8 +175,7 @@ mod tests {
     fn shard_writer_files_read_back_in_order() {
         let out = temp_out("order");
         let dir = out.path().to_path_buf();
-        let meta = BTreeMap::from([("seed".to_string(), "7".to_string())]);
-        let mut writer = ShardWriter::new(out, 3, None, meta);
+        let mut writer = ShardWriter::new(out, 3, None, run_metadata());
         // Round 1 finishes first: the writer holds it until round 0 is in.
         writer.add_round(1, (3..5).map(example).collect()).unwrap();
         writer.add_round(0, (0..3).map(example).collect()).unwrap();
@@ -172,6 +187,13 @@ mod tests {
         assert_eq!(read[1].metadata["rows"], "2");
         assert_eq!(read[1].metadata["seed"], "7");
         assert_eq!(read[1].metadata["first_shard"], "0");
+        // Exactly the documented keys: the run's and the writer's own.
+        let mut keys: Vec<&str> = ShardMetadata::KEYS.to_vec();
+        keys.extend(ShardMetadata::FILE_KEYS);
+        keys.sort_unstable();
+        for shard in &read {
+            assert!(shard.metadata.keys().eq(&keys), "{:?}", shard.metadata);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -179,7 +201,7 @@ mod tests {
     fn a_due_flush_puts_every_ordered_row_on_disk_and_changes_no_final_byte() {
         let (flushed, plain) = (temp_out("flushed"), temp_out("plain"));
         let dirs = [flushed.path().to_path_buf(), plain.path().to_path_buf()];
-        let mut writer = ShardWriter::new(flushed, 4, Some(Duration::ZERO), BTreeMap::new());
+        let mut writer = ShardWriter::new(flushed, 4, Some(Duration::ZERO), run_metadata());
         writer.add_round(0, (0..3).map(example).collect()).unwrap();
         let on_disk = |n| read_shard(&dirs[0].join(format!("shard-00000{n}.safetensors")));
         assert_eq!(on_disk(0).unwrap().examples.len(), 3);
@@ -192,7 +214,7 @@ mod tests {
         assert_eq!(on_disk(2).unwrap().examples.len(), 1);
         assert_eq!(writer.finish().unwrap(), (3, 9));
 
-        let mut writer = ShardWriter::new(plain, 4, None, BTreeMap::new());
+        let mut writer = ShardWriter::new(plain, 4, None, run_metadata());
         for r in 0..3 {
             writer
                 .add_round(r, (3 * r..3 * r + 3).map(|i| example(i as usize)).collect())
