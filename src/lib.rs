@@ -15,7 +15,7 @@ pub mod fsio;
 pub mod game;
 pub mod net;
 pub mod ring;
-pub mod safetensors_strict;
+pub mod safetensors;
 pub mod search;
 pub mod selfplay;
 pub mod telemetry;

@@ -11,12 +11,11 @@ use engine::net::Backend;
 use engine::search::{LeafValues, RootNoise, SearchConfig};
 use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
 use engine::selfplay::{
-    OutDir, SelfPlayConfig, ShardWriter, MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS,
-    MAX_WORKERS,
+    OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS,
+    MAX_UNITS, MAX_WORKERS,
 };
 use engine::telemetry::{nvml_snapshot, GpuSampler};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -634,46 +633,7 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     // NVML telemetry only when the network really runs on a GPU.
     let mut sampler = opened.gpu.map(GpuSampler::new);
     let (backend, opened_gpu) = (opened.backend, opened.gpu);
-    let rules = config.start_cards.map_or_else(
-        || {
-            format!(
-                "rounds players={} cards={} dealer=random trump=random",
-                config.players, config.cards
-            )
-        },
-        |c| format!("full_game players={} start_cards={c}", config.players),
-    );
-    let search = format!(
-        "worlds={} sims={} leaf_values={:?} c_puct={} fpu={:?} noise={:?} leaves_per_gather={}",
-        config.search.worlds,
-        config.search.sims_per_world,
-        config.search.leaf_values,
-        config.search.c_puct,
-        config.search.fpu,
-        config.search.root_noise,
-        config.search.leaves_per_gather,
-    );
-    let host = engine::selfplay::hostname();
-    let metadata = BTreeMap::from([
-        (
-            "engine_version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        (
-            "weights_sha256".to_string(),
-            net.weights.sha256().to_string(),
-        ),
-        (
-            "encoder".to_string(),
-            format!("{:?}", config.search.encoder).to_lowercase(),
-        ),
-        ("rules".to_string(), rules),
-        ("search".to_string(), search),
-        ("units".to_string(), config.units.to_string()),
-        ("seed".to_string(), config.seed.to_string()),
-        ("device".to_string(), backend.name().to_string()),
-        ("host".to_string(), host),
-    ]);
+    let metadata = ShardMetadata::new(&config, net.weights.sha256(), backend.name());
     let flush_every = Duration::from_secs(args.flush_secs);
     let mut writer = ShardWriter::new(out, args.shard_size, Some(flush_every), metadata);
     let stop = Arc::new(AtomicBool::new(false));

@@ -6,9 +6,10 @@ use engine::game::round_sequence;
 use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::search::{LeafValues, SearchConfig};
-use engine::selfplay::{read_shard, run, OutDir, SelfPlayConfig, ShardWriter, Summary, UnitDone};
+use engine::selfplay::{
+    read_shard, run, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, Summary, UnitDone,
+};
 use safetensors::{Dtype, SafeTensors};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -75,7 +76,7 @@ fn play_config_on(
     stop_after: Option<u64>,
     kernel: CpuKernel,
 ) -> (Summary, Vec<Vec<u8>>) {
-    let meta = BTreeMap::from([("seed".to_string(), config.seed.to_string())]);
+    let meta = ShardMetadata::new(&config, "test-weights", "cpu");
     let mut writer = ShardWriter::new(OutDir::claim(dir).unwrap(), 40, None, meta);
     let backend =
         Box::new(CpuBackend::with_kernel(net(), config.rows_per_batch(), kernel).unwrap());
@@ -146,6 +147,12 @@ fn shards_load_and_hold_consistent_examples() {
         let n: usize = meta["rows"].parse().unwrap();
         assert_eq!(meta["format_version"], "2");
         assert_eq!(meta["seed"], "3");
+        let mut keys: Vec<&str> = ShardMetadata::KEYS.to_vec();
+        keys.extend(ShardMetadata::FILE_KEYS);
+        keys.sort_unstable();
+        let mut written: Vec<&str> = meta.keys().map(String::as_str).collect();
+        written.sort_unstable();
+        assert_eq!(written, keys, "the documented metadata keys");
         assert_eq!(st.len(), 5, "{:?}", st.names());
         let state = st.tensor("state").unwrap();
         let policy = st.tensor("policy").unwrap();

@@ -1,12 +1,17 @@
 //! Strict loading: one crafted file per way a safetensors file can be malformed, built byte by
 //! byte (8-byte little-endian header length, JSON header, data), each rejected with its own
 //! named error by the container parser and, the same way, by the weights loader and the shard
-//! reader; then what each of those two checks on top of the container.
+//! reader; the engine's writer against the `safetensors` crate (which reads what it writes,
+//! and writes one dtype the same bytes); then what the weights loader and the shard reader
+//! check on top of the container.
 
 use engine::net::weights::{Dims, Weights, WeightsError};
-use engine::safetensors_strict::{SafetensorsError, SafetensorsFile, MAX_HEADER_LEN};
+use engine::safetensors::{
+    serialize, Dtype, FieldOrder, SafetensorsError, SafetensorsFile, TensorBytes, MAX_HEADER_LEN,
+};
 use engine::selfplay::{parse_shard, Example, ShardError, SHARD_FORMAT_VERSION};
 use half::{bf16, f16};
+use std::collections::BTreeMap;
 
 const FILE: &str = "crafted.safetensors";
 
@@ -490,6 +495,101 @@ fn floats_read_from_unaligned_data() {
     close("f16", 1e-3);
     close("bf16", 1e-2);
     assert_eq!(st.tensor("pad").unwrap().to_f32(), None);
+}
+
+// ---- the writer, against the `safetensors` crate ----
+
+/// Tensors of every width, named out of order, with data that differs between them.
+fn writer_tensors(dtype: Option<Dtype>) -> Vec<TensorBytes<'static>> {
+    let specs = [
+        ("z.bias", Dtype::F32, vec![3]),
+        ("a", Dtype::I64, vec![2, 2]),
+        ("m.weight", Dtype::BF16, vec![1, 5]),
+        ("b", Dtype::U8, vec![7]),
+        ("empty", Dtype::F16, vec![0, 3]),
+        ("scalar", Dtype::F32, vec![]),
+    ];
+    specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, d, shape))| {
+            let dtype = dtype.unwrap_or(d);
+            let len = dtype.bytes_of(&shape).unwrap();
+            let data = (0..len).map(|b| (31 * i + 7 * b) as u8 % 0x7f).collect();
+            TensorBytes {
+                name,
+                dtype,
+                shape,
+                data,
+            }
+        })
+        .collect()
+}
+
+fn crate_dtype(dtype: Dtype) -> safetensors::Dtype {
+    match dtype {
+        Dtype::F32 => safetensors::Dtype::F32,
+        Dtype::F16 => safetensors::Dtype::F16,
+        Dtype::BF16 => safetensors::Dtype::BF16,
+        Dtype::U8 => safetensors::Dtype::U8,
+        Dtype::I64 => safetensors::Dtype::I64,
+        other => panic!("no {other} in these tests"),
+    }
+}
+
+#[test]
+fn the_safetensors_crate_reads_what_the_writer_writes() {
+    let metadata = BTreeMap::from([
+        ("format_version".to_string(), "2".to_string()),
+        ("note".to_string(), "\"quoted\" ✓".to_string()),
+    ]);
+    for fields in [FieldOrder::Spec, FieldOrder::Alphabetical] {
+        let tensors = writer_tensors(None);
+        let bytes = serialize(&tensors, &metadata, fields);
+        let read = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(read.len(), tensors.len());
+        for t in &tensors {
+            let view = read.tensor(t.name).unwrap();
+            assert_eq!(view.dtype(), crate_dtype(t.dtype), "{}", t.name);
+            assert_eq!(view.shape(), &t.shape[..], "{}", t.name);
+            assert_eq!(view.data(), &t.data[..], "{}", t.name);
+        }
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let read_meta: BTreeMap<String, String> =
+            header.metadata().clone().unwrap().into_iter().collect();
+        assert_eq!(read_meta, metadata);
+    }
+}
+
+/// The weights' layout (one dtype, the data in name order, one metadata entry, [`FieldOrder::Spec`])
+/// is byte for byte the crate's, which wrote the engine's weights files before.
+#[test]
+fn the_writer_lays_out_one_dtype_as_the_safetensors_crate_does() {
+    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    for dtype in [Dtype::F32, Dtype::U8, Dtype::BF16] {
+        let mut tensors = writer_tensors(Some(dtype));
+        tensors.sort_by_key(|t| t.name);
+        let ours = serialize(&tensors, &metadata, FieldOrder::Spec);
+        let views: Vec<_> = tensors
+            .iter()
+            .map(|t| {
+                let view = safetensors::tensor::TensorView::new(
+                    crate_dtype(t.dtype),
+                    t.shape.clone(),
+                    &t.data,
+                )
+                .unwrap();
+                (t.name, view)
+            })
+            .collect();
+        // Handed over in reverse: the crate sorts them itself.
+        let theirs = safetensors::serialize(
+            views.into_iter().rev(),
+            Some(metadata.clone().into_iter().collect()),
+        )
+        .unwrap();
+        assert!(ours == theirs, "{dtype}: the bytes differ");
+    }
 }
 
 // ---- the weights loader ----

@@ -8,15 +8,19 @@
 //! evaluation cache is shared by the units it plays, but a cache hit never changes a search
 //! (see [`crate::search`]), so which units shared a worker does not matter.
 
+mod metadata;
 mod out_dir;
 mod shard;
 mod worker;
+mod writer;
 
+pub use metadata::ShardMetadata;
 pub use out_dir::{hostname, OutDir, OutDirError, LOCK_FILE};
 pub use shard::{
-    parse_shard, read_shard, serialize, Example, Shard, ShardError, ShardWriter, MAX_SHARD_ROWS,
+    parse_shard, read_shard, serialize, Example, Shard, ShardError, MAX_SHARD_ROWS,
     SHARD_FORMAT_VERSION,
 };
+pub use writer::ShardWriter;
 
 use crate::game::{round_sequence, RoundConfig, Seat};
 use crate::net::{Backend, INPUT_DIM, POLICY_DIM};
