@@ -1,0 +1,346 @@
+//! The command line's definitions: every command, its flags, their help and their bounds
+//! (checked at parse time, before any work). `main.rs` runs the commands.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use engine::device::DeviceSpec;
+use engine::encode::EncoderVersion;
+use engine::net::cpu::CpuKernel;
+use engine::search::{LeafValues, SearchConfig};
+use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
+use engine::selfplay::{MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS, MAX_WORKERS};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "engine",
+    version,
+    about = "Self-play and inference engine for BlobNet, the network of BlobMaster (Blob / Oh Hell)",
+    long_about = "Self-play and inference engine for BlobNet, the AlphaZero-style policy/value network of \
+BlobMaster (kbingoel/BlobMaster) for the trick-taking card game Blob (Oh Hell). Rules, the 256-float state \
+encoder and the network are bit-compatible with BlobMaster: its weights load as they are (safetensors, \
+PyTorch key names)."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Play Blob against itself with determinized MCTS and write training shards
+    ///
+    /// Each worker thread runs many games at once and feeds one network backend through a batch
+    /// ring. Shards are safetensors files (state f32[N,256], policy f32[N,52], value f32[N],
+    /// mask u8[N,52], unit i64[N]: the round or game a row comes from, which with the run's
+    /// --seed replays it) written atomically to --out, numbered after the shards already there.
+    /// One run at a time owns an --out (a second is refused, naming the first); the directory
+    /// is proven writable before any work. The shard being filled is written every
+    /// --flush-secs, so a crash loses at most that much work. Reproducible: see README.md.
+    /// Ctrl-C (or SIGTERM) stops taking new rounds, writes what is complete, prints the
+    /// summary and exits with status 130; a second Ctrl-C exits at once.
+    Selfplay(SelfplayArgs),
+    /// Compare two nets on paired deals with rotated seats (greedy play, no noise)
+    ///
+    /// Each deal is replayed once per seat rotation so both nets sit in every seat equally
+    /// often; prints each net's mean score per round, the difference and its 95% confidence
+    /// interval over deals. Ctrl-C prints the result over the deals finished and exits with
+    /// status 130.
+    Arena(ArenaArgs),
+    /// Analyse positions: one JSON query per line on stdin, one JSON answer per line on stdout
+    ///
+    /// A long-running server for GUIs, bots and tests, like KataGo's analysis engine. A query is
+    /// a position in the shape of a `state` of tests/vectors/games.json plus `id` and `player`
+    /// (other seats' hands may be given as hand sizes), with options dets, sims, seed,
+    /// leaf_values, include_policy_prior and perfect_information. Answers (visits, prior and
+    /// value per legal action, the network's value, the best action, search statistics) come as
+    /// queries finish; queries in flight share network batches. A bad line is answered with an
+    /// `error` object naming the field; EOF drains the queries in flight and exits 0. The
+    /// format is in README.md, "Analysis API".
+    Analyze(AnalyzeArgs),
+    /// Check rules, legal masks, the encoder and the network against recorded reference vectors
+    ///
+    /// Reads DIR/games.json (rounds recorded from BlobMaster: every decision's state, legal
+    /// actions, mask and encoding) and DIR/net_io.json with DIR/net.safetensors (network
+    /// inputs and outputs). Prints pass/fail counts per category and exits 1 on any failure.
+    Verify {
+        /// Directory of vectors in BlobMaster's recorded format
+        #[arg(long, value_name = "DIR", default_value = "tests/vectors")]
+        vectors: PathBuf,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a weights file (architecture, parameter count, dtype, sha256) and the GPUs
+    Info {
+        /// BlobNet weights (safetensors with PyTorch key names)
+        #[arg(long, value_name = "FILE")]
+        weights: PathBuf,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a freshly initialised BlobNet (PyTorch's default init scheme) as safetensors
+    InitWeights {
+        /// Seed of the initialisation (same seed, same file)
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output file (written atomically)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Measure network forward throughput on random encoder-like inputs
+    Bench {
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// Rows per forward call (1..=65536)
+        #[arg(long, default_value_t = 256, value_parser = within::<usize>(MAX_BENCH_BATCH))]
+        batch: usize,
+        /// Seconds to time (after a warm-up)
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Time batches through the batch ring with N of them in flight, as self-play runs
+        /// them (on a GPU: page-locked slots, one stream each, no host staging copy); without
+        /// it, direct forward calls (on a GPU: through a staging slot, host copies included);
+        /// 1..=64
+        #[arg(long, value_name = "N", value_parser = within::<usize>(MAX_IN_FLIGHT))]
+        in_flight: Option<usize>,
+        /// Weights to time (default: a fresh net, seed 0)
+        #[arg(long, value_name = "FILE")]
+        weights: Option<PathBuf>,
+        /// Print one JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Device options shared by the commands that run the network.
+#[derive(clap::Args)]
+pub(crate) struct DeviceArgs {
+    /// Where the network runs: auto (GPU 0 if usable, else CPU), cpu, cuda or cuda:N
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    pub(crate) device: DeviceSpec,
+    /// CUDA: launch kernels eagerly instead of replaying captured graphs (for A/B timing)
+    #[arg(long)]
+    pub(crate) no_graphs: bool,
+    /// CUDA: how a thread waits for its batch through the ring: block (sleep until the GPU
+    /// signals; frees the core for search) or spin (the driver polls; lower latency, burns the
+    /// waiting core)
+    #[arg(long, value_enum, default_value_t = GpuWait::Block, value_name = "HOW")]
+    pub(crate) gpu_wait: GpuWait,
+    /// CPU: the matrix kernel: avx512, avx2, neon or portable (default: the fastest this CPU
+    /// has). Each gives a row the same result whatever batch it is in; avx512 and avx2 agree
+    /// bit for bit, portable differs in the last bits
+    #[arg(long, value_name = "KERNEL")]
+    pub(crate) cpu_kernel: Option<CpuKernel>,
+}
+
+/// `--gpu-wait`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum GpuWait {
+    Block,
+    Spin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Preset {
+    /// 2 worlds × 20 simulations
+    Light,
+    /// 3 worlds × 30 simulations
+    Medium,
+    /// 5 worlds × 50 simulations
+    Heavy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LeafValuesArg {
+    /// Evaluate each new leaf from every seat's perspective (one row per seat)
+    All,
+    /// Evaluate only the mover's row (cheaper; other seats learn from terminals)
+    Mover,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EncoderArg {
+    /// BlobMaster's HEAD layout (dims 191..=201 filled)
+    V2,
+    /// The layout of BlobMaster's published checkpoints (dims 191.. zero)
+    V1,
+}
+
+impl From<EncoderArg> for EncoderVersion {
+    fn from(arg: EncoderArg) -> EncoderVersion {
+        match arg {
+            EncoderArg::V1 => EncoderVersion::V1,
+            EncoderArg::V2 => EncoderVersion::V2,
+        }
+    }
+}
+
+/// Search settings shared by selfplay and arena.
+#[derive(clap::Args)]
+pub(crate) struct SearchArgs {
+    /// Search preset (worlds × simulations per world)
+    #[arg(long, value_enum, default_value_t = Preset::Medium)]
+    pub(crate) preset: Preset,
+    /// Determinized worlds per decision, 1..=64 (overrides the preset): 64 worlds × 4 leaves ×
+    /// 8 seats fill a 2,048-row batch
+    #[arg(long, value_parser = within::<u32>(MAX_WORLDS.into()))]
+    pub(crate) dets: Option<u32>,
+    /// Simulations per world, 1..=65534 (overrides the preset): visits are counted in 16 bits
+    #[arg(long, value_parser = within::<u32>(MAX_SIMS_PER_WORLD.into()))]
+    pub(crate) sims: Option<u32>,
+    /// How network leaves are valued
+    #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
+    pub(crate) leaf_values: LeafValuesArg,
+    /// Encoder layout the weights expect
+    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
+    pub(crate) encoder: EncoderArg,
+}
+
+impl SearchArgs {
+    pub(crate) fn config(&self) -> SearchConfig {
+        let base = match self.preset {
+            Preset::Light => SearchConfig::light(),
+            Preset::Medium => SearchConfig::medium(),
+            Preset::Heavy => SearchConfig::heavy(),
+        };
+        SearchConfig {
+            worlds: self.dets.unwrap_or(base.worlds),
+            sims_per_world: self.sims.unwrap_or(base.sims_per_world),
+            leaf_values: match self.leaf_values {
+                LeafValuesArg::All => LeafValues::All,
+                LeafValuesArg::Mover => LeafValues::Mover,
+            },
+            encoder: self.encoder.into(),
+            ..base
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ArenaArgs {
+    /// Weights of net A
+    #[arg(long, value_name = "FILE")]
+    pub(crate) a: PathBuf,
+    /// Weights of net B
+    #[arg(long, value_name = "FILE")]
+    pub(crate) b: PathBuf,
+    /// Deals to play (each is played once per seat rotation), 1..=10000000: each deal's result
+    /// is kept until the end
+    #[arg(long, default_value_t = 100, value_parser = within::<u64>(engine::arena::MAX_DEALS))]
+    pub(crate) rounds: u64,
+    #[arg(long, default_value_t = 4)]
+    pub(crate) players: u8,
+    #[arg(long, default_value_t = 5)]
+    pub(crate) cards: u8,
+    #[command(flatten)]
+    pub(crate) search: SearchArgs,
+    /// Threads, 1..=1024 (default: all cores)
+    #[arg(long, value_parser = within::<usize>(MAX_THREADS))]
+    pub(crate) threads: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct AnalyzeArgs {
+    /// BlobNet weights (default: a fresh net, seed 0)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// Worker threads running searches, 1..=1024 (default: all cores)
+    #[arg(long, value_parser = within::<usize>(MAX_THREADS))]
+    pub(crate) threads: Option<usize>,
+    /// Encoder layout the weights expect
+    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
+    pub(crate) encoder: EncoderArg,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct SelfplayArgs {
+    /// BlobNet weights (default: a fresh net, seed 0)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// Players at the table (3..=8)
+    #[arg(long, default_value_t = 4)]
+    pub(crate) players: u8,
+    /// Cards per round in round mode (dealer and trump are random per round)
+    #[arg(long, default_value_t = 5, conflicts_with = "full_game")]
+    pub(crate) cards: u8,
+    /// Play full games (C, C-1, …, 1, 1 × players, 2, …, C cards; dealer and trump rotate)
+    #[arg(long, requires = "start_cards")]
+    pub(crate) full_game: bool,
+    /// First round's card count in full-game mode
+    #[arg(long, value_name = "C")]
+    pub(crate) start_cards: Option<u8>,
+    /// Rounds to play (round mode), 1..=10^12
+    #[arg(long, default_value_t = 100, conflicts_with = "games", value_parser = within::<u64>(MAX_UNITS))]
+    pub(crate) rounds: u64,
+    /// Games to play (full-game mode; default 10), 1..=10^12
+    #[arg(long, requires = "full_game", value_parser = within::<u64>(MAX_UNITS))]
+    pub(crate) games: Option<u64>,
+    #[command(flatten)]
+    pub(crate) search: SearchArgs,
+    /// Run a GPU backend under watch: also evaluate one batch in N on the CPU and stop the
+    /// run if any output differs by more than --check-threshold (no effect on the CPU)
+    #[arg(long, value_name = "N", value_parser = within::<u64>(u64::MAX))]
+    pub(crate) check_every: Option<u64>,
+    /// Largest |Δ| of a policy entry or value tolerated by --check-every
+    #[arg(long, default_value_t = 1e-2)]
+    pub(crate) check_threshold: f32,
+    /// Dirichlet noise at each world's root: concentration α
+    #[arg(long, default_value_t = 0.3)]
+    pub(crate) dirichlet_alpha: f32,
+    /// Dirichlet noise at each world's root: weight ε (0 turns the noise off)
+    #[arg(long, default_value_t = 0.25)]
+    pub(crate) dirichlet_epsilon: f32,
+    /// Worker threads, 1..=1024 (default: all cores)
+    #[arg(long, value_parser = within::<usize>(MAX_WORKERS as u64))]
+    pub(crate) workers: Option<usize>,
+    /// Games each worker plays at once, 1..=4096. With --workers, --dets and --sims it sets
+    /// the memory a run may need; a run whose bound exceeds the machine's memory is refused
+    #[arg(long, default_value_t = 64, value_parser = within::<usize>(MAX_GAMES_PER_WORKER as u64))]
+    pub(crate) games_per_worker: usize,
+    /// Output directory for shards (created; owned by one run at a time)
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    pub(crate) out: PathBuf,
+    /// Examples per shard, 1..=1000000 (a shard is built in memory, about 2.5 KB a row)
+    #[arg(long, default_value_t = 50_000, value_parser = within::<usize>(MAX_SHARD_ROWS as u64))]
+    pub(crate) shard_size: usize,
+    /// Seconds between writes of the shard being filled, 1..=86400: a crash loses at most this
+    /// much work. Each write rewrites the shard so far; the final shards are the same whatever
+    /// this is
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = within::<u64>(86_400))]
+    pub(crate) flush_secs: u64,
+    /// Seed of the run (same seed and settings, same games)
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Print one JSON summary object on stdout
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// No progress bar
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+/// Most rows per `bench` batch.
+pub(crate) const MAX_BENCH_BATCH: u64 = 65_536;
+/// Most batches `bench --in-flight` keeps in flight (each a slot of `--batch` rows).
+pub(crate) const MAX_IN_FLIGHT: u64 = 64;
+/// Most threads of `arena` and `analyze`: as self-play's workers.
+pub(crate) const MAX_THREADS: u64 = MAX_WORKERS as u64;
+
+/// A parser of an integer flag in `1..=max`, so that a bad size is refused before any work.
+pub(crate) fn within<T>(max: u64) -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::RangedU64ValueParser::new().range(1..=max)
+}
