@@ -15,7 +15,7 @@ What makes it fair (issue 17, item 4), against `engine bench --device cuda:0`:
   against engine's direct forward, copies included);
 - one process per batch size (the script runs itself per BATCH), so every compile sees one static shape;
 - ≥20 warm-up replays, then 5 timed repeats between CUDA events; the line gives their median;
-- inputs like engine bench's (src/net/bench.rs encoder_like_inputs: hand, trick order, played bits, ratios), all
+- inputs like engine bench's (src/net/synthetic.rs encoder_like_inputs: hand, trick order, played bits, ratios), all
   actions legal; the timed step includes the masked softmax, as engine's kernel does;
 - every variant's own callable is first checked on net_io.json's cases (tiled to the batch) at engine's FP16
   tolerances (tests/gpu.rs): policy relative L2 ≤ 2e-3, |value diff| ≤ 5e-3;
@@ -109,7 +109,7 @@ class FoldedBlobNet(nn.Module):
 
 
 def encoder_like_inputs(rows: int, seed: int = 0) -> torch.Tensor:
-    """Rows shaped like engine bench's (src/net/bench.rs): 13 hand bits, a 3-card trick in play order, 20 played
+    """Rows shaped like engine bench's (src/net/synthetic.rs): 13 hand bits, a 3-card trick in play order, 20 played
     bits, and dims 156..202 each 0, 1, -1 or U(0, 1.5); the context dims stay 0."""
     g = torch.Generator().manual_seed(seed)
     x = torch.zeros(rows, INPUT_DIM)
