@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Model-checks the batch ring (src/ring/loom_model.rs) with loom: every interleaving of its
-# threads up to a preemption bound, on the synchronous and asynchronous paths (about a minute
+# threads up to a preemption bound, with host slots and device slots (about a minute
 # once built).
 #
 #   scripts/loom.sh [TEST]     # every model test by default (each sets its preemption bound)
