@@ -185,6 +185,9 @@ fn recorded_positions_round_trip() {
             );
             let visits: u64 = moves.iter().map(|m| m["visits"].as_u64().unwrap()).sum();
             assert_eq!(visits, simulations, "decision {i}: {answer}");
+            assert_eq!(answer["is_during_search"], false);
+            assert!(answer.get("stopped").is_none(), "{answer}");
+            check_pv(answer);
             assert_eq!(answer["stats"]["simulations"], simulations);
             let best = &answer["best_action"];
             let most = moves.iter().map(|m| m["visits"].as_u64().unwrap()).max();
@@ -276,6 +279,25 @@ fn follow_low_or_high(bid: u8) -> Value {
         "previous_tricks": [],
         "sims": 400, "perfect_information": true
     })
+}
+
+/// Every move's principal variation starts with the move, played by the acting seat, and its
+/// visits never grow along the line (a child is reached only through its parent).
+fn check_pv(answer: &Value) {
+    for m in answer["moves"].as_array().expect("moves") {
+        let pv = m["pv"].as_array().expect("pv");
+        assert_eq!(pv[0]["action"], m["action"], "{answer}");
+        assert_eq!(pv[0]["seat"], answer["player"], "{answer}");
+        assert_eq!(pv[0].get("card"), m.get("card"), "{answer}");
+        let visits: Vec<u64> = pv.iter().map(|s| s["visits"].as_u64().unwrap()).collect();
+        let total = m["visits"].as_u64().unwrap();
+        assert!(visits[0] <= total, "{answer}");
+        assert_eq!(visits[0] == 0, total == 0, "{answer}");
+        assert!(
+            visits.windows(2).all(|w| w[0] >= w[1] && w[1] > 0),
+            "{answer}"
+        );
+    }
 }
 
 #[test]
@@ -587,6 +609,27 @@ fn bad_positions_name_the_field_and_the_problem() {
             "trump",
         ),
     ];
+    // Search settings and the protocol's options, out of range or of the wrong type.
+    let mut cases = cases;
+    for (field, value, code) in [
+        ("c_puct", json!(-0.5), "invalid_value"),
+        ("c_puct", json!(100.5), "invalid_value"),
+        ("c_puct", json!("1.5"), "wrong_type"),
+        ("fpu_reduction", json!(2.5), "invalid_value"),
+        ("fpu_reduction", json!(-3), "invalid_value"),
+        ("fpu_reduction", json!(true), "wrong_type"),
+        ("report_every", json!(0), "invalid_value"),
+        ("report_every", json!(65_535), "invalid_value"),
+        ("report_every", json!(2.5), "invalid_value"),
+        ("report_every", json!([1]), "wrong_type"),
+        ("max_time_ms", json!(0), "invalid_value"),
+        ("max_time_ms", json!(3_600_001), "invalid_value"),
+        ("max_time_ms", json!(-5), "invalid_value"),
+        ("max_time_ms", json!("1s"), "wrong_type"),
+    ] {
+        let query = edit(bidding_query, &|q| q[field] = value.clone());
+        cases.push((query, code, field));
+    }
     let queries: Vec<Value> = cases
         .iter()
         .enumerate()
@@ -711,7 +754,7 @@ fn collect_numbers<'a>(value: &'a mut Value, out: &mut Vec<&'a mut Value>) {
     }
 }
 
-const ERROR_CODES: [&str; 16] = [
+const ERROR_CODES: [&str; 17] = [
     "malformed_json",
     "missing_field",
     "unknown_field",
@@ -726,6 +769,7 @@ const ERROR_CODES: [&str; 16] = [
     "illegal_play",
     "inconsistent_history",
     "not_to_act",
+    "unknown_id",
     "backend",
     "internal",
 ];
@@ -885,5 +929,345 @@ fn a_backend_failure_answers_every_query_and_ends_the_server() {
     for line in text.lines() {
         let answer: Value = serde_json::from_str(line).unwrap();
         assert_eq!(error_of(&answer).0, "backend", "{answer}");
+    }
+}
+
+/// Serves lines given as JSON values; returns every line written (partial answers included)
+/// and the summary.
+fn serve_all(
+    lines: &[Value],
+    backend: Box<dyn Backend>,
+    threads: usize,
+) -> (Vec<Value>, ServeSummary) {
+    let lines: Vec<Vec<u8>> = lines.iter().map(|l| l.to_string().into_bytes()).collect();
+    serve_bytes(&lines, backend, threads)
+}
+
+/// A search that takes minutes (64 worlds × 65,534 simulations), cut to two by its time limit
+/// should nothing else stop it.
+fn endless_query(id: Value) -> Value {
+    let mut q = bidding_query();
+    q["id"] = id;
+    q["dets"] = json!(64);
+    q["sims"] = json!(65_534);
+    q["max_time_ms"] = json!(120_000);
+    q
+}
+
+#[test]
+fn query_version_and_clear_cache_answer_at_once() {
+    let mut query = playing_query();
+    query["id"] = json!("before");
+    let mut again = query.clone();
+    again["id"] = json!("after");
+    let lines = [
+        json!({"id": "v", "action": "query_version"}),
+        query,
+        json!({"id": ["c", 1], "action": "clear_cache"}),
+        again,
+    ];
+    let (answers, summary) = serve_all(&lines, cpu_net(), 1);
+    assert_eq!(summary.answers, 4);
+    assert_eq!((summary.errors, summary.partial), (0, 0));
+    let answers = by_id(answers);
+    assert_eq!(
+        answers["\"v\""],
+        json!({
+            "id": "v", "action": "query_version",
+            "engine_version": env!("CARGO_PKG_VERSION"),
+            "protocol_version": engine::analyze::PROTOCOL_VERSION,
+        })
+    );
+    assert_eq!(engine::analyze::PROTOCOL_VERSION, 2);
+    assert_eq!(
+        answers["[\"c\",1]"],
+        json!({"id": ["c", 1], "action": "clear_cache", "ok": true})
+    );
+    // Each query has its own cache: clearing none changes nothing.
+    let strip = |id: &str| {
+        let mut a = without_time(answers[&json!(id).to_string()].clone());
+        assert_answer(&a);
+        a["id"] = Value::Null;
+        a
+    };
+    assert_eq!(strip("before"), strip("after"));
+}
+
+#[test]
+fn bad_actions_are_answered_with_errors() {
+    let cases = [
+        (
+            json!({"id": 0, "action": "stop"}),
+            "invalid_value",
+            "action",
+        ),
+        (json!({"id": 1, "action": ""}), "invalid_value", "action"),
+        (json!({"id": 2, "action": 3}), "wrong_type", "action"),
+        (json!({"id": 3, "action": null}), "wrong_type", "action"),
+        (
+            json!({"id": 4, "action": "terminate"}),
+            "missing_field",
+            "terminate_id",
+        ),
+        (
+            json!({"id": 5, "action": "terminate", "terminate_id": "nobody"}),
+            "unknown_id",
+            "terminate_id",
+        ),
+        (
+            json!({"id": 6, "action": "terminate", "terminate_id": null}),
+            "unknown_id",
+            "terminate_id",
+        ),
+        (
+            json!({"id": 7, "action": "clear_cache", "terminate_id": 1}),
+            "unknown_field",
+            "terminate_id",
+        ),
+        (
+            json!({"id": 8, "action": "query_version", "sims": 3}),
+            "unknown_field",
+            "sims",
+        ),
+        (json!({"action": "query_version"}), "missing_field", "id"),
+    ];
+    let lines: Vec<Value> = cases.iter().map(|(l, _, _)| l.clone()).collect();
+    let (answers, summary) = serve_all(&lines, uniform(), 1);
+    assert_eq!(summary.answers, cases.len() as u64);
+    assert_eq!(summary.errors, cases.len() as u64);
+    let answers = by_id(answers);
+    for (line, code, field) in &cases {
+        let answer = &answers[&line["id"].to_string()];
+        assert_eq!(error_of(answer), (*code, *field), "{line}\n{answer}");
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // A query with an unknown action field is a query with an unknown field.
+    let mut query = bidding_query();
+    query["actoin"] = json!("terminate");
+    assert_eq!(
+        error_of(&serve_one(query, uniform())),
+        ("unknown_field", "actoin")
+    );
+}
+
+#[test]
+fn terminate_stops_the_queries_with_that_id_and_answers_them_with_what_they_have() {
+    let lines = [
+        endless_query(json!("long")),
+        endless_query(json!({"twice": true})),
+        endless_query(json!({"twice": true})),
+        json!({"id": "stop long", "action": "terminate", "terminate_id": "long"}),
+        json!({"id": "stop both", "action": "terminate", "terminate_id": {"twice": true}}),
+        json!({"id": "stop nobody", "action": "terminate", "terminate_id": "short"}),
+    ];
+    let (answers, summary) = serve_all(&lines, uniform(), 2);
+    assert_eq!(summary.answers, lines.len() as u64, "{answers:?}");
+    assert_eq!((summary.errors, summary.partial), (1, 0));
+    let find = |id: Value| -> Vec<&Value> { answers.iter().filter(|a| a["id"] == id).collect() };
+    assert_eq!(
+        find(json!("stop long")),
+        [
+            &json!({"id": "stop long", "action": "terminate", "ok": true,
+                 "terminate_id": "long", "queries": 1})
+        ]
+    );
+    assert_eq!(find(json!("stop both"))[0]["queries"], 2);
+    assert_eq!(
+        error_of(find(json!("stop nobody"))[0]),
+        ("unknown_id", "terminate_id")
+    );
+    let stopped: Vec<&Value> = [json!("long"), json!({"twice": true})]
+        .into_iter()
+        .flat_map(find)
+        .collect();
+    assert_eq!(stopped.len(), 3);
+    for answer in stopped {
+        assert_answer(answer);
+        assert_eq!(answer["stopped"], "terminated", "{answer}");
+        assert_eq!(answer["is_during_search"], false);
+        let simulations = answer["stats"]["simulations"].as_u64().unwrap();
+        assert!(simulations < 64 * 65_534, "{answer}");
+        let visits: u64 = answer["moves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["visits"].as_u64().unwrap())
+            .sum();
+        assert_eq!(visits, simulations);
+        check_pv(answer);
+    }
+}
+
+#[test]
+fn max_time_ms_stops_the_search_and_a_generous_one_changes_nothing() {
+    let mut short = endless_query(json!("short"));
+    short["max_time_ms"] = json!(300);
+    let answer = serve_one(short, uniform());
+    assert_answer(&answer);
+    assert_eq!(answer["stopped"], "time_limit", "{answer}");
+    assert!(answer["stats"]["simulations"].as_u64().unwrap() < 64 * 65_534);
+    assert!(
+        answer["stats"]["time_ms"].as_f64().unwrap() >= 300.0,
+        "{answer}"
+    );
+    check_pv(&answer);
+    // A limit the search does not reach: the answer of the query without one.
+    for q in sample_queries(json!({"dets": 2, "sims": 10, "seed": 3}))
+        .into_iter()
+        .take(4)
+    {
+        let mut limited = q.clone();
+        limited["max_time_ms"] = json!(600_000);
+        let answer = serve_one(limited, cpu_net());
+        assert!(answer.get("stopped").is_none(), "{answer}");
+        assert_eq!(without_time(answer), without_time(serve_one(q, cpu_net())));
+    }
+}
+
+#[test]
+fn partial_answers_come_during_the_search_and_never_change_the_final_one() {
+    let (dets, sims, every) = (3_u64, 40_u64, 7_u64);
+    let mut queries = sample_queries(json!({"dets": dets, "sims": sims, "seed": 9}));
+    queries.truncate(8);
+    queries.push(query_of(
+        decisions(173)[0],
+        json!("perfect"),
+        json!({"sims": sims, "perfect_information": true}),
+    ));
+    let reporting: Vec<Value> = queries
+        .iter()
+        .map(|q| {
+            let mut q = q.clone();
+            q["report_every"] = json!(every);
+            q
+        })
+        .collect();
+    let plain = by_id(serve_queries(&queries, cpu_net(), 2));
+    let run = || {
+        let (answers, summary) = serve_all(&reporting, cpu_net(), 2);
+        assert_eq!(summary.answers, queries.len() as u64);
+        assert_eq!(summary.partial as usize, answers.len() - queries.len());
+        answers
+    };
+    let answers = run();
+    let mut partial_count = 0;
+    for q in &queries {
+        let id = &q["id"];
+        let mine: Vec<&Value> = answers.iter().filter(|a| &a["id"] == id).collect();
+        let (last, partial) = mine.split_last().unwrap();
+        // The final answer comes last and is the answer without reports.
+        assert_eq!(last["is_during_search"], false);
+        assert_eq!(
+            without_time((*last).clone()),
+            without_time(plain[&id.to_string()].clone()),
+            "{q}"
+        );
+        let worlds = last["stats"]["worlds"].as_u64().unwrap();
+        let mut previous = 0;
+        for (k, p) in partial.iter().enumerate() {
+            assert_answer(p);
+            assert_eq!(p["is_during_search"], true, "{p}");
+            assert!(p.get("stopped").is_none());
+            let simulations = p["stats"]["simulations"].as_u64().unwrap();
+            // The k-th report once k+1 multiples of `every` per world are done, before the end.
+            assert!(simulations >= (k as u64 + 1) * every * worlds, "{p}");
+            assert!(simulations > previous && simulations < sims * worlds, "{p}");
+            previous = simulations;
+            check_pv(p);
+        }
+        partial_count += partial.len();
+    }
+    assert!(
+        partial_count >= queries.len(),
+        "{partial_count} partial answers"
+    );
+    // Partial answers are reproducible too (the search's state after a batch).
+    let strip = |answers: Vec<Value>| -> Vec<Value> {
+        let mut answers: Vec<Value> = answers.into_iter().map(without_time).collect();
+        answers.sort_by_key(|a| (a["id"].to_string(), a["stats"]["simulations"].as_u64()));
+        answers
+    };
+    assert_eq!(strip(answers), strip(run()));
+}
+
+#[test]
+fn search_settings_per_query_reach_the_search_and_their_defaults_change_nothing() {
+    let mut queries = sample_queries(json!({"dets": 2, "sims": 24, "seed": 1}));
+    queries.truncate(8);
+    let with = |extra: Value| -> Vec<Value> {
+        let edited: Vec<Value> = queries
+            .iter()
+            .map(|q| {
+                let mut q = q.clone();
+                for (k, v) in extra.as_object().unwrap() {
+                    q[k] = v.clone();
+                }
+                q
+            })
+            .collect();
+        let answers = by_id(serve_queries(&edited, cpu_net(), 2));
+        queries
+            .iter()
+            .map(|q| without_time(answers[&q["id"].to_string()].clone()))
+            .collect()
+    };
+    let plain = with(json!({}));
+    assert_eq!(with(json!({"c_puct": 1.5, "fpu_reduction": 0.2})), plain);
+    assert_eq!(with(json!({"c_puct": null, "fpu_reduction": null})), plain);
+    for extra in [
+        json!({"c_puct": 0}),
+        json!({"c_puct": 6.5}),
+        json!({"fpu_reduction": -1}),
+        json!({"fpu_reduction": 1.5}),
+    ] {
+        let answers = with(extra.clone());
+        assert!(answers.iter().all(|a| a.get("error").is_none()));
+        assert_ne!(answers, plain, "{extra} searched like the defaults");
+    }
+}
+
+#[test]
+fn the_principal_variation_is_the_most_visited_line() {
+    // Perfect information, 2 cards each: every line of the search ends the round, and A♥'s
+    // line plays all six cards in turn.
+    let answer = serve_one(lead_the_ace(), cpu_net());
+    check_pv(&answer);
+    let ace = answer["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["action"] == 25)
+        .unwrap();
+    let pv = ace["pv"].as_array().unwrap();
+    let seats: Vec<u64> = pv.iter().map(|s| s["seat"].as_u64().unwrap()).collect();
+    assert_eq!(seats, [1, 2, 0, 1, 2, 0], "{answer}");
+    assert_eq!(pv[0]["card"], "A♥");
+    assert_eq!(pv[0]["visits"], ace["visits"], "one world");
+    // Seat 1 wins the first trick and leads its last card, 2♣ (forced, so its visits are
+    // those of the step before it).
+    assert_eq!(pv[3]["action"], 26);
+    assert_eq!(pv[3]["visits"], pv[2]["visits"]);
+    assert!(pv.iter().all(|s| s["card"].is_string()));
+    // Bidding: the line starts with bids (no card names), one per seat in order from the
+    // dealer's left, and carries on into the play when it gets that far.
+    let mut bid = bidding_query();
+    bid["sims"] = json!(300);
+    let answer = serve_one(bid, cpu_net());
+    check_pv(&answer);
+    let best = answer["best_action"].clone();
+    let best = answer["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["action"] == best)
+        .unwrap();
+    let pv = best["pv"].as_array().unwrap();
+    assert!(pv.len() > 1, "{answer}");
+    for (i, step) in pv.iter().enumerate().take(4) {
+        assert_eq!(step["seat"], (1 + i as u64) % 4, "{answer}");
+        assert!(step.get("card").is_none(), "{answer}");
+    }
+    for step in pv.iter().skip(4) {
+        assert!(step["card"].is_string(), "{answer}");
     }
 }

@@ -369,16 +369,29 @@ fn shard_reader_never_panics() {
     });
 }
 
-/// Valid queries: bidding with hidden hands, play with a finished trick, perfect information.
-const QUERIES: [&str; 3] = [
+/// Valid queries: bidding with hidden hands, play with a finished trick, perfect information,
+/// and one with the protocol's options and search settings.
+const QUERIES: [&str; 4] = [
     r#"{"id":1,"player":1,"dealer":0,"trump":2,"cards_dealt":3,"hands":[3,[1,15,25],3],"bids":[null,null,null],"dets":2,"sims":4}"#,
     r#"{"id":"play","player":0,"dealer":3,"trump":1,"cards_dealt":2,"hands":[[23],[19],[16],[]],"bids":[0,0,0,0],"tricks_won":[0,0,0,1],"current_trick":{"leader":3,"cards":[[3,35]]},"previous_tricks":[{"leader":0,"cards":[[0,6],[1,0],[2,32],[3,20]],"winner":3}]}"#,
     r#"{"id":[null],"player":0,"dealer":1,"trump":null,"cards_dealt":1,"hands":[[7],[51],[30]],"bids":[null,null,0],"perfect_information":true,"leaf_values":"mover","include_policy_prior":true,"seed":3}"#,
+    r#"{"id":2.5,"player":2,"dealer":1,"trump":0,"cards_dealt":2,"hands":[2,2,[3,40]],"bids":[null,null,null],"sims":4,"report_every":1,"max_time_ms":60000,"c_puct":2.5,"fpu_reduction":-0.1}"#,
+];
+
+/// Valid action lines (a `terminate` of an id that may or may not be in flight).
+const ACTION_LINES: [&str; 3] = [
+    r#"{"id":"t","action":"terminate","terminate_id":{"gui":[1,2]}}"#,
+    r#"{"id":9,"action":"clear_cache"}"#,
+    r#"{"id":null,"action":"query_version"}"#,
 ];
 
 #[test]
 fn analyze_query_parser_never_panics() {
-    let seeds: Vec<Vec<u8>> = QUERIES.iter().map(|q| q.as_bytes().to_vec()).collect();
+    let seeds: Vec<Vec<u8>> = QUERIES
+        .iter()
+        .chain(&ACTION_LINES)
+        .map(|q| q.as_bytes().to_vec())
+        .collect();
     fuzz(
         "analyze_query",
         3,
@@ -431,11 +444,12 @@ fn serve_lines(input: Vec<u8>) -> (String, ServeSummary) {
 fn analyze_server_answers_every_mutated_line() {
     let (answers, summary) = serve_lines(QUERIES.join("\n").into_bytes());
     assert_eq!(summary.errors, 0, "the seed queries are legal: {answers}");
+    let seeds: Vec<&str> = QUERIES.iter().chain(&ACTION_LINES).copied().collect();
 
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let mut input = Vec::new();
     for _ in 0..SERVED {
-        let seed = QUERIES[rng.random_range(0..QUERIES.len())].as_bytes();
+        let seed = seeds[rng.random_range(0..seeds.len())].as_bytes();
         let mut line = cap_search(mutate_line(&mut rng, seed));
         // One line each: a newline from a mutation would split it.
         line.iter_mut()
@@ -445,7 +459,11 @@ fn analyze_server_answers_every_mutated_line() {
         input.push(b'\n');
     }
     let (answers, summary) = serve_lines(input);
-    assert_eq!(answers.lines().count(), SERVED);
+    // One answer per line, and the partial answers of queries that still ask for them.
+    assert_eq!(
+        answers.lines().count() as u64,
+        SERVED as u64 + summary.partial
+    );
     assert_eq!(summary.answers, SERVED as u64);
     eprintln!(
         "analyze server: {SERVED} lines, {} searched",

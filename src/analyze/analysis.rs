@@ -1,14 +1,21 @@
-//! One query in flight: its search, its own evaluation cache, and the answer built from them.
+//! One query in flight: its search, its own evaluation cache, and the answers built from them
+//! (partial ones during the search, then the final one).
+//!
+//! A search stops early, at its next gather after its root has been evaluated, when a
+//! `terminate` action names it or its `max_time_ms` has passed; it is then answered with the
+//! simulations it has backed up, marked with the reason. Partial answers are built from the
+//! search's state after a batch has been applied and never change it.
 
+use super::in_flight::Registration;
 use super::query::{ErrorCode, Options, QueryError};
 use crate::encode::{encode, EncoderVersion};
 use crate::game::{Card, Phase, Round};
 use crate::net::{INPUT_DIM, POLICY_DIM};
-use crate::search::{EvalCache, Gathered, Requests, Search, SearchConfig};
+use crate::search::{EvalCache, Fpu, Gathered, PvStep, Requests, Search, SearchConfig};
 use serde::Serialize;
 use serde_json::Value;
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most entries of a query's evaluation cache (about 80 bytes each).
 const MAX_CACHE_ENTRIES: usize = 1 << 16;
@@ -19,8 +26,20 @@ pub struct Job {
     pub id: Value,
     pub round: Round,
     pub options: Options,
-    /// When the line was read: the answer's `time_ms` counts from here.
+    /// When the line was read: the answer's `time_ms` and `max_time_ms` count from here.
     pub received: Instant,
+    /// Its place among the queries in flight (a `terminate` sets its flag).
+    pub registration: Registration,
+}
+
+/// Why a search stopped before its budget of simulations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// A `terminate` action named the query.
+    Terminated,
+    /// `max_time_ms` passed.
+    TimeLimit,
 }
 
 /// The network's outputs for the root position, from the mover's perspective.
@@ -41,6 +60,14 @@ pub struct Analysis {
     root: Option<RootEval>,
     /// Rows of the batch in flight that belong to this query.
     pub rows: Option<Range<usize>>,
+    /// When the search must stop (`max_time_ms` after the line was read).
+    deadline: Option<Instant>,
+    /// Partial answers: every this many simulations (`report_every` × worlds), and the total
+    /// (all worlds) at which the next one is due.
+    report_step: Option<u32>,
+    next_report: u32,
+    /// Set when the search stopped before its budget.
+    stopped: Option<Stopped>,
 }
 
 impl Analysis {
@@ -48,11 +75,14 @@ impl Analysis {
         let o = job.options;
         // Perfect information searches the one real deal.
         let worlds = if o.perfect_information { 1 } else { o.dets };
+        let defaults = SearchConfig::with_budget(worlds, o.sims);
         let config = SearchConfig {
             leaf_values: o.leaf_values,
             encoder,
             root_noise: None,
-            ..SearchConfig::with_budget(worlds, o.sims)
+            c_puct: o.c_puct.unwrap_or(defaults.c_puct),
+            fpu: o.fpu_reduction.map_or(defaults.fpu, Fpu::Reduction),
+            ..defaults
         };
         let search = if o.perfect_information {
             Search::with_worlds(&[job.round], config, o.seed)
@@ -67,6 +97,12 @@ impl Analysis {
             encoder,
             root: None,
             rows: None,
+            deadline: o
+                .max_time_ms
+                .map(|ms| job.received + Duration::from_millis(ms)),
+            report_step: o.report_every.map(|n| n * worlds),
+            next_report: o.report_every.map_or(0, |n| n * worlds),
+            stopped: None,
             job,
         })
     }
@@ -77,8 +113,21 @@ impl Analysis {
         self.search.config().max_rows_per_gather(players)
     }
 
-    /// Appends the rows the search needs next, or says it is done.
+    /// Appends the rows the search needs next, or says it is done: at the end of its budget,
+    /// or earlier when it is terminated or out of time (once its root has been evaluated).
     pub fn gather(&mut self, requests: &mut Requests) -> Result<Gathered, QueryError> {
+        if self.root.is_some() && !self.search.is_done() {
+            self.stopped = if self.job.registration.is_terminated() {
+                Some(Stopped::Terminated)
+            } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                Some(Stopped::TimeLimit)
+            } else {
+                None
+            };
+            if self.stopped.is_some() {
+                return Ok(Gathered::Done);
+            }
+        }
         let start = requests.len();
         let gathered = self.search.gather(&mut self.cache, requests);
         if self.root.is_none() && !self.is_root_row(requests, start, gathered) {
@@ -117,11 +166,25 @@ impl Analysis {
         &self.job.id
     }
 
-    /// The answer of a finished search.
-    pub fn answer(&self) -> Answer {
+    /// A partial answer, if the search (not yet done) has passed another multiple of
+    /// `report_every` simulations per world since the last one.
+    pub fn report_due(&mut self) -> Option<Answer> {
+        let step = self.report_step?;
+        let total = self.search.result().simulations();
+        if self.root.is_none() || self.search.is_done() || total < self.next_report {
+            return None;
+        }
+        self.next_report = (total / step + 1) * step;
+        Some(self.answer(true))
+    }
+
+    /// The answer: partial (`during_search`) or final, from the simulations backed up so far.
+    pub fn answer(&self, during_search: bool) -> Answer {
         let round = &self.job.round;
         let result = self.search.result();
-        let root = self.root.expect("a finished search has evaluated its root");
+        let root = self
+            .root
+            .expect("an answered search has evaluated its root");
         let total = result.simulations();
         let legal: Vec<u8> = (0..POLICY_DIM as u8)
             .filter(|&a| result.legal >> a & 1 == 1)
@@ -133,13 +196,17 @@ impl Analysis {
                 let visits = result.visits[usize::from(a)];
                 MoveStats {
                     action: a,
-                    card: playing
-                        .then(|| Card::from_index(a).map(|c| c.to_string()))
-                        .flatten(),
+                    card: card_name(round.phase(), a),
                     visits,
                     share: short(visits as f32 / total.max(1) as f32),
                     prior: short(root.policy[usize::from(a)]),
                     value: result.mean_value(a).map(short),
+                    pv: self
+                        .search
+                        .principal_variation(a)
+                        .iter()
+                        .map(PvMove::of)
+                        .collect(),
                 }
             })
             .collect();
@@ -158,6 +225,8 @@ impl Analysis {
         let config = self.search.config();
         Answer {
             id: self.job.id.clone(),
+            is_during_search: during_search,
+            stopped: if during_search { None } else { self.stopped },
             player: round.to_act().0,
             phase: if playing { "play" } else { "bid" },
             best_action: best.action,
@@ -180,7 +249,13 @@ impl Analysis {
     }
 }
 
-/// Network rows per new leaf: one per seat, or the mover's alone.
+/// The card's name when `action` is a play.
+fn card_name(phase: Phase, action: u8) -> Option<String> {
+    (phase == Phase::Playing)
+        .then(|| Card::from_index(action).map(|c| c.to_string()))
+        .flatten()
+}
+
 /// `x` as the shortest decimal that reads back as the same `f32` (0.1, not 0.100000001…).
 fn short(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::NAN)
@@ -200,6 +275,33 @@ pub struct MoveStats {
     pub prior: f64,
     /// Mean value for the mover of the simulations through this action (`null` if none).
     pub value: Option<f64>,
+    /// Principal variation: this action, then the most-visited line after it in one world
+    /// (see [`Search::principal_variation`]).
+    pub pv: Vec<PvMove>,
+}
+
+/// One step of a principal variation.
+#[derive(Clone, Debug, Serialize)]
+pub struct PvMove {
+    pub seat: u8,
+    /// A bid, or a card index when `card` is given.
+    pub action: u8,
+    /// The card's name when the step is a play.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
+    /// Simulations through this step in its world.
+    pub visits: u32,
+}
+
+impl PvMove {
+    fn of(step: &PvStep) -> PvMove {
+        PvMove {
+            seat: step.seat.0,
+            action: step.action,
+            card: card_name(step.phase, step.action),
+            visits: step.visits,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -213,7 +315,8 @@ pub struct Stats {
     pub nn_rows: u32,
     /// Rows answered by this query's cache instead.
     pub cache_hits: u32,
-    /// From reading the query to its answer (the only field that varies between runs).
+    /// From reading the query to this answer (the only field that varies between runs of a
+    /// query without `max_time_ms` or `terminate`).
     pub time_ms: f64,
 }
 
@@ -221,6 +324,11 @@ pub struct Stats {
 #[derive(Clone, Debug, Serialize)]
 pub struct Answer {
     pub id: Value,
+    /// True for a partial answer (`report_every`), false for the final one.
+    pub is_during_search: bool,
+    /// In a final answer, why the search stopped before its budget (absent: it did not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
     pub player: u8,
     /// `"bid"` or `"play"`.
     pub phase: &'static str,

@@ -1,54 +1,33 @@
-//! `engine analyze`: a JSON-lines analysis server, like KataGo's analysis engine.
+//! `engine analyze`: a JSON-lines analysis server, like KataGo's analysis engine. The protocol
+//! — every field, action, answer and error, with examples — is documented in
+//! `docs/analysis.md`; this is how the server is built.
 //!
-//! [`serve`] reads one JSON query per line and writes one JSON answer per line (flushed each
-//! time), answering queries as they finish: several are searched at once by worker threads,
-//! and their network rows are batched together through one [`Ring`] and one backend thread,
-//! as in self-play. EOF drains the queries in flight and returns.
-//!
-//! # Query
-//! A position in the shape of a `state` object of `tests/vectors/games.json`, plus `id` (any
-//! JSON value, echoed) and `player` (the seat to act). Cards are indices `suit·13 + rank`
-//! (suits ♠ ♥ ♣ ♦, ranks 2..A), seats are `0..players`.
-//! - required: `id`, `player`, `dealer`, `trump` (suit 0..=3 or `null` for no trump),
-//!   `cards_dealt`, `hands`, `bids` (one per seat, `null` = not yet bid);
-//! - optional: `tricks_won` (checked against the history when given), `current_trick` and
-//!   `previous_tricks` (`{"leader": seat, "cards": [[seat, card], …], "winner": seat}`,
-//!   leader and winner optional and checked when given; default: none played);
-//! - `hands`: one entry per seat (their number is the number of players): a list of cards,
-//!   or an integer, the hand's size, for a hidden hand. The acting seat's hand must be a list.
-//!   Without `perfect_information` only the acting seat's list is read: another seat's list
-//!   counts for its length alone, and its cards are neither read nor checked;
-//! - options: `dets` (worlds, 1..=64, default 3), `sims` (simulations per world, 1..=65534,
-//!   default 30), `seed` (default 0), `leaf_values` (`"all"` default, or `"mover"`),
-//!   `include_policy_prior` (default false: add the 52-entry root policy), and
-//!   `perfect_information` (default false: search the given hands as known, one world, every
-//!   hand a list).
-//!
-//! Unknown fields are errors (a misspelt option is not silently ignored).
-//!
-//! # Answer
-//! `id`, `player`, `phase` (`"bid"`/`"play"`), `legal_actions`, `best_action` (most visits;
-//! ties → higher prior, then lower action), `network_value` (the network's value of the
-//! position for the mover), `search_value` (mean over all simulations), `moves` (per legal
-//! action: `action`, `card` name when playing, `visits`, `share`, `prior`, `value` = mean value
-//! for the mover, `null` if none), `policy_prior` on request, and `stats` (`worlds`,
-//! `sims_per_world`, `simulations`, `nn_rows`, `cache_hits`, `time_ms`). Values are on the
-//! network's scale `2·score/23 − 1`. No root noise.
-//!
-//! A bad line gets `{"id": …, "error": {"code", "field", "message"}}` (`id` null when none
-//! could be read; codes in [`ErrorCode`]) and the server goes on: every line, empty ones
-//! included, gets exactly one answer.
+//! [`serve`] reads one JSON line at a time and writes one JSON answer per line (flushed each
+//! time). A line is a query (a position to search, parsed in `query.rs` and rebuilt by
+//! replaying its history in `position.rs`) or an action (`terminate`, `clear_cache`,
+//! `query_version`). The reader thread answers actions and bad lines at once and hands the
+//! accepted queries to worker threads, which search several at once (as [`Client`]s of one
+//! [`Ring`], two groups each, one group's batch on the backend while the other's searches
+//! advance) and answer each as it finishes, with partial answers on the way when asked
+//! (`report_every`). Queries read and not yet answered are registered by id (`in_flight.rs`), so
+//! that `terminate` can stop them. EOF drains the queries in flight and returns.
 //!
 //! # Determinism
 //! Each query gets a fresh evaluation cache and its own random stream (`seed`), so the same
 //! query gives the same answer (except `stats.time_ms`) whatever else is in flight, as long as
-//! the backend's output for a row does not depend on the other rows of its batch.
+//! the backend's output for a row does not depend on the other rows of its batch. Partial
+//! answers only read the search. `max_time_ms` and `terminate` stop a search at a point that
+//! depends on timing, so their answers are not reproducible.
 
 mod analysis;
+mod in_flight;
 mod position;
 mod query;
 
-pub use query::{parse_line, ErrorCode, QueryError, QuerySpec, MAX_DETS, MAX_SIMS};
+pub use query::{
+    parse_line, Action, ActionSpec, ErrorCode, Line, QueryError, QuerySpec, ACTIONS, C_PUCT_RANGE,
+    FPU_REDUCTION_RANGE, MAX_DETS, MAX_SIMS, MAX_TIME_MS,
+};
 
 use crate::encode::EncoderVersion;
 use crate::error_text::error_chain;
@@ -57,12 +36,13 @@ use crate::ring::{drive, Batch, Client, Ring, RingError};
 use crate::search::{Gathered, Requests};
 use analysis::{Analysis, Job};
 use anyhow::{bail, Context, Result};
+use in_flight::InFlight;
 use serde::Serialize;
 use serde_json::Value;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
 /// Rows of one batch: the largest gather of one query (64 worlds × 4 leaves × 8 seats).
@@ -71,6 +51,9 @@ pub const ROWS_PER_BATCH: usize = 2048;
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// Most queries one worker group searches at once (a worker has two groups).
 const QUERIES_PER_GROUP: usize = 32;
+/// Version of the protocol in `docs/analysis.md`, answered by `query_version`. Version 1 had
+/// no actions, partial answers, principal variations, time limits or search settings.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Settings of an analysis server.
 #[derive(Clone, Copy, Debug)]
@@ -84,16 +67,29 @@ pub struct AnalyzeConfig {
 /// Counts of a finished [`serve`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServeSummary {
-    /// Lines answered.
+    /// Lines answered (one answer per line read: queries' final answers, actions, errors).
     pub answers: u64,
     /// Of which errors.
     pub errors: u64,
+    /// Partial answers written besides (`report_every`).
+    pub partial: u64,
+}
+
+/// What a line of output is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplyKind {
+    /// The one answer to a line read.
+    Answer,
+    /// The one answer to a line read, an error.
+    Error,
+    /// A partial answer to a query still searching.
+    Partial,
 }
 
 /// One line of output.
 struct Reply {
     line: String,
-    is_error: bool,
+    kind: ReplyKind,
 }
 
 impl Reply {
@@ -105,7 +101,14 @@ impl Reply {
         }
         Reply {
             line: serde_json::to_string(&ErrorAnswer { id, error }).expect("errors serialize"),
-            is_error: true,
+            kind: ReplyKind::Error,
+        }
+    }
+
+    fn answer(answer: &impl Serialize, kind: ReplyKind) -> Reply {
+        Reply {
+            line: serde_json::to_string(answer).expect("answers serialize"),
+            kind,
         }
     }
 }
@@ -136,6 +139,7 @@ pub fn serve<R: BufRead, W: Write + Send>(
     let jobs = Mutex::new(job_rx);
     let (reply_tx, reply_rx) = mpsc::channel::<Reply>();
     let failed = AtomicBool::new(false);
+    let in_flight = Arc::new(InFlight::default());
 
     std::thread::scope(|scope| -> Result<ServeSummary> {
         let ring = &ring;
@@ -149,8 +153,14 @@ pub fn serve<R: BufRead, W: Write + Send>(
                     failed.store(true, Ordering::Relaxed);
                     return Err(e);
                 }
-                summary.answers += 1;
-                summary.errors += u64::from(reply.is_error);
+                match reply.kind {
+                    ReplyKind::Answer => summary.answers += 1,
+                    ReplyKind::Error => {
+                        summary.answers += 1;
+                        summary.errors += 1;
+                    }
+                    ReplyKind::Partial => summary.partial += 1,
+                }
             }
             Ok(summary)
         });
@@ -167,7 +177,7 @@ pub fn serve<R: BufRead, W: Write + Send>(
             })
             .collect();
 
-        let read = read_queries(&mut input, &job_tx, &reply_tx, failed);
+        let read = read_lines(&mut input, &job_tx, &reply_tx, &in_flight, failed);
         drop(job_tx);
         let mut worker_failure = None;
         for w in workers {
@@ -196,12 +206,13 @@ pub fn serve<R: BufRead, W: Write + Send>(
     })
 }
 
-/// Reads lines until EOF (or a failure elsewhere): parses each, sends the searchable ones to
-/// the workers and answers the others at once.
-fn read_queries<R: BufRead>(
+/// Reads lines until EOF (or a failure elsewhere): parses each, registers the searchable
+/// queries and sends them to the workers, and answers the others (actions, errors) at once.
+fn read_lines<R: BufRead>(
     input: &mut R,
     jobs: &Sender<Job>,
     replies: &Sender<Reply>,
+    in_flight: &Arc<InFlight>,
     failed: &AtomicBool,
 ) -> std::io::Result<()> {
     let mut line = Vec::new();
@@ -222,16 +233,26 @@ fn read_queries<R: BufRead>(
                 ),
             ))
         };
-        let job = parsed.and_then(|q| {
-            position::build_round(&q.position, q.options.perfect_information)
-                .map(|round| Job {
-                    id: q.id.clone(),
-                    round,
-                    options: q.options,
-                    received,
-                })
-                .map_err(|e| (q.id, e))
-        });
+        let query = match parsed {
+            Ok(Line::Query(q)) => q,
+            Ok(Line::Action(a)) => {
+                let _ = replies.send(act(&a, in_flight));
+                continue;
+            }
+            Err((id, error)) => {
+                let _ = replies.send(Reply::error(&id, &error));
+                continue;
+            }
+        };
+        let job = position::build_round(&query.position, query.options.perfect_information)
+            .map(|round| Job {
+                registration: in_flight.register(&query.id),
+                id: query.id.clone(),
+                round,
+                options: query.options,
+                received,
+            })
+            .map_err(|e| (query.id, e));
         match job {
             Ok(job) => {
                 if let Err(mpsc::SendError(job)) = jobs.send(job) {
@@ -245,6 +266,63 @@ fn read_queries<R: BufRead>(
         }
     }
     Ok(())
+}
+
+/// Carries out an action line; returns its answer.
+fn act(spec: &ActionSpec, in_flight: &InFlight) -> Reply {
+    #[derive(Serialize)]
+    struct ActionAnswer<'a> {
+        id: &'a Value,
+        action: &'static str,
+        #[serde(flatten)]
+        result: ActionResult<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum ActionResult<'a> {
+        Terminate {
+            ok: bool,
+            terminate_id: &'a Value,
+            /// Queries in flight with that id, asked to stop.
+            queries: usize,
+        },
+        Ok {
+            ok: bool,
+        },
+        Version {
+            engine_version: &'static str,
+            protocol_version: u32,
+        },
+    }
+    let result = match &spec.action {
+        Action::Terminate { terminate_id } => match in_flight.terminate(terminate_id) {
+            0 => {
+                let error = QueryError::new(
+                    ErrorCode::UnknownId,
+                    "terminate_id",
+                    format!("no query in flight has the id {terminate_id}"),
+                );
+                return Reply::error(&spec.id, &error);
+            }
+            queries => ActionResult::Terminate {
+                ok: true,
+                terminate_id,
+                queries,
+            },
+        },
+        // Each query has its own cache, dropped with it: the server shares none to clear.
+        Action::ClearCache => ActionResult::Ok { ok: true },
+        Action::QueryVersion => ActionResult::Version {
+            engine_version: env!("CARGO_PKG_VERSION"),
+            protocol_version: PROTOCOL_VERSION,
+        },
+    };
+    let answer = ActionAnswer {
+        id: &spec.id,
+        action: spec.action.name(),
+        result,
+    };
+    Reply::answer(&answer, ReplyKind::Answer)
 }
 
 /// Reads one line into `line` (newline and a trailing `\r` removed). Returns `None` at EOF,
@@ -356,11 +434,8 @@ impl Worker<'_> {
                 }
                 Ok(Gathered::Done) => {
                     let done = active.swap_remove(i);
-                    let line = serde_json::to_string(&done.answer()).expect("answers serialize");
-                    let _ = self.replies.send(Reply {
-                        line,
-                        is_error: false,
-                    });
+                    let answer = Reply::answer(&done.answer(false), ReplyKind::Answer);
+                    let _ = self.replies.send(answer);
                 }
                 Err(e) => {
                     let failed = active.swap_remove(i);
@@ -415,6 +490,11 @@ impl Client for Worker<'_> {
             if let Some(rows) = query.rows.take() {
                 let (policy, value) = batch.outputs(rows);
                 query.apply(policy, value);
+                if let Some(partial) = query.report_due() {
+                    let _ = self
+                        .replies
+                        .send(Reply::answer(&partial, ReplyKind::Partial));
+                }
             }
         }
         Ok(())

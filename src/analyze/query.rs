@@ -1,4 +1,5 @@
-//! Query lines: JSON → [`QuerySpec`], with errors that name the offending field.
+//! Input lines: JSON → a [`QuerySpec`] (a position to search) or an [`ActionSpec`] (a line with
+//! `"action"`), with errors that name the offending field.
 //!
 //! Parsing goes through [`serde_json::Value`] by hand rather than a derived `Deserialize`, so
 //! every error can say which field (`hands[2][0]`, `previous_tricks[1].cards[3]`) is wrong and
@@ -15,6 +16,12 @@ use thiserror::Error;
 pub const MAX_DETS: u32 = crate::search::MAX_WORLDS;
 /// Most simulations per world a query may ask for: the search's limit.
 pub const MAX_SIMS: u32 = crate::search::MAX_SIMS_PER_WORLD;
+/// Longest time budget a query may ask for (`max_time_ms`): one hour.
+pub const MAX_TIME_MS: u64 = 3_600_000;
+/// Range of `c_puct` a query may ask for.
+pub const C_PUCT_RANGE: RangeInclusive<f64> = 0.0..=100.0;
+/// Range of `fpu_reduction` a query may ask for (values are on a −1..1 scale).
+pub const FPU_REDUCTION_RANGE: RangeInclusive<f64> = -2.0..=2.0;
 
 /// Kind of problem with a query, stable for programs (`snake_case` in JSON).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -46,6 +53,8 @@ pub enum ErrorCode {
     InconsistentHistory,
     /// `player` is not the seat to act, or the round is over.
     NotToAct,
+    /// A `terminate` action names no query in flight (never sent, or already answered).
+    UnknownId,
     /// The network backend failed while the query was in flight.
     Backend,
     /// The engine refused a position it had accepted: a bug, reported rather than panicking.
@@ -127,7 +136,7 @@ impl PositionSpec {
 }
 
 /// Search options of a query.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Options {
     pub dets: u32,
     pub sims: u32,
@@ -135,6 +144,15 @@ pub struct Options {
     pub leaf_values: LeafValues,
     pub include_policy_prior: bool,
     pub perfect_information: bool,
+    /// A partial answer each time the simulations pass another multiple of this many per
+    /// world (`None`: the final answer only).
+    pub report_every: Option<u32>,
+    /// Stop searching this long after the line was read (`None`: no time limit).
+    pub max_time_ms: Option<u64>,
+    /// PUCT's exploration constant (`None`: the search's default).
+    pub c_puct: Option<f32>,
+    /// First-play urgency reduction (`None`: the search's default).
+    pub fpu_reduction: Option<f32>,
 }
 
 /// A parsed query line.
@@ -145,7 +163,46 @@ pub struct QuerySpec {
     pub options: Options,
 }
 
-const TOP_FIELDS: [&str; 16] = [
+/// What an action line asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Stop the queries in flight whose id is this value and answer them with what they have.
+    Terminate { terminate_id: Value },
+    /// Clear the server's shared caches (there are none: each query has its own).
+    ClearCache,
+    /// The engine's and the protocol's versions.
+    QueryVersion,
+}
+
+impl Action {
+    /// The name of the action in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Terminate { .. } => "terminate",
+            Action::ClearCache => "clear_cache",
+            Action::QueryVersion => "query_version",
+        }
+    }
+}
+
+/// A parsed action line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionSpec {
+    pub id: Value,
+    pub action: Action,
+}
+
+/// A parsed line: a position to search, or an action.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line {
+    Query(QuerySpec),
+    Action(ActionSpec),
+}
+
+/// The actions, by name.
+pub const ACTIONS: [&str; 3] = ["terminate", "clear_cache", "query_version"];
+
+const TOP_FIELDS: [&str; 20] = [
     "id",
     "player",
     "dealer",
@@ -162,11 +219,15 @@ const TOP_FIELDS: [&str; 16] = [
     "leaf_values",
     "include_policy_prior",
     "perfect_information",
+    "report_every",
+    "max_time_ms",
+    "c_puct",
+    "fpu_reduction",
 ];
 const TRICK_FIELDS: [&str; 3] = ["leader", "cards", "winner"];
 
-/// Parses one line. On error, also returns the query's `id` when it could be read (else null).
-pub fn parse_line(line: &[u8]) -> Result<QuerySpec, (Value, QueryError)> {
+/// Parses one line. On error, also returns the line's `id` when it could be read (else null).
+pub fn parse_line(line: &[u8]) -> Result<Line, (Value, QueryError)> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Err((
             Value::Null,
@@ -192,7 +253,47 @@ pub fn parse_line(line: &[u8]) -> Result<QuerySpec, (Value, QueryError)> {
         ));
     };
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
-    parse_query(&obj).map_err(|e| (id, e))
+    let parsed = if obj.contains_key("action") {
+        parse_action(&obj).map(Line::Action)
+    } else {
+        parse_query(&obj).map(Line::Query)
+    };
+    parsed.map_err(|e| (id, e))
+}
+
+/// An action line: `id`, `action`, and the action's own fields (a `null` action included:
+/// a line with the key `action` is never a query).
+fn parse_action(obj: &Map<String, Value>) -> Result<ActionSpec, QueryError> {
+    let name = match &obj["action"] {
+        Value::String(s) => s.as_str(),
+        v => return Err(wrong_type(v, "action", "an action name (a string)")),
+    };
+    let (action, fields): (_, &[&str]) = match name {
+        "terminate" => (None, &["id", "action", "terminate_id"]),
+        "clear_cache" => (Some(Action::ClearCache), &["id", "action"]),
+        "query_version" => (Some(Action::QueryVersion), &["id", "action"]),
+        other => {
+            return Err(QueryError::new(
+                ErrorCode::InvalidValue,
+                "action",
+                format!(
+                    "{:?} is not an action (expected {})",
+                    other,
+                    ACTIONS.join(", ")
+                ),
+            ))
+        }
+    };
+    check_fields(obj, "", fields)?;
+    let id = required(obj, "", "id")?.clone();
+    let action = match action {
+        Some(a) => a,
+        // Any JSON value, `null` included: it is compared with the queries' ids.
+        None => Action::Terminate {
+            terminate_id: required(obj, "", "terminate_id")?.clone(),
+        },
+    };
+    Ok(ActionSpec { id, action })
 }
 
 fn parse_query(obj: &Map<String, Value>) -> Result<QuerySpec, QueryError> {
@@ -340,6 +441,11 @@ fn parse_options(obj: &Map<String, Value>) -> Result<Options, QueryError> {
             ))
         }
     };
+    let real = |name: &str, range: RangeInclusive<f64>| {
+        optional(obj, name)
+            .map(|v| number(v, name, range).map(|x| x as f32))
+            .transpose()
+    };
     Ok(Options {
         dets: count("dets", 3, MAX_DETS)?,
         sims: count("sims", 30, MAX_SIMS)?,
@@ -347,6 +453,14 @@ fn parse_options(obj: &Map<String, Value>) -> Result<Options, QueryError> {
         leaf_values,
         include_policy_prior: flag("include_policy_prior")?,
         perfect_information: flag("perfect_information")?,
+        report_every: optional(obj, "report_every")
+            .map(|v| integer(v, "report_every", 1..=u64::from(MAX_SIMS)).map(|n| n as u32))
+            .transpose()?,
+        max_time_ms: optional(obj, "max_time_ms")
+            .map(|v| integer(v, "max_time_ms", 1..=MAX_TIME_MS))
+            .transpose()?,
+        c_puct: real("c_puct", C_PUCT_RANGE)?,
+        fpu_reduction: real("fpu_reduction", FPU_REDUCTION_RANGE)?,
     })
 }
 
@@ -406,7 +520,7 @@ fn check_fields(
         Some(k) => Err(QueryError::new(
             ErrorCode::UnknownField,
             join(prefix, k),
-            format!("not a query field (expected {})", allowed.join(", ")),
+            format!("unknown field (expected one of {})", allowed.join(", ")),
         )),
     }
 }
@@ -498,6 +612,21 @@ fn integer(v: &Value, path: &str, range: RangeInclusive<u64>) -> Result<u64, Que
                 range.start(),
                 range.end()
             ),
+        )),
+    }
+}
+
+/// Any JSON number (integer or not) in `range`.
+fn number(v: &Value, path: &str, range: RangeInclusive<f64>) -> Result<f64, QueryError> {
+    let Value::Number(n) = v else {
+        return Err(wrong_type(v, path, "a number"));
+    };
+    match n.as_f64() {
+        Some(x) if range.contains(&x) => Ok(x),
+        _ => Err(QueryError::new(
+            ErrorCode::InvalidValue,
+            path,
+            format!("{n} is not a number in {}..={}", range.start(), range.end()),
         )),
     }
 }

@@ -23,7 +23,7 @@
 
 use super::beliefs::{sample_world, BeliefError, WorldSampler};
 use super::cache::{legal_priors, CachedEval, EvalCache, RowKey, RowKeyMap, MAX_LEGAL};
-use super::tree::{SeatMask, Selection, Tree};
+use super::tree::{PvStep, SeatMask, Selection, Tree};
 use super::{LeafValues, SearchConfig};
 use crate::encode::{encode_into, Encoding};
 use crate::game::{Round, Seat, MAX_PLAYERS};
@@ -514,6 +514,27 @@ impl Search {
         }
         self.rows.clear();
         self.pending.clear();
+    }
+
+    /// The principal variation of the root action `action`: in the world whose root gave
+    /// `action` the most visits (ties: the first such world), the line that starts with
+    /// `action` and then follows the most-visited child (ties: the higher prior, then the
+    /// lower action) as long as that child has been visited. Other seats' moves in it are
+    /// those of that world's deal (a sampled one, unless the worlds were given). Empty before
+    /// the roots are expanded or for an illegal action.
+    pub fn principal_variation(&self, action: u8) -> Vec<PvStep> {
+        let seat = self.searcher.index();
+        let visits = |tree: &Tree| {
+            tree.root_children(seat)
+                .find(|c| c.action == action)
+                .map_or(0, |c| c.visits)
+        };
+        // `max_by_key` keeps the last of equal maxima: reversed, the first world wins ties.
+        self.trees
+            .iter()
+            .rev()
+            .max_by_key(|t| visits(t))
+            .map_or_else(Vec::new, |t| t.principal_variation(action))
     }
 
     /// Root statistics summed over the worlds (complete once [`Search::is_done`]).

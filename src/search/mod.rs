@@ -35,6 +35,7 @@ pub use decision::{
     run_blocking, Gathered, Requests, Search, SearchError, SearchResult, SearchStats,
 };
 pub use root::{choose_action, temperature, RootNoise};
+pub use tree::PvStep;
 
 use crate::encode::EncoderVersion;
 

@@ -23,7 +23,7 @@
 //! cost no simulation (BlobMaster spent a simulation on each).
 
 use super::{Fpu, SearchConfig};
-use crate::game::{Round, MAX_PLAYERS};
+use crate::game::{Phase, Round, Seat, MAX_PLAYERS};
 use rand::Rng;
 
 /// Value charged to the selecting seat for each pending visit of a child, so that one batch
@@ -104,6 +104,18 @@ pub(crate) struct ChildStats {
     pub visits: u32,
     pub value_sum: f32,
     pub value_visits: u32,
+}
+
+/// One step of a principal variation: who acts, what, and how often the search went there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PvStep {
+    pub seat: Seat,
+    /// A bid or a card index, as [`PvStep::phase`] says.
+    pub action: u8,
+    /// The phase the action is taken in (a bid, or a card play).
+    pub phase: Phase,
+    /// Simulations through this step in its world's tree.
+    pub visits: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -278,6 +290,42 @@ impl Tree {
             }
         }
         self.finished += 1;
+    }
+
+    /// The line that starts with the root action `action` and then follows the child with the
+    /// most visits (ties: the higher prior, then the lower action) while that child has any.
+    /// Empty if the root has no such child (not yet expanded, or `action` is illegal).
+    pub fn principal_variation(&self, action: u8) -> Vec<PvStep> {
+        let mut line = Vec::new();
+        let children =
+            |n: &Node| n.first_child as usize..n.first_child as usize + usize::from(n.children);
+        let Some(mut node) = children(&self.nodes[0]).find(|&c| self.nodes[c].action == action)
+        else {
+            return line;
+        };
+        let mut round = self.world;
+        loop {
+            let n = &self.nodes[node];
+            line.push(PvStep {
+                seat: round.to_act(),
+                action: n.action,
+                phase: round.phase(),
+                visits: n.visits,
+            });
+            round.apply(n.action);
+            let next = children(n)
+                .filter(|&c| self.nodes[c].visits > 0)
+                .max_by(|&x, &y| {
+                    let (x, y) = (&self.nodes[x], &self.nodes[y]);
+                    (x.visits.cmp(&y.visits))
+                        .then(x.prior.total_cmp(&y.prior))
+                        .then(y.action.cmp(&x.action))
+                });
+            match next {
+                Some(c) => node = c,
+                None => return line,
+            }
+        }
     }
 
     /// The root's children with `seat`'s statistics.
