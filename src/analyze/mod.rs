@@ -20,6 +20,7 @@
 //! depends on timing, so their answers are not reproducible.
 
 mod analysis;
+mod fields;
 mod in_flight;
 mod position;
 mod query;
