@@ -15,7 +15,8 @@ fn engine(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Every size flag out of its range is a usage error (status 2) naming the flag and the range.
+/// Every size or float flag out of its range is a usage error (status 2) naming the flag and
+/// the range.
 #[test]
 fn size_flags_out_of_range_are_refused_at_parse_time() {
     let out = temp_dir("cli-bounds");
@@ -37,6 +38,18 @@ fn size_flags_out_of_range_are_refused_at_parse_time() {
         (
             &["arena", "--a", "a", "--b", "b", "--rounds", "0"],
             "1..=10000000",
+        ),
+        (
+            &["selfplay", "--dirichlet-alpha", "-1"],
+            "not a positive number",
+        ),
+        (
+            &["selfplay", "--dirichlet-epsilon", "1.5"],
+            "not a number in [0, 1]",
+        ),
+        (
+            &["selfplay", "--check-threshold", "0"],
+            "not a positive number",
         ),
         (&["analyze", "--threads", "0"], "1..=1024"),
         (&["bench", "--batch", "0"], "1..=65536"),

@@ -168,7 +168,8 @@ impl SearchConfig {
         if let Some(n) = self.root_noise {
             if !(n.alpha > 0.0 && n.alpha.is_finite() && (0.0..=1.0).contains(&n.epsilon)) {
                 return bad(format!(
-                    "root noise needs alpha > 0 and epsilon in [0, 1], got {n:?}"
+                    "root noise needs alpha > 0 and epsilon in [0, 1], got alpha {} and epsilon {}",
+                    n.alpha, n.epsilon
                 ));
             }
         }

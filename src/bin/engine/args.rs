@@ -291,14 +291,17 @@ pub(crate) struct SelfplayArgs {
     /// run if any output differs by more than --check-threshold (no effect on the CPU)
     #[arg(long, value_name = "N", value_parser = within::<u64>(u64::MAX))]
     pub(crate) check_every: Option<u64>,
-    /// Largest |Δ| of a policy entry or value tolerated by --check-every
-    #[arg(long, default_value_t = 1e-2)]
+    /// Largest |Δ| of a policy entry or value tolerated by --check-every (> 0)
+    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true,
+          value_parser = float_in("a positive number", |x| x > 0.0))]
     pub(crate) check_threshold: f32,
-    /// Dirichlet noise at each world's root: concentration α
-    #[arg(long, default_value_t = 0.3)]
+    /// Dirichlet noise at each world's root: concentration α (> 0)
+    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true,
+          value_parser = float_in("a positive number", |x| x > 0.0))]
     pub(crate) dirichlet_alpha: f32,
-    /// Dirichlet noise at each world's root: weight ε (0 turns the noise off)
-    #[arg(long, default_value_t = 0.25)]
+    /// Dirichlet noise at each world's root: weight ε in [0, 1] (0 turns the noise off)
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true,
+          value_parser = float_in("a number in [0, 1]", |x| (0.0..=1.0).contains(&x)))]
     pub(crate) dirichlet_epsilon: f32,
     /// Worker threads, 1..=1024 (default: all cores)
     #[arg(long, value_parser = within::<usize>(MAX_WORKERS as u64))]
@@ -343,4 +346,17 @@ where
     <T as TryFrom<u64>>::Error: std::error::Error + Send + Sync + 'static,
 {
     clap::builder::RangedU64ValueParser::new().range(1..=max)
+}
+
+/// A parser of a finite float flag that `ok` accepts (`what` says which, in the error), so a
+/// bad value is refused before any work; negative numbers are read as values, not flags.
+fn float_in(
+    what: &'static str,
+    ok: fn(f32) -> bool,
+) -> impl Fn(&str) -> Result<f32, String> + Clone + Send + Sync + 'static {
+    move |text: &str| match text.parse::<f32>() {
+        Ok(x) if x.is_finite() && ok(x) => Ok(x),
+        Ok(x) => Err(format!("{x} is not {what}")),
+        Err(e) => Err(format!("{text:?} is not a number: {e}")),
+    }
 }
