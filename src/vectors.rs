@@ -145,6 +145,18 @@ impl NetIoFile {
     }
 }
 
+/// Where `engine verify` looks for the vectors when not told: `$ENGINE_VECTORS`, then
+/// `tests/vectors` under the working directory, then under the source tree this binary was
+/// built from (so an installed binary still finds its clone's vectors). `None`: nowhere.
+pub fn locate() -> Option<std::path::PathBuf> {
+    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    std::env::var_os("ENGINE_VECTORS")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain([dir(), built_from])
+        .find(|d| d.is_dir())
+}
+
 /// The vectors directory: `$ENGINE_VECTORS`, else `tests/vectors` (relative to the working
 /// directory: the crate's root under `cargo test`).
 pub fn dir() -> std::path::PathBuf {

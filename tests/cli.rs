@@ -154,3 +154,25 @@ fn a_closed_stdout_ends_every_command_quietly() {
         );
     }
 }
+
+/// `engine verify` finds the vectors from any working directory (through the source tree the
+/// binary was built from) and names a missing `--vectors` directory.
+#[test]
+fn verify_finds_its_vectors_from_anywhere() {
+    let elsewhere = temp_dir("cli-verify");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_engine"))
+            .args(args)
+            .current_dir(&elsewhere)
+            .env_remove("ENGINE_VECTORS")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let found = run(&["verify", "--json"]);
+    assert!(found.status.success(), "{}", stderr(&found));
+    let missing = run(&["verify", "--vectors", "no-such-dir"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no-such-dir does not exist"));
+}

@@ -63,9 +63,10 @@ pub(crate) enum Command {
     /// actions, mask and encoding) and DIR/net_io.json with DIR/net.safetensors (network
     /// inputs and outputs). Prints pass/fail counts per category and exits 1 on any failure.
     Verify {
-        /// Directory of vectors in BlobMaster's recorded format
-        #[arg(long, value_name = "DIR", default_value = "tests/vectors")]
-        vectors: PathBuf,
+        /// Directory of vectors in BlobMaster's recorded format (default: $ENGINE_VECTORS, else
+        /// tests/vectors here, else the tests/vectors of the source tree the binary was built from)
+        #[arg(long, value_name = "DIR")]
+        vectors: Option<PathBuf>,
         /// Print one JSON object instead of text
         #[arg(long)]
         json: bool,

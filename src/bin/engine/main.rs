@@ -113,7 +113,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             engine::analyze::serve(input, output, opened.backend, &config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { vectors, json } => verify(&vectors, json),
+        Command::Verify { vectors, json } => verify(vectors.as_deref(), json),
         Command::Info { weights, json } => {
             info(&Weights::load(&weights)?, &weights, json)?;
             Ok(ExitCode::SUCCESS)
@@ -137,10 +137,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn verify(dir: &Path, json: bool) -> Result<ExitCode> {
-    if !dir.is_dir() {
-        bail!("vectors directory {} does not exist", dir.display());
-    }
+fn verify(given: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let dir = match given {
+        Some(dir) if dir.is_dir() => dir.to_path_buf(),
+        Some(dir) => bail!("vectors directory {} does not exist", dir.display()),
+        None => engine::vectors::locate().context(
+            "no vectors found: not in $ENGINE_VECTORS, ./tests/vectors or the source tree this \
+             binary was built from; pass --vectors DIR (a clone of the repository has them in \
+             tests/vectors)",
+        )?,
+    };
+    let dir = dir.as_path();
     let report = engine::verify::verify_dir(dir)?;
     if json {
         out!("{}", serde_json::to_string_pretty(&report)?);
