@@ -6,6 +6,9 @@
 //! greedy (most-visited action, no noise). The difference of mean round scores is reported per
 //! deal and summarised with a 95% confidence interval over deals.
 
+pub mod sprt;
+pub mod stats;
+
 use crate::game::{Round, RoundConfig, Seat, TRUMP_ROTATION};
 use crate::net::Backend;
 use crate::search::{choose_action, run_blocking, EvalCache, Search, SearchConfig};
