@@ -87,7 +87,7 @@ impl ArenaConfig {
         Ok(())
     }
 
-    /// Deals per thread filling batches of about [`TARGET_BATCH_ROWS`] rows (each of a
+    /// Deals per thread filling batches of about `TARGET_BATCH_ROWS` (1024) rows (each of a
     /// thread's two groups sends one batch per net, and about half its deals need each net),
     /// but no more than an even share of the deals, so that no thread takes another's work.
     pub fn auto_deals_per_thread(&self) -> usize {
@@ -183,7 +183,7 @@ pub fn seats_of_a(players: u8, r: u8) -> impl Fn(Seat) -> bool {
     move |s: Seat| (s.0 + players - r % players) % players < players / 2
 }
 
-/// What the caller sees while the arena runs (every [`PROGRESS_EVERY`] and at the end).
+/// What the caller sees while the arena runs (every 200 ms and at the end).
 #[derive(Clone, Debug)]
 pub struct Progress<'a> {
     /// Deals finished, in the order they finished.
@@ -280,7 +280,7 @@ impl Collector {
 
 /// Runs the arena: net A on `backends[0]`, net B on `backends[1]`, until `config.deals` deals
 /// are done, the SPRT decides, or `stop` is set (then the deals in play are dropped and the
-/// result covers those finished). `progress` is called every [`PROGRESS_EVERY`] and at the end.
+/// result covers those finished). `progress` is called every 200 ms and at the end.
 pub fn run(
     config: &ArenaConfig,
     mut backends: [Box<dyn Backend>; 2],
