@@ -1,14 +1,14 @@
 """AlphaZero loop: generations of self-play → training → arena, promoting a candidate that beats the best net.
 
     python -m scripts.loop --run DIR [--generations 3] [--rounds-per-gen 500] [--players 4 --cards 3 --preset light]
-                           [--arena-rounds 100] [--epochs 2] [--init W.safetensors] [--engine target/release/engine]
+                           [--arena-deals 100] [--epochs 2] [--init W.safetensors] [--engine target/release/engine]
 
 Generation g (1, 2, …), each step skipped when its output is already complete:
   1. `engine selfplay` with the best net           → DIR/shards/gen-g/shard-*.safetensors, selfplay.json
   2. `train.py` from the best net on the newest --window shards of DIR/shards
                                                      → DIR/weights/cand-g.safetensors, DIR/metrics/gen-g.jsonl
   3. `engine arena --a cand-g --b best` (paired deals, rotated seats)  → DIR/arena/gen-g.json
-  4. promotion when the arena's 95% CI of (candidate − best) mean round score lies above 0 (ci95_low > 0);
+  4. promotion when the arena's Student-t 95% CI of (candidate − best) mean round score lies above 0 (ci95_low > 0);
      DIR/state.json records every generation (self-play summary, losses, arena result, wall times) and the best net.
 The first best net is --init (copied to DIR/weights/gen-000.safetensors) or `engine init-weights --seed SEED`.
 
@@ -149,9 +149,9 @@ class Loop:
             return json.loads(done.read_text())
         c = self.cfg
         t0 = time.perf_counter()
-        cmd = [self.engine, "arena", "--a", cand, "--b", best, "--rounds", c["arena_rounds"], "--players", c["players"],
+        cmd = [self.engine, "arena", "--a", cand, "--b", best, "--deals", c["arena_rounds"], "--players", c["players"],
                "--cards", c["cards"], "--preset", c["arena_preset"] or c["preset"], "--leaf-values", c["leaf_values"],
-               "--encoder", c["encoder"], "--seed", c["seed"] + g, "--json"]
+               "--encoder", c["encoder"], "--device", c["device"], "--seed", c["seed"] + g, "--json", "--quiet"]
         result = last_json(run(cmd, "arena"), "arena")
         result.update(a=self.rel(cand), b=self.rel(best), wall_s=round(time.perf_counter() - t0, 3))
         atomic_write_json(done, result)
@@ -171,10 +171,11 @@ class Loop:
               f"(value std {last.get('val_value_std', nan):.3f})", flush=True)
         cand = self.dir / "weights" / f"cand-{g:03d}.safetensors"
         ar = self.arena(g, cand, best)
-        promoted = ar["ci95_low"] > 0
-        print(f"  arena: candidate − best = {ar['difference']:+.3f} points/round, 95% CI "
-              f"[{ar['ci95_low']:+.3f}, {ar['ci95_high']:+.3f}] over {ar['deals']} deals, {ar['wall_s']:.1f} s → "
-              f"{'promoted' if promoted else 'kept the best'}", flush=True)
+        low, high = ar["ci95_low"], ar["ci95_high"]  # null below two deals
+        promoted = low is not None and low > 0
+        ci = f"95% CI [{low:+.3f}, {high:+.3f}]" if low is not None else "no CI"
+        print(f"  arena: candidate − best = {ar['difference']:+.3f} points/round, {ci} over {ar['deals']} deals, "
+              f"{ar['wall_s']:.1f} s → {'promoted' if promoted else 'kept the best'}", flush=True)
         if promoted:
             self.state["best"] = self.rel(cand)
         self.state["generations"].append({
@@ -184,7 +185,8 @@ class Loop:
             "train": {k: tr.get(k) for k in ("train_examples", "val_examples", "epochs", "steps", "device", "wall_s")}
             | {"first": first, "last": last},
             "arena": {k: ar.get(k) for k in ("deals", "rounds_played", "mean_score_a", "mean_score_b", "difference",
-                                             "ci95_low", "ci95_high", "wall_s")},
+                                             "ci95_low", "ci95_high", "wins", "draws", "losses", "elo", "los",
+                                             "wall_s")},
             "wall_s": round(sp["wall_s"] + tr["wall_s"] + ar["wall_s"], 3),
         })
         self.save_state()
@@ -211,8 +213,8 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--leaf-values", choices=["all", "mover"], help="engine --leaf-values (default all)")
     ap.add_argument("--encoder", choices=["v2", "v1"], help="encoder layout the nets expect (default v2; v1 for "
                                                               "BlobMaster's published checkpoints)")
-    ap.add_argument("--arena-rounds", metavar="M", type=int, help=f"arena deals, each played once per seat rotation "
-                                                     f"(default {d['arena_rounds']})")
+    ap.add_argument("--arena-deals", "--arena-rounds", dest="arena_rounds", metavar="M", type=int,
+                    help=f"arena deals, each played once per seat rotation (default {d['arena_rounds']})")
     ap.add_argument("--arena-preset", choices=["light", "medium", "heavy"],
                     help="arena search preset (default: --preset)")
     ap.add_argument("--epochs", metavar="E", type=int, help=f"training epochs per generation (default {d['epochs']})")
@@ -220,7 +222,7 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--lr", metavar="LR", type=float, help=f"peak learning rate (default {d['lr']})")
     ap.add_argument("--window", metavar="N", type=int, help=f"train on the newest N shards (default {d['window']})")
     ap.add_argument("--device", metavar="DEV",
-                    help="auto, cpu, cuda or cuda:N, for self-play and training (default auto)")
+                    help="auto, cpu, cuda or cuda:N, for self-play, training and the arena (default auto)")
     ap.add_argument("--workers", metavar="W", type=int, help="self-play worker threads (default: engine's, all cores)")
     ap.add_argument("--seed", metavar="S", type=int, help="base seed (default 0)")
     ap.add_argument("--init", metavar="W", help="first best net (default: engine init-weights --seed SEED)")

@@ -36,7 +36,7 @@ fn size_flags_out_of_range_are_refused_at_parse_time() {
             "1..=1024",
         ),
         (
-            &["arena", "--a", "a", "--b", "b", "--rounds", "0"],
+            &["arena", "--a", "a", "--b", "b", "--deals", "0"],
             "1..=10000000",
         ),
         (
@@ -50,6 +50,10 @@ fn size_flags_out_of_range_are_refused_at_parse_time() {
         (
             &["selfplay", "--check-threshold", "0"],
             "not a positive number",
+        ),
+        (
+            &["arena", "--a", "a", "--b", "b", "--deals-per-thread", "0"],
+            "1..=4096",
         ),
         (&["analyze", "--threads", "0"], "1..=1024"),
         (&["bench", "--batch", "0"], "1..=65536"),

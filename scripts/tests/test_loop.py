@@ -41,7 +41,7 @@ class LoopTest(unittest.TestCase):
                       env={"FAKE_ENGINE": mode})
 
     def test_two_generations_resume_after_crash_and_ctrl_c(self):
-        tiny = ["--generations", 1, "--rounds-per-gen", 24, "--players", 3, "--cards", 2, "--arena-rounds", 6,
+        tiny = ["--generations", 1, "--rounds-per-gen", 24, "--players", 3, "--cards", 2, "--arena-deals", 6,
                 "--epochs", 1, "--batch-size", 64, "--workers", 1]
         gen1 = self.run_dir / "shards" / "gen-001"
 
@@ -67,13 +67,16 @@ class LoopTest(unittest.TestCase):
         self.assertEqual(ok.returncode, 0, ok.stderr)
         self.assertEqual([p.stat().st_mtime_ns for p in done], mtimes, "finished steps were redone")
         self.assertEqual(ok.stdout.count("engine selfplay"), 1)  # generation 2's only
+        self.assertIn(" arena ", ok.stdout)
+        self.assertIn(" --deals 6 ", ok.stdout)
 
         state = json.loads((self.run_dir / "state.json").read_text())
         self.assertEqual([g["generation"] for g in state["generations"]], [1, 2])
         for g in state["generations"]:
             arena = json.loads((self.run_dir / "arena" / f"gen-{g['generation']:03d}.json").read_text())
             self.assertEqual(arena["deals"], 6)
-            self.assertEqual(g["promoted"], arena["ci95_low"] > 0)
+            self.assertEqual(g["promoted"], arena["ci95_low"] is not None and arena["ci95_low"] > 0)
+            self.assertEqual(arena["wins"] + arena["draws"] + arena["losses"], 6)
             self.assertEqual(g["arena"]["difference"], arena["difference"])
             self.assertIn("val_policy_loss", g["train"]["last"])
         self.assertTrue((self.run_dir / state["best"]).exists())

@@ -566,7 +566,7 @@ fn seat_mask(round: &Round) -> SeatMask {
 }
 
 /// Runs `search` to the end, evaluating its rows on `backend` (in chunks of the backend's
-/// maximum batch): for tests, arena and analysis.
+/// maximum batch): for tests and benches.
 pub fn run_blocking<B: Backend + ?Sized>(
     search: &mut Search,
     backend: &mut B,

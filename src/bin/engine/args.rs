@@ -41,10 +41,14 @@ pub(crate) enum Command {
     Selfplay(SelfplayArgs),
     /// Compare two nets on paired deals with rotated seats (greedy play, no noise)
     ///
-    /// Each deal is replayed once per seat rotation so both nets sit in every seat equally
-    /// often; prints each net's mean score per round, the difference and its 95% confidence
-    /// interval over deals. Ctrl-C prints the result over the deals finished and exits with
-    /// status 130.
+    /// Each deal is replayed once per seat rotation (same cards, same random stream) so both
+    /// nets sit in every seat equally often; prints each net's mean score per round, the
+    /// difference with its Student-t 95% confidence interval over deals, the deals won, drawn
+    /// and lost with the Elo difference, its 95% interval and the likelihood of superiority,
+    /// and with --sprt the test's decision and log-likelihood ratio. Each net runs on its own
+    /// backend (--device); the result depends on the seed, the nets and the settings alone.
+    /// A progress bar (deals, rate, ETA, running score) goes to stderr. Ctrl-C prints the
+    /// result over the deals finished and exits with status 130.
     Arena(ArenaArgs),
     /// Analyse positions: one JSON query per line on stdin, one JSON answer per line on stdout
     ///
@@ -226,24 +230,95 @@ pub(crate) struct ArenaArgs {
     /// Weights of net B
     #[arg(long, value_name = "FILE")]
     pub(crate) b: PathBuf,
-    /// Deals to play (each is played once per seat rotation), 1..=10000000: each deal's result
-    /// is kept until the end
-    #[arg(long, default_value_t = 100, value_parser = within::<u64>(engine::arena::MAX_DEALS))]
-    pub(crate) rounds: u64,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// Deals to play (each once per seat rotation), 1..=10000000; with --sprt, the most to
+    /// play
+    #[arg(
+        long,
+        alias = "rounds",
+        default_value_t = 100,
+        value_parser = within::<u64>(engine::arena::MAX_DEALS)
+    )]
+    pub(crate) deals: u64,
+    /// Players at the table (3..=8)
     #[arg(long, default_value_t = 4)]
     pub(crate) players: u8,
+    /// Cards per hand (dealer and trump are random per deal)
     #[arg(long, default_value_t = 5)]
     pub(crate) cards: u8,
     #[command(flatten)]
     pub(crate) search: SearchArgs,
-    /// Threads, 1..=1024 (default: all cores)
+    /// Stop as soon as a sequential probability ratio test decides between H0 "A is ELO0 Elo
+    /// better than B" and H1 "A is ELO1 Elo better" (logistic Elo of the deals won, drawn and
+    /// lost; ELO0 < ELO1, e.g. 0,10), or after --deals
+    #[arg(
+        long,
+        value_name = "ELO0,ELO1",
+        value_parser = parse_elo_pair,
+        allow_hyphen_values = true
+    )]
+    pub(crate) sprt: Option<(f64, f64)>,
+    /// The SPRT's type I error: accepting H1 when H0 holds, in (0, 1)
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = engine::arena::sprt::DEFAULT_ALPHA,
+        value_parser = probability,
+        requires = "sprt"
+    )]
+    pub(crate) sprt_alpha: f64,
+    /// The SPRT's type II error: accepting H0 when H1 holds, in (0, 1)
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = engine::arena::sprt::DEFAULT_BETA,
+        value_parser = probability,
+        requires = "sprt"
+    )]
+    pub(crate) sprt_beta: f64,
+    /// Search threads, 1..=1024 (default: all cores)
     #[arg(long, value_parser = within::<usize>(MAX_THREADS))]
     pub(crate) threads: Option<usize>,
+    /// Deals each thread plays at once, 1..=4096 (default: enough for batches of about 1024
+    /// rows per net); the results do not depend on it
+    #[arg(long, value_parser = within::<usize>(engine::arena::MAX_DEALS_PER_THREAD as u64))]
+    pub(crate) deals_per_thread: Option<usize>,
+    /// Seed of the deals and searches (same seed, nets and settings: same result)
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    /// Print one JSON object instead of text
+    /// Print one JSON object on stdout instead of text
     #[arg(long)]
     pub(crate) json: bool,
+    /// No progress bar
+    #[arg(long)]
+    pub(crate) quiet: bool,
+}
+
+/// `--sprt ELO0,ELO1`: two finite numbers, the first below the second.
+fn parse_elo_pair(s: &str) -> Result<(f64, f64), String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [elo0, elo1] = parts[..] else {
+        return Err(format!("expected ELO0,ELO1 (e.g. 0,10), got {s:?}"));
+    };
+    let number = |x: &str| {
+        x.parse::<f64>()
+            .map_err(|_| format!("{x:?} is not a number (expected ELO0,ELO1, e.g. 0,10)"))
+    };
+    let (elo0, elo1) = (number(elo0)?, number(elo1)?);
+    // The error rates are checked once all flags are read; the Elos can be checked now.
+    engine::arena::Sprt::new(elo0, elo1, 0.05, 0.05)?;
+    Ok((elo0, elo1))
+}
+
+/// An error rate: a number strictly between 0 and 1.
+fn probability(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(p) if p > 0.0 && p < 1.0 => Ok(p),
+        _ => Err(format!(
+            "expected a number strictly between 0 and 1, got {s:?}"
+        )),
+    }
 }
 
 #[derive(clap::Args)]

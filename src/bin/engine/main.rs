@@ -4,10 +4,9 @@ mod args;
 
 use anyhow::{bail, Context, Result};
 use args::{ArenaArgs, Cli, Command, DeviceArgs, GpuWait, SelfplayArgs};
-use clap::Parser;
-use engine::arena::ArenaConfig;
+use clap::{CommandFactory, Parser};
+use engine::arena::{ArenaConfig, ArenaResult, Decision, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
-use engine::net::cpu::CpuBackend;
 use engine::net::weights::Weights;
 use engine::net::Backend;
 use engine::search::{RootNoise, SearchConfig};
@@ -37,21 +36,30 @@ macro_rules! note {
 }
 
 impl DeviceArgs {
-    /// Starts the backend with room for `rows` rows per batch, saying where it runs.
-    fn open(&self, net: &Net, rows: usize) -> Result<Opened> {
-        let options = DeviceOptions {
+    fn options(&self) -> DeviceOptions {
+        DeviceOptions {
             spec: self.device,
             cpu_kernel: self.cpu_kernel,
             graphs: !self.no_graphs,
             blocking_wait: self.gpu_wait == GpuWait::Block,
-        };
-        let opened = device::open(&options, net, rows)?;
-        if let Some(why) = &opened.fallback {
-            note!("note: --device auto: GPU unavailable ({why}); running the network on the CPU");
         }
-        note!("device: {}", opened.description);
+    }
+
+    /// Starts the backend with room for `rows` rows per batch, saying where it runs.
+    fn open(&self, net: &Net, rows: usize) -> Result<Opened> {
+        let opened = device::open(&self.options(), net, rows)?;
+        announce(&opened, "");
         Ok(opened)
     }
+}
+
+/// Says where a backend runs (`what`: which net, if there are several), and why `auto` fell
+/// back to the CPU.
+fn announce(opened: &Opened, what: &str) {
+    if let Some(why) = &opened.fallback {
+        note!("note: --device auto: GPU unavailable ({why}); running the network on the CPU");
+    }
+    note!("device{what}: {}", opened.description);
 }
 
 /// Loads `--weights`, or says that a fresh net stands in for them.
@@ -309,7 +317,7 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     let flush_every = Duration::from_secs(args.flush_secs);
     let mut writer = ShardWriter::new(out, args.shard_size, Some(flush_every), metadata);
     let stop = Arc::new(AtomicBool::new(false));
-    install_interrupt_handler(stop.clone())?;
+    install_interrupt_handler(stop.clone(), "writing completed rounds")?;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -404,14 +412,12 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
 /// First Ctrl-C (or SIGTERM): set `stop`. Second: exit at once. A second signal within
 /// [`SAME_INTERRUPT`] of the first is the same interrupt delivered twice (`timeout` signals
 /// the process and then its process group), not a user asking to abort.
-fn install_interrupt_handler(stop: Arc<AtomicBool>) -> Result<()> {
+fn install_interrupt_handler(stop: Arc<AtomicBool>, finishing: &'static str) -> Result<()> {
     let first = std::sync::OnceLock::new();
     ctrlc::set_handler(move || {
         let at = *first.get_or_init(Instant::now);
         if !stop.swap(true, Ordering::SeqCst) {
-            note!(
-                "\ninterrupt: finishing up (writing completed rounds); press Ctrl-C again to exit now"
-            );
+            note!("\ninterrupt: finishing up ({finishing}); press Ctrl-C again to exit now");
         } else if at.elapsed() >= SAME_INTERRUPT {
             note!("\ninterrupted twice: exiting now");
             std::process::exit(INTERRUPTED.into());
@@ -429,58 +435,144 @@ fn cores() -> usize {
 }
 
 fn arena(args: ArenaArgs) -> Result<ExitCode> {
-    let a = Net::load(Some(&args.a))?.prepared;
-    let b = Net::load(Some(&args.b))?.prepared;
-    let search = args.search.config();
-    let rows = search.max_rows_per_gather(args.players);
+    let sprt = match args.sprt {
+        Some((elo0, elo1)) => match Sprt::new(elo0, elo1, args.sprt_alpha, args.sprt_beta) {
+            Ok(test) => Some(test),
+            Err(why) => Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, why)
+                .exit(),
+        },
+        None => None,
+    };
     let config = ArenaConfig {
         players: args.players,
         cards: args.cards,
-        deals: args.rounds,
-        search,
+        deals: args.deals,
+        search: args.search.config(),
         threads: args.threads.unwrap_or_else(cores),
+        deals_per_thread: args.deals_per_thread,
         seed: args.seed,
+        sprt,
     };
+    config.validate()?;
+    // Before the nets load: a Ctrl-C from here on ends the run with the deals finished.
     let stop = Arc::new(AtomicBool::new(false));
-    install_interrupt_handler(stop.clone())?;
-    let bar = ProgressBar::new(config.deals);
-    let make = || -> (Box<dyn Backend>, Box<dyn Backend>) {
-        (
-            Box::new(CpuBackend::new(a.clone(), rows)),
-            Box::new(CpuBackend::new(b.clone(), rows)),
-        )
+    install_interrupt_handler(stop.clone(), "reporting the deals finished")?;
+    let rows = config.rows_per_batch();
+    let mut backends = Vec::new();
+    for (name, path) in [("A", &args.a), ("B", &args.b)] {
+        let net = Net::load(Some(path))?;
+        let opened = device::open(&args.device.options(), &net, rows)
+            .with_context(|| format!("net {name} ({})", path.display()))?;
+        // One note for both nets when they run alike.
+        if name == "A" {
+            announce(&opened, " (each net has its own backend)");
+        }
+        backends.push(opened.backend);
+    }
+    let backends: [Box<dyn Backend>; 2] = backends.try_into().ok().expect("two nets");
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(config.deals);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} deals, {per_sec}, ETA {eta} {msg}")
+                .expect("valid template"),
+        );
+        bar
     };
-    let r = engine::arena::run(&config, &make, &stop, &|n| bar.set_position(n))?;
+    let r = engine::arena::run(&config, backends, &stop, |p| {
+        let t = p.tally;
+        bar.set_position(t.deals);
+        let mut msg = format!(
+            "A−B {:+.2}/round, A won {}/{}/{} (W/D/L), Elo {}",
+            t.difference(),
+            t.wins,
+            t.draws,
+            t.losses,
+            elo_text(t.elo())
+        );
+        if let Some(s) = &p.sprt {
+            msg += &format!(
+                ", LLR {:.2} ({:.2}..{:.2})",
+                s.llr, s.lower_bound, s.upper_bound
+            );
+        }
+        bar.set_message(msg);
+    })?;
     bar.finish_and_clear();
     if args.json {
         out!("{}", serde_json::to_string(&r)?);
     } else {
-        out!(
-            "{} deals × {} seat rotations ({} rounds)",
-            r.deals,
-            args.players,
-            r.rounds_played
-        );
-        out!(
-            "A {}: mean score {:.3} per round",
-            args.a.display(),
-            r.mean_score_a
-        );
-        out!(
-            "B {}: mean score {:.3} per round",
-            args.b.display(),
-            r.mean_score_b
-        );
-        out!(
-            "A − B: {:+.3} (95% CI {:+.3} .. {:+.3})",
-            r.difference,
-            r.ci95_low,
-            r.ci95_high
-        );
+        print_arena(&args, &r)?;
     }
-    Ok(if stop.load(Ordering::SeqCst) {
+    Ok(if r.interrupted {
         ExitCode::from(INTERRUPTED)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The arena's result as text.
+fn print_arena(args: &ArenaArgs, r: &ArenaResult) -> Result<()> {
+    out!(
+        "{}{} deals × {} seat rotations ({} rounds) in {:.1} s",
+        if r.interrupted { "interrupted: " } else { "" },
+        r.deals,
+        args.players,
+        r.rounds_played,
+        r.wall_s
+    );
+    out!(
+        "A {}: mean score {:.3} per round",
+        args.a.display(),
+        r.mean_score_a
+    );
+    out!(
+        "B {}: mean score {:.3} per round",
+        args.b.display(),
+        r.mean_score_b
+    );
+    let ci = match (r.ci95_low, r.ci95_high) {
+        (Some(low), Some(high)) => format!("95% CI {low:+.3} .. {high:+.3}, Student t over deals"),
+        _ => "no interval below 2 deals".to_string(),
+    };
+    out!("A − B: {:+.3} per round ({ci})", r.difference);
+    out!(
+        "deals A won/drew/lost: {}/{}/{} (score {}): Elo {} ({}), LOS {:.1}%",
+        r.wins,
+        r.draws,
+        r.losses,
+        r.score
+            .map_or("-".to_string(), |s| format!("{:.1}%", 100.0 * s)),
+        elo_text(r.elo),
+        match (r.elo_low, r.elo_high) {
+            (Some(low), Some(high)) => format!("95% CI {low:+.1} .. {high:+.1}"),
+            _ => "no interval below 2 deals".to_string(),
+        },
+        100.0 * r.los
+    );
+    if let Some(s) = &r.sprt {
+        let decision = match s.decision {
+            Decision::H0 => "H0 accepted",
+            Decision::H1 => "H1 accepted",
+            Decision::None => "no decision",
+        };
+        out!(
+            "SPRT elo0 {} elo1 {} (alpha {}, beta {}): {decision}, LLR {:.3} (bounds {:.3} .. {:.3})",
+            s.test.elo0,
+            s.test.elo1,
+            s.test.alpha,
+            s.test.beta,
+            s.llr,
+            s.lower_bound,
+            s.upper_bound
+        );
+    }
+    Ok(())
+}
+
+/// An Elo estimate as text (`+inf`/`-inf` when A won or lost every deal, `-` before any).
+fn elo_text(elo: Option<f64>) -> String {
+    elo.map_or("-".to_string(), |e| format!("{e:+.1}"))
 }

@@ -1,0 +1,336 @@
+use super::*;
+use crate::game::{Round, TRUMP_ROTATION};
+use crate::net::cpu::CpuBackend;
+use crate::net::weights::{PreparedWeights, Weights};
+use crate::search::{choose_action, run_blocking, EvalCache, Search};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+#[test]
+fn each_net_sits_in_every_seat_equally_often() {
+    for players in 3..=8u8 {
+        for s in 0..players {
+            let a_turns = (0..players)
+                .filter(|&r| seats_of_a(players, r)(Seat(s)))
+                .count();
+            assert_eq!(
+                a_turns,
+                usize::from(players / 2),
+                "players {players} seat {s}"
+            );
+        }
+    }
+}
+
+/// 3 players × 2 cards, 2 worlds × 8 simulations, the mover's row per leaf: fast enough for
+/// unit tests, and every deal still has searched decisions for both nets.
+fn tiny(deals: u64, threads: usize, deals_per_thread: usize) -> ArenaConfig {
+    ArenaConfig {
+        players: 3,
+        cards: 2,
+        deals,
+        search: SearchConfig {
+            leaf_values: crate::search::LeafValues::Mover,
+            ..SearchConfig::with_budget(2, 8)
+        },
+        threads,
+        deals_per_thread: Some(deals_per_thread),
+        seed: 7,
+        sprt: None,
+    }
+}
+
+fn net(seed: u64) -> Arc<PreparedWeights> {
+    Arc::new(PreparedWeights::new(&Weights::init(seed)))
+}
+
+fn cpu_pair(
+    config: &ArenaConfig,
+    a: &Arc<PreparedWeights>,
+    b: &Arc<PreparedWeights>,
+) -> [Box<dyn Backend>; 2] {
+    let rows = config.rows_per_batch();
+    [
+        Box::new(CpuBackend::new(a.clone(), rows)),
+        Box::new(CpuBackend::new(b.clone(), rows)),
+    ]
+}
+
+fn run_quietly(config: &ArenaConfig, backends: [Box<dyn Backend>; 2]) -> ArenaResult {
+    run(config, backends, &AtomicBool::new(false), |_| {}).unwrap()
+}
+
+/// The arena played directly: each rotation of a deal played move by move from the stream as
+/// it was after dealing, each search run to the end with direct forward calls on the deciding
+/// net.
+fn reference_deal(config: &ArenaConfig, nets: &mut [CpuBackend; 2], index: u64) -> DealScore {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    rng.set_stream(index);
+    let dealt = Round::deal(
+        RoundConfig {
+            players: config.players,
+            cards: config.cards,
+            dealer: Seat(rng.random_range(0..config.players)),
+            trump: TRUMP_ROTATION[rng.random_range(0..TRUMP_ROTATION.len())],
+        },
+        &mut rng,
+    )
+    .unwrap();
+    let mut score = DealScore::default();
+    for r in 0..config.players {
+        let is_a = seats_of_a(config.players, r);
+        let mut round = dealt;
+        let mut rng = rng.clone();
+        while !round.is_over() {
+            let legal = round.legal_mask();
+            if legal.count_ones() == 1 {
+                round.apply(legal.trailing_zeros() as u8);
+                continue;
+            }
+            let mut search = Search::new(&round, config.search, rng.random()).unwrap();
+            let net = &mut nets[usize::from(!is_a(round.to_act()))];
+            // A fresh cache per search: what a cache holds never changes a search.
+            let result = run_blocking(&mut search, net, &mut EvalCache::new(1 << 10)).unwrap();
+            round.apply(choose_action(&result.visits, 0.0, &mut rng));
+        }
+        for s in round.seats() {
+            let points = u64::from(round.score(s));
+            if is_a(s) {
+                score.a_points += points;
+                score.a_rounds += 1;
+            } else {
+                score.b_points += points;
+                score.b_rounds += 1;
+            }
+        }
+    }
+    score
+}
+
+/// The same statistics, field by field, but the wall time.
+fn same(x: &ArenaResult, y: &ArenaResult) {
+    let strip = |r: &ArenaResult| {
+        let mut v = serde_json::to_value(r).unwrap();
+        v.as_object_mut().unwrap().remove("wall_s");
+        v
+    };
+    assert_eq!(strip(x), strip(y));
+}
+
+/// The ring-based arena plays every deal exactly as the direct one did, whatever the threads
+/// and the deals each plays at once.
+#[test]
+fn results_match_direct_play_whatever_the_threads() {
+    let (a, b) = (net(1), net(2));
+    let deals = 5;
+    let config = tiny(deals, 1, 1);
+    let mut direct = [
+        CpuBackend::new(a.clone(), 64),
+        CpuBackend::new(b.clone(), 64),
+    ];
+    let mut tally = Tally::default();
+    for i in 0..deals {
+        tally.add(&reference_deal(&config, &mut direct, i));
+    }
+    let want = ArenaResult::new(&tally, config.players, None, false);
+    assert!(
+        tally.wins + tally.losses > 0,
+        "distinct nets never differed: {want:?}"
+    );
+    for (threads, per_thread) in [(1, 1), (1, 4), (3, 2), (2, 7)] {
+        let config = tiny(deals, threads, per_thread);
+        let got = run_quietly(&config, cpu_pair(&config, &a, &b));
+        same(&got, &want);
+    }
+}
+
+/// Two copies of one net play every rotation alike (the same cards, the same random stream):
+/// every deal is a draw, and an SPRT of 0
+/// against 200 Elo accepts H0 after exactly 5 draws (its LLR then crosses ln(0.05/0.95)),
+/// whatever the threads.
+#[test]
+fn identical_nets_draw_and_the_sprt_stops_at_the_same_deal() {
+    let w = net(3);
+    for (threads, per_thread) in [(1, 2), (3, 3)] {
+        let config = ArenaConfig {
+            sprt: Some(Sprt::new(0.0, 200.0, 0.05, 0.05).unwrap()),
+            ..tiny(40, threads, per_thread)
+        };
+        let r = run_quietly(&config, cpu_pair(&config, &w, &w));
+        assert_eq!((r.deals, r.draws, r.wins, r.losses), (5, 5, 0, 0), "{r:?}");
+        assert_eq!(r.difference, 0.0);
+        assert_eq!((r.ci95_low, r.ci95_high), (Some(0.0), Some(0.0)));
+        assert_eq!(r.mean_score_a, r.mean_score_b);
+        assert_eq!(r.rounds_played, 15);
+        let sprt = r.sprt.unwrap();
+        assert_eq!(sprt.decision, Decision::H0);
+        assert!(sprt.llr <= sprt.lower_bound, "{sprt:?}");
+        assert!(!r.interrupted);
+    }
+}
+
+#[test]
+fn a_stopped_arena_reports_the_deals_finished() {
+    let w = net(3);
+    let config = tiny(3, 1, 1);
+    let r = run(
+        &config,
+        cpu_pair(&config, &w, &w),
+        &AtomicBool::new(true),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.deals, 0);
+    assert!(r.interrupted);
+    assert_eq!((r.ci95_low, r.score, r.elo), (None, None, None));
+}
+
+#[test]
+fn progress_counts_the_deals() {
+    let w = net(3);
+    let config = tiny(4, 2, 1);
+    let mut last = 0;
+    run(
+        &config,
+        cpu_pair(&config, &w, &w),
+        &AtomicBool::new(false),
+        |p| {
+            assert!(p.tally.deals >= last);
+            last = p.tally.deals;
+            assert!(p.sprt.is_none());
+        },
+    )
+    .unwrap();
+    assert_eq!(last, 4, "the last report counts every deal");
+}
+
+#[test]
+fn backends_too_small_for_a_batch_are_refused() {
+    let w = net(3);
+    let config = tiny(3, 1, 8);
+    let backends: [Box<dyn Backend>; 2] = [
+        Box::new(CpuBackend::new(w.clone(), config.rows_per_batch())),
+        Box::new(CpuBackend::new(w.clone(), 8)),
+    ];
+    let e = run(&config, backends, &AtomicBool::new(false), |_| {}).unwrap_err();
+    assert!(e.to_string().contains("net B"), "{e}");
+}
+
+/// Batches of about a thousand rows, but never more deals at once than a thread's share.
+#[test]
+fn deals_per_thread_fill_batches_without_taking_others_work() {
+    let config = |deals, threads| ArenaConfig {
+        players: 4,
+        search: SearchConfig::medium(),
+        deals_per_thread: None,
+        ..tiny(deals, threads, 1)
+    };
+    // Medium at 4 players: 3 worlds × 4 leaves × 4 seats = 48 rows a gather.
+    assert_eq!(config(100_000, 2).deals_per_thread(), 4 * 1024 / 48);
+    assert_eq!(
+        config(100_000, 2).rows_per_batch(),
+        (4 * 1024 / 48usize).div_ceil(2) * 48
+    );
+    assert_eq!(config(100, 16).deals_per_thread(), 7);
+    assert_eq!(config(1, 16).deals_per_thread(), 1);
+    assert_eq!(tiny(100, 2, 3).deals_per_thread(), 3);
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    for config in [
+        ArenaConfig {
+            players: 2,
+            ..tiny(1, 1, 1)
+        },
+        tiny(0, 1, 1),
+        tiny(1, 0, 1),
+        tiny(1, 1, 0),
+        tiny(1, 1, MAX_DEALS_PER_THREAD + 1),
+    ] {
+        assert!(config.validate().is_err(), "{config:?}");
+    }
+}
+
+fn finished(index: u64, a: u64, b: u64) -> Finished {
+    Finished {
+        index,
+        score: DealScore {
+            a_points: a,
+            a_rounds: 1,
+            b_points: b,
+            b_rounds: 1,
+        },
+    }
+}
+
+/// Deals arriving out of order are folded in deal order: the same tally as in order.
+#[test]
+fn the_collector_folds_in_deal_order() {
+    let scores = [(10, 0), (0, 13), (11, 11), (12, 0), (0, 10)];
+    let mut in_order = Tally::default();
+    for &(a, b) in &scores {
+        in_order.add(&DealScore {
+            a_points: a,
+            a_rounds: 1,
+            b_points: b,
+            b_rounds: 1,
+        });
+    }
+    let mut collector = Collector::new(None);
+    for i in [3, 1, 4, 0, 2] {
+        let (a, b) = scores[i as usize];
+        assert!(!collector.add(finished(i, a, b)));
+    }
+    assert_eq!(collector.next, 5);
+    assert_eq!(collector.finish(), in_order);
+}
+
+/// The SPRT decides on a prefix of deals: deals after it, finished earlier or later, are left
+/// out; after an interrupt, deals after a gap count too.
+#[test]
+fn the_collector_stops_on_the_prefix_the_sprt_decided() {
+    let test = Sprt::new(0.0, 200.0, 0.05, 0.05).unwrap();
+    let mut collector = Collector::new(Some(test));
+    // Deal 9 and 5 finish early; deals 0..5 are draws, and the fifth decides.
+    assert!(!collector.add(finished(9, 20, 0)));
+    assert!(!collector.add(finished(5, 20, 0)));
+    for i in [1, 2, 3, 4] {
+        assert!(!collector.add(finished(i, 10, 10)));
+    }
+    assert!(collector.add(finished(0, 10, 10)));
+    assert!(collector.add(finished(6, 20, 0)));
+    let tally = collector.finish();
+    assert_eq!((tally.deals, tally.draws), (5, 5));
+
+    let mut interrupted = Collector::new(None);
+    for i in [0, 2, 3] {
+        interrupted.add(finished(i, 10, 0));
+    }
+    let tally = interrupted.finish();
+    assert_eq!((tally.deals, tally.wins), (3, 3));
+}
+
+/// JSON has no infinity: a clean sweep's Elo and interval serialize as null.
+#[test]
+fn infinite_elos_are_json_nulls() {
+    let mut tally = Tally::default();
+    for _ in 0..3 {
+        tally.add(&DealScore {
+            a_points: 10,
+            a_rounds: 1,
+            b_points: 0,
+            b_rounds: 1,
+        });
+    }
+    let r = ArenaResult::new(&tally, 3, None, false);
+    assert_eq!(r.elo, Some(f64::INFINITY));
+    let json = serde_json::to_value(&r).unwrap();
+    for field in ["elo", "elo_low", "elo_high"] {
+        assert!(json[field].is_null(), "{field}: {json}");
+    }
+    assert_eq!(json["score"], 1.0);
+    assert_eq!(json["wins"], 3);
+    assert!(json.get("sprt").is_none());
+}
