@@ -140,7 +140,7 @@ pub fn run_in_flight(
     };
     std::thread::scope(|scope| {
         let server = scope.spawn(|| ring.serve(backend));
-        let timed = drive(&ring, slots, &mut timer);
+        let timed = drive(&[&ring], slots, &mut timer);
         ring.close();
         let served = server.join().expect("ring server panicked");
         timed?;
@@ -176,7 +176,8 @@ struct InFlight {
 impl Client for InFlight {
     type Error = RingError;
 
-    fn fill(&mut self, group: usize, batch: &mut Batch, _: usize) -> Result<(), RingError> {
+    fn fill(&mut self, group: usize, batches: &mut [Batch], _: usize) -> Result<(), RingError> {
+        let batch = &mut batches[0];
         if self.elapsed.is_some() {
             batch.clear(); // time is up: drain
         } else {
@@ -188,7 +189,7 @@ impl Client for InFlight {
         Ok(())
     }
 
-    fn take(&mut self, group: usize, _: &Batch) -> Result<(), RingError> {
+    fn take(&mut self, group: usize, _: &[Batch]) -> Result<(), RingError> {
         if self.elapsed.is_some() {
             return Ok(());
         }

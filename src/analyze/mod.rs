@@ -388,7 +388,7 @@ fn run_worker(
         requests: Requests::default(),
         groups: [Vec::new(), Vec::new()],
     };
-    let driven = drive(ring, worker.groups.len(), &mut worker);
+    let driven = drive(&[ring], worker.groups.len(), &mut worker);
     if let Err(e) = &driven {
         let error = QueryError::line(ErrorCode::Backend, error_chain(e));
         for query in worker.groups.iter().flatten() {
@@ -464,7 +464,13 @@ impl Client for Worker<'_> {
     /// searches as fit a batch, answering the queries whose search is done. When this worker
     /// has nothing in flight and nothing to search, waits for a query; the batch stays empty
     /// only then once the reader is done (or while other groups' batches are in flight).
-    fn fill(&mut self, group: usize, batch: &mut Batch, in_flight: usize) -> Result<(), RingError> {
+    fn fill(
+        &mut self,
+        group: usize,
+        batches: &mut [Batch],
+        in_flight: usize,
+    ) -> Result<(), RingError> {
+        let batch = &mut batches[0];
         batch.clear();
         loop {
             if in_flight == 0 && self.groups.iter().all(Vec::is_empty) {
@@ -486,7 +492,8 @@ impl Client for Worker<'_> {
         }
     }
 
-    fn take(&mut self, group: usize, batch: &Batch) -> Result<(), RingError> {
+    fn take(&mut self, group: usize, batches: &[Batch]) -> Result<(), RingError> {
+        let batch = &batches[0];
         for query in &mut self.groups[group] {
             if let Some(rows) = query.rows.take() {
                 let (policy, value) = batch.outputs(rows);

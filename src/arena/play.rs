@@ -3,13 +3,12 @@
 //!
 //! The worker splits its deals into two groups. A group's searches need rows of both nets at
 //! once (each search those of the net whose seat is to act), so a group sends up to two
-//! batches, one to each net's ring; while they run, the other group's deals are searched. This
-//! is [`crate::ring::drive`]'s loop with two rings per group, which `drive` (one ring) cannot
-//! express.
+//! batches, one to each net's ring; while they run, the other group's deals are searched
+//! ([`crate::ring::drive`] with two rings).
 
 use super::{seats_of_a, DealScore, Finished, Shared, CACHE_ENTRIES};
 use crate::game::{Round, RoundConfig, Seat, TRUMP_ROTATION};
-use crate::ring::{Ring, Ticket};
+use crate::ring::{drive, Batch, Client, Ring};
 use crate::search::{choose_action, EvalCache, Gathered, Requests, Search};
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
@@ -69,77 +68,60 @@ struct Table {
     rows: Option<Range<usize>>,
 }
 
-#[derive(Default)]
-struct Group {
-    tables: Vec<Table>,
-    /// Each net's batch in flight.
-    in_flight: [Option<Ticket>; 2],
-}
-
 /// Per net: the evaluation cache (a net's outputs must never answer the other's rows) and
 /// the rows gathered for the next batch.
 struct Worker<'a> {
     shared: &'a Shared,
-    rings: [&'a Ring; 2],
     tx: Sender<Finished>,
     caches: [EvalCache; 2],
     requests: [Requests; 2],
+    groups: [Vec<Table>; 2],
 }
 
 pub(super) fn run(shared: &Shared, rings: [&Ring; 2], tx: Sender<Finished>) -> Result<()> {
     let deals = shared.config.deals_per_thread();
-    let group = |n: usize| Group {
-        tables: (0..n).map(|_| Table::default()).collect(),
-        in_flight: [None, None],
-    };
-    let mut groups = [group(deals.div_ceil(2)), group(deals / 2)];
+    let group = |n: usize| (0..n).map(|_| Table::default()).collect();
     let mut worker = Worker {
         shared,
-        rings,
         tx,
         caches: [EvalCache::new(CACHE_ENTRIES), EvalCache::new(CACHE_ENTRIES)],
         requests: [Requests::default(), Requests::default()],
+        groups: [group(deals.div_ceil(2)), group(deals / 2)],
     };
-    let result = worker.play(&mut groups);
-    if result.is_err() {
-        // Batches still in flight come back to their rings (their outputs unread).
-        for group in &mut groups {
-            for (net, ticket) in group.in_flight.iter_mut().enumerate() {
-                if let Some(batch) = ticket.take().and_then(|t| rings[net].wait(t).ok()) {
-                    rings[net].release(batch);
-                }
-            }
-        }
-    }
-    result
+    drive(&rings, worker.groups.len(), &mut worker)
 }
 
-impl Worker<'_> {
-    /// In turn, each group's batches come back and its deals are played on until each needs
-    /// rows again; ends after a whole round of the groups sent nothing (every deal done, or
-    /// the run stopped).
-    fn play(&mut self, groups: &mut [Group; 2]) -> Result<()> {
-        loop {
-            let mut busy = false;
-            for group in groups.iter_mut() {
-                self.take(group)?;
-                busy |= self.fill(group)?;
-            }
-            if !busy {
-                return Ok(());
+impl Client for Worker<'_> {
+    type Error = anyhow::Error;
+
+    /// Plays the group's deals on until each needs rows (or none is left, or the run is
+    /// stopped: then the deals in play are dropped); each net's rows go to its batch.
+    fn fill(&mut self, group: usize, batches: &mut [Batch], _in_flight: usize) -> Result<()> {
+        for batch in batches.iter_mut() {
+            batch.clear();
+        }
+        if self.shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        for requests in &mut self.requests {
+            requests.clear();
+        }
+        let mut tables = std::mem::take(&mut self.groups[group]);
+        let advanced = tables.iter_mut().try_for_each(|table| self.advance(table));
+        self.groups[group] = tables;
+        advanced?;
+        for (batch, requests) in batches.iter_mut().zip(&self.requests) {
+            if !requests.is_empty() {
+                batch.push_rows(&requests.inputs, &requests.masks);
             }
         }
+        Ok(())
     }
 
-    /// Waits for the group's batches and hands their outputs to the searches.
-    fn take(&mut self, group: &mut Group) -> Result<()> {
-        for net in 0..2 {
-            let Some(ticket) = group.in_flight[net].take() else {
-                continue;
-            };
-            let ring = self.rings[net];
-            let batch = ring.wait(ticket)?;
-            for table in &mut group.tables {
+    /// Hands each net's outputs to the searches that asked that net.
+    fn take(&mut self, group: usize, batches: &[Batch]) -> Result<()> {
+        for (net, batch) in batches.iter().enumerate() {
+            for table in &mut self.groups[group] {
                 if table.searching != Some(net) {
                     continue;
                 }
@@ -149,38 +131,12 @@ impl Worker<'_> {
                     search.apply(&mut self.caches[net], policy, value);
                 }
             }
-            ring.release(batch);
         }
         Ok(())
     }
+}
 
-    /// Plays the group's deals on until each needs rows (or none is left, or the run is
-    /// stopped: then the deals in play are dropped) and sends the rows; returns whether it
-    /// sent any.
-    fn fill(&mut self, group: &mut Group) -> Result<bool> {
-        if self.shared.stop.load(Ordering::Relaxed) {
-            return Ok(false);
-        }
-        for requests in &mut self.requests {
-            requests.clear();
-        }
-        for table in &mut group.tables {
-            self.advance(table)?;
-        }
-        let mut sent = false;
-        for net in 0..2 {
-            let requests = &self.requests[net];
-            if requests.is_empty() {
-                continue;
-            }
-            let mut batch = self.rings[net].acquire()?;
-            batch.push_rows(&requests.inputs, &requests.masks);
-            group.in_flight[net] = Some(self.rings[net].submit(batch)?);
-            sent = true;
-        }
-        Ok(sent)
-    }
-
+impl Worker<'_> {
     /// Plays `table` forward until its search needs rows (appended to its net's requests) or
     /// no deal is left.
     fn advance(&mut self, table: &mut Table) -> Result<()> {

@@ -86,7 +86,7 @@ pub(super) fn run(
         requests: Requests::default(),
         groups: [group(games.div_ceil(2)), group(games / 2)],
     };
-    drive(ring, worker.groups.len(), &mut worker)?;
+    drive(&[ring], worker.groups.len(), &mut worker)?;
     let cache = &worker.cache;
     shared.cache_hits.fetch_add(cache.hits(), Ordering::Relaxed);
     shared
@@ -100,7 +100,8 @@ impl Client for Worker<'_> {
 
     /// Advances the group's games until each needs network rows (or, once the run is
     /// stopped, nothing).
-    fn fill(&mut self, group: usize, batch: &mut Batch, _in_flight: usize) -> Result<()> {
+    fn fill(&mut self, group: usize, batches: &mut [Batch], _in_flight: usize) -> Result<()> {
+        let batch = &mut batches[0];
         batch.clear();
         if self.shared.stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -121,7 +122,8 @@ impl Client for Worker<'_> {
         Ok(())
     }
 
-    fn take(&mut self, group: usize, batch: &Batch) -> Result<()> {
+    fn take(&mut self, group: usize, batches: &[Batch]) -> Result<()> {
+        let batch = &batches[0];
         let _apply = telemetry::range("apply");
         for slot in &mut self.groups[group] {
             if let Some(rows) = slot.rows.take() {
