@@ -386,7 +386,7 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
         }
         out!("{json}");
     } else {
-        note!(
+        out!(
             "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%, {:.1} s{}",
             if summary.interrupted { "interrupted: " } else { "" },
             summary.rounds,
