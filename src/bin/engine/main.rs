@@ -323,8 +323,10 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     } else {
         let bar = ProgressBar::new(config.units);
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {prefix} {elapsed_precise} {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {prefix} {elapsed_precise} ETA {eta} {msg}",
+            )
+            .expect("valid template"),
         );
         bar.set_prefix(if config.start_cards.is_some() {
             "games"
@@ -344,9 +346,14 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
                 g.mem_total_bytes as f64 / GIB
             )
         });
+        // Before the first round ends, a rate in rounds would read 0: the network's rate shows
+        // the run is moving.
+        let rounds = match s.rounds {
+            0 => "first rounds in play".to_string(),
+            _ => format!("{:.0} rounds/min", s.rounds_per_min),
+        };
         bar.set_message(format!(
-            "{:.0} rounds/min, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
-            s.rounds_per_min,
+            "{rounds}, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
             s.nn_rows_per_s,
             s.avg_batch,
             100.0 * s.cache_hit_rate
