@@ -4,8 +4,10 @@
 //! batches through the batch ring with several in flight, as self-play runs them.
 //!
 //! [`sweep`] times a grid of such runs (`engine bench --sweep`) and recommends self-play
-//! settings from it.
+//! settings from it; [`search`] times whole searches on a fixed, seeded set of positions
+//! (`engine bench --search`).
 
+pub mod search;
 pub mod sweep;
 
 use std::time::{Duration, Instant};
