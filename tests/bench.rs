@@ -117,8 +117,8 @@ fn a_tiny_cpu_sweep_prints_every_point_and_a_selfplay_command() {
         "--leaf-values",
         "mover",
     ]);
-    assert_eq!(report["backend"], "cpu");
-    assert!(report["device"].as_str().unwrap().starts_with("cpu, "));
+    assert_eq!(report["device"], "cpu");
+    assert!(report["description"].as_str().unwrap().starts_with("cpu, "));
     assert_eq!(report["seconds_per_point"], 0.01);
     assert_eq!(
         report["grid"],
@@ -251,6 +251,8 @@ fn search_counts_are_the_same_for_a_seed_whatever_the_threads_and_batches() {
         (one["threads"].clone(), three["threads"].clone()),
         (1.into(), 3.into())
     );
+    assert_eq!(one["device"], "cpu");
+    assert!(one["description"].as_str().unwrap().starts_with("cpu, "));
     for field in [
         "seconds",
         "simulations_per_s",

@@ -125,8 +125,8 @@ fn sweep(args: &BenchArgs) -> Result<()> {
             })
         });
         let report = json!({
-            "device": description,
-            "backend": results.first().map(|r| r.backend),
+            "device": results.first().map(|r| r.backend),
+            "description": description,
             "seconds_per_point": seconds,
             "grid": grid,
             "points": results,
@@ -284,7 +284,9 @@ fn search(args: &BenchArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     if args.json {
-        out!("{}", serde_json::to_string(&r)?);
+        let mut report = serde_json::to_value(&r)?;
+        report["description"] = opened.description.into();
+        out!("{report}");
     } else {
         print_search(&opened.description, &r)?;
     }
