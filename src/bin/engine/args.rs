@@ -1,7 +1,9 @@
 //! The command line's definitions: every command, its flags, their help and their bounds
 //! (checked at parse time, before any work). `main.rs` runs the commands.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use engine::bench::sweep::Grid;
 use engine::device::DeviceSpec;
 use engine::encode::EncoderVersion;
 use engine::net::cpu::CpuKernel;
@@ -23,6 +25,17 @@ PyTorch key names)."
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Checks what the flags' own parsers cannot (combinations of values), as usage errors
+    /// (status 2) before any work.
+    pub(crate) fn check(&self) -> Result<(), clap::Error> {
+        match &self.command {
+            Command::Bench(args) => args.check(),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -93,29 +106,155 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Measure network forward throughput on random encoder-like inputs
-    Bench {
-        #[command(flatten)]
-        device: DeviceArgs,
-        /// Rows per forward call (1..=65536)
-        #[arg(long, default_value_t = 256, value_parser = within::<usize>(MAX_BENCH_BATCH))]
-        batch: usize,
-        /// Seconds to time (after a warm-up)
-        #[arg(long, default_value_t = 5.0)]
-        seconds: f64,
-        /// Time batches through the batch ring with N of them in flight, as self-play runs
-        /// them (on a GPU: page-locked slots, one stream each, no host staging copy); without
-        /// it, direct forward calls (on a GPU: through a staging slot, host copies included);
-        /// 1..=64
-        #[arg(long, value_name = "N", value_parser = within::<usize>(MAX_IN_FLIGHT))]
-        in_flight: Option<usize>,
-        /// Weights to time (default: a fresh net, seed 0)
-        #[arg(long, value_name = "FILE")]
-        weights: Option<PathBuf>,
-        /// Print one JSON object instead of text
-        #[arg(long)]
-        json: bool,
-    },
+    /// Measure network forward throughput, sweep it for self-play settings, or time searches
+    ///
+    /// Without --sweep or --search: one batch size (--batch) for --seconds, by direct forward
+    /// calls or, with --in-flight N, through the batch ring as self-play runs its batches.
+    ///
+    /// --sweep: times a grid of batch sizes (--batches) × batches in flight (--in-flight) through
+    /// the ring, and on the CPU optionally the backend's thread count (--cpu-threads), each for
+    /// --seconds after a 0.3 s warm-up; prints a table (rows/s, µs per batch, latency), the
+    /// smallest point within 5% of the best throughput, and the `engine selfplay` command line
+    /// it corresponds to for --players, --preset/--dets/--sims and --leaf-values.
+    ///
+    /// --search: searches a fixed, seeded set of positions (--rounds dealt from --seed, each
+    /// taken at its first bid, first card, middle trick and last trick but one) as analysis
+    /// searches them, and prints simulations/s and network rows/s; the counts (simulations,
+    /// rows, cache hits, a fingerprint of the root visits) are the same for a seed on any
+    /// device and with any --threads.
+    Bench(BenchArgs),
+}
+
+/// `engine bench`: its three modes share the device, the weights and `--json`.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("mode").args(["sweep", "search"])))]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// Time a grid of batch sizes × batches in flight and recommend self-play settings
+    #[arg(long)]
+    pub(crate) sweep: bool,
+    /// Time searches on a fixed, seeded set of positions
+    #[arg(long)]
+    pub(crate) search: bool,
+    /// Rows per forward call, 1..=65536 (default 256); with --search, most rows per batch
+    /// (default 2048, as analysis)
+    #[arg(long, value_parser = within::<usize>(MAX_BENCH_BATCH), conflicts_with = "sweep")]
+    pub(crate) batch: Option<usize>,
+    /// --sweep: batch sizes, comma-separated, each 1..=65536 (default 64,256,1024 on the CPU,
+    /// 256,1024,4096 on a GPU)
+    #[arg(long, value_name = "LIST", requires = "sweep", conflicts_with = "search", value_parser = list_of(MAX_BENCH_BATCH as usize))]
+    pub(crate) batches: Option<List>,
+    /// Time batches through the batch ring with N of them in flight, as self-play runs them
+    /// (on a GPU: page-locked slots, one stream each, no host staging copy); without it,
+    /// direct forward calls (on a GPU: through a staging slot, host copies included); 1..=64.
+    /// With --sweep, a comma-separated list (default 1,2,4 on the CPU, 1,2,4,8,16 on a GPU)
+    #[arg(long, value_name = "N", conflicts_with = "search", value_parser = list_of(MAX_IN_FLIGHT as usize))]
+    pub(crate) in_flight: Option<List>,
+    /// --sweep on the CPU: sizes of the CPU backend's thread pool to time, comma-separated,
+    /// 1..=1024 (default: the global pool only, RAYON_NUM_THREADS or every core)
+    #[arg(long, value_name = "LIST", requires = "sweep", conflicts_with = "search", value_parser = list_of(MAX_THREADS as usize))]
+    pub(crate) cpu_threads: Option<List>,
+    /// Seconds to time after a warm-up (default 5); with --sweep, per point (default 0.5)
+    #[arg(long, conflicts_with = "search")]
+    pub(crate) seconds: Option<f64>,
+    /// --sweep, --search: players at the table, 3..=8 (default 4)
+    #[arg(long, requires = "mode", value_parser = clap::value_parser!(u8).range(3..=8))]
+    pub(crate) players: Option<u8>,
+    /// --search: cards per round (default 5)
+    #[arg(long, requires = "search", conflicts_with = "sweep")]
+    pub(crate) cards: Option<u8>,
+    /// --search: rounds dealt for the position set (four positions each), 1..=100000
+    /// (default 32)
+    #[arg(long, requires = "search", conflicts_with = "sweep", value_parser = within::<u64>(engine::bench::search::MAX_DEALS))]
+    pub(crate) rounds: Option<u64>,
+    /// --search: seed of the positions and their searches (default 0)
+    #[arg(long, requires = "search", conflicts_with = "sweep")]
+    pub(crate) seed: Option<u64>,
+    /// --search: worker threads running searches, 1..=1024 (default: all cores)
+    #[arg(long, requires = "search", conflicts_with = "sweep", value_parser = within::<usize>(MAX_THREADS))]
+    pub(crate) threads: Option<usize>,
+    /// --sweep, --search: search preset (worlds × simulations per world; default medium)
+    #[arg(long, value_enum, requires = "mode")]
+    pub(crate) preset: Option<Preset>,
+    /// --sweep, --search: determinized worlds per decision, 1..=64 (overrides the preset)
+    #[arg(long, requires = "mode", value_parser = within::<u32>(MAX_WORLDS.into()))]
+    pub(crate) dets: Option<u32>,
+    /// --sweep, --search: simulations per world, 1..=65534 (overrides the preset)
+    #[arg(long, requires = "mode", value_parser = within::<u32>(MAX_SIMS_PER_WORLD.into()))]
+    pub(crate) sims: Option<u32>,
+    /// --sweep, --search: how network leaves are valued (default all)
+    #[arg(long, value_enum, requires = "mode")]
+    pub(crate) leaf_values: Option<LeafValuesArg>,
+    /// --search: encoder layout the weights expect (default v2)
+    #[arg(long, value_enum, requires = "search", conflicts_with = "sweep")]
+    pub(crate) encoder: Option<EncoderArg>,
+    /// Weights to time (default: a fresh net, seed 0)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) weights: Option<PathBuf>,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl BenchArgs {
+    fn check(&self) -> Result<(), clap::Error> {
+        let usage = |kind, message: String| Err(Cli::command().error(kind, message));
+        if let Some(seconds) = self.seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            let message = format!("--seconds must be a positive number of seconds, not {seconds}");
+            return usage(ErrorKind::ValueValidation, message);
+        }
+        let in_flight = self.in_flight.as_ref().map(|l| l.0.clone());
+        if !self.sweep && in_flight.as_ref().is_some_and(|l| l.len() > 1) {
+            let message = "--in-flight takes one N without --sweep (a list with it)".to_string();
+            return usage(ErrorKind::ArgumentConflict, message);
+        }
+        if self.cpu_threads.is_some() && matches!(self.device.device, DeviceSpec::Cuda(_)) {
+            let message = format!(
+                "--cpu-threads sizes the CPU backend's thread pool: it does not apply to --device {}",
+                self.device.device
+            );
+            return usage(ErrorKind::ArgumentConflict, message);
+        }
+        if self.sweep {
+            // The lists were checked one by one; the grid's size, with either device's defaults.
+            let batches = self.batches.as_ref().map(|l| l.0.clone());
+            let threads = self.cpu_threads.as_ref().map(|l| l.0.clone());
+            for gpu in [false, true] {
+                if let Err(e) = Grid::new(gpu, batches.clone(), in_flight.clone(), threads.clone())
+                {
+                    let message = format!("--batches × --in-flight × --cpu-threads: {e}");
+                    return usage(ErrorKind::ValueValidation, message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The search settings of --sweep's mapping and of --search, as selfplay's flags give them.
+    pub(crate) fn search_config(&self) -> SearchConfig {
+        SearchArgs {
+            preset: self.preset.unwrap_or(Preset::Medium),
+            dets: self.dets,
+            sims: self.sims,
+            leaf_values: self.leaf_values.unwrap_or(LeafValuesArg::All),
+            encoder: self.encoder.unwrap_or(EncoderArg::V2),
+        }
+        .config()
+    }
+}
+
+/// A comma-separated list of sizes (`--batches 64,256,1024`), ascending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct List(pub(crate) Vec<usize>);
+
+/// A parser of a list of sizes in `1..=max`, so that a bad grid is refused before any work.
+fn list_of(max: usize) -> impl Fn(&str) -> Result<List, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        engine::bench::sweep::parse_list(text, max)
+            .map(List)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Device options shared by the commands that run the network.

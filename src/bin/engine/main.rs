@@ -35,6 +35,8 @@ macro_rules! note {
     }};
 }
 
+mod bench;
+
 impl DeviceArgs {
     fn options(&self) -> DeviceOptions {
         DeviceOptions {
@@ -82,7 +84,11 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        e.exit();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE),
         Err(e) => {
@@ -131,15 +137,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             note!("wrote a fresh BlobNet (seed {seed}) to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench {
-            device,
-            batch,
-            seconds,
-            in_flight,
-            weights,
-            json,
-        } => {
-            bench(&device, batch, seconds, in_flight, weights.as_deref(), json)?;
+        Command::Bench(args) => {
+            bench::bench(&args)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -232,38 +231,6 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
             "off (libnvToolsExt.so is not on the library path)"
         };
         out!("nvtx        {nvtx}");
-    }
-    Ok(())
-}
-
-fn bench(
-    device: &DeviceArgs,
-    batch: usize,
-    seconds: f64,
-    in_flight: Option<usize>,
-    weights: Option<&Path>,
-    json: bool,
-) -> Result<()> {
-    if !(seconds.is_finite() && seconds > 0.0) {
-        bail!("--seconds must be a positive number of seconds, not {seconds}");
-    }
-    let net = load_net(weights)?;
-    let mut backend = device.open(&net, batch)?.backend;
-    let r = match in_flight {
-        Some(n) => engine::bench::run_in_flight(backend.as_mut(), batch, n, seconds, 0)?,
-        None => engine::bench::run(backend.as_mut(), batch, seconds, 0)?,
-    };
-    if json {
-        out!("{}", serde_json::to_string(&r)?);
-    } else {
-        let how = match r.in_flight {
-            0 => "direct forward calls".to_string(),
-            n => format!("through the ring, {n} in flight"),
-        };
-        out!(
-            "{} batch {} ({how}): {:.0} evals/s, {:.1} µs per batch, latency {:.1} µs ({} batches in {:.1} s)",
-            r.backend, r.batch, r.evals_per_s, r.us_per_batch, r.latency_us, r.batches, r.seconds
-        );
     }
     Ok(())
 }

@@ -2,6 +2,13 @@
 //! prints and what `benches/forward.rs` feeds criterion. [`run`] times direct `forward` calls
 //! (for the GPU: through its staging slot, host copies included); [`run_in_flight`] times
 //! batches through the batch ring with several in flight, as self-play runs them.
+//!
+//! [`sweep`] times a grid of such runs (`engine bench --sweep`) and recommends self-play
+//! settings from it; [`search`] times whole searches on a fixed, seeded set of positions
+//! (`engine bench --search`).
+
+pub mod search;
+pub mod sweep;
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +40,9 @@ pub struct BenchResult {
     /// Batches in flight through the ring (0: direct `forward` calls).
     pub in_flight: usize,
     pub batches: u64,
+    /// The CPU backend's rayon threads, when known (`engine bench --sweep` on the CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
     pub seconds: f64,
     pub evals_per_s: f64,
     /// Wall time per batch (`seconds / batches`).
@@ -57,6 +67,7 @@ impl BenchResult {
             batch,
             in_flight,
             batches,
+            threads: None,
             seconds,
             evals_per_s: (batches as usize * batch) as f64 / seconds,
             us_per_batch: seconds * 1e6 / batches as f64,
@@ -123,6 +134,20 @@ pub fn run_in_flight(
     seconds: f64,
     seed: u64,
 ) -> Result<BenchResult, BenchError> {
+    run_in_flight_on(backend, batch, in_flight, seconds, seed, None)
+}
+
+/// [`run_in_flight`] with the backend's thread (the one that launches batches, and on the CPU
+/// computes them) inside `pool` when one is given: the CPU backend then spreads each batch
+/// over that pool's threads instead of the global pool's.
+pub fn run_in_flight_on(
+    backend: &mut dyn Backend,
+    batch: usize,
+    in_flight: usize,
+    seconds: f64,
+    seed: u64,
+    pool: Option<&rayon::ThreadPool>,
+) -> Result<BenchResult, BenchError> {
     let name = backend.name();
     let slots = in_flight.max(1);
     let ring = Ring::new(backend, slots, batch).map_err(BenchError::Slots)?;
@@ -139,8 +164,12 @@ pub fn run_in_flight(
         elapsed: None,
     };
     std::thread::scope(|scope| {
-        let server = scope.spawn(|| ring.serve(backend));
-        let timed = drive(&[&ring], slots, &mut timer);
+        let ring = &ring;
+        let server = scope.spawn(move || match pool {
+            Some(pool) => pool.install(|| ring.serve(backend)),
+            None => ring.serve(backend),
+        });
+        let timed = drive(&[ring], slots, &mut timer);
         ring.close();
         let served = server.join().expect("ring server panicked");
         timed?;
