@@ -2,19 +2,11 @@
 
 mod common;
 
-use common::{signal, stderr, temp_dir, KillOnDrop};
+use common::{engine, signal, stderr, temp_dir, KillOnDrop};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn engine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_engine"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 /// Two fresh nets (seeds 1 and 2) in a temporary directory.
 fn two_nets(name: &str) -> (PathBuf, PathBuf) {

@@ -3,16 +3,11 @@
 //! counts are the same for a seed whatever the threads and batch size. No test here looks at
 //! a speed.
 
-use serde_json::Value;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn engine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_engine"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use common::engine;
+use serde_json::Value;
+use std::process::Output;
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -3,17 +3,9 @@
 
 mod common;
 
-use common::{refusal, selfplay_with, stderr, temp_dir};
+use common::{engine, refusal, selfplay_with, stderr, temp_dir};
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
-fn engine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_engine"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+use std::process::{Command, Stdio};
 
 /// Every size or float flag out of its range is a usage error (status 2) naming the flag and
 /// the range.

@@ -133,3 +133,12 @@ pub fn refusal(mut cmd: Command) -> String {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     stderr(&out)
 }
+
+/// Runs `engine ARGS` to the end, stdin empty.
+pub fn engine(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
