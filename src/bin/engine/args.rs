@@ -72,7 +72,7 @@ pub(crate) enum Command {
     /// value per legal action, the network's value, the best action, search statistics) come as
     /// queries finish; queries in flight share network batches. A bad line is answered with an
     /// `error` object naming the field; EOF drains the queries in flight and exits 0. The
-    /// format is in README.md, "Analysis API".
+    /// protocol is in docs/analysis.md.
     Analyze(AnalyzeArgs),
     /// Check rules, legal masks, the encoder and the network against recorded reference vectors
     ///
