@@ -68,9 +68,11 @@ pub(crate) enum Command {
     /// A long-running server for GUIs, bots and tests, like KataGo's analysis engine. A query is
     /// a position in the shape of a `state` of tests/vectors/games.json plus `id` and `player`
     /// (other seats' hands may be given as hand sizes), with options dets, sims, seed,
-    /// leaf_values, include_policy_prior and perfect_information. Answers (visits, prior and
-    /// value per legal action, the network's value, the best action, search statistics) come as
-    /// queries finish; queries in flight share network batches. A bad line is answered with an
+    /// leaf_values, include_policy_prior, perfect_information, report_every (partial answers),
+    /// max_time_ms, c_puct and fpu_reduction; a line with "action" terminates a query, clears
+    /// the cache or asks the version. Answers (visits, prior, value and principal variation per
+    /// legal action, the network's value, the best action, search statistics) come as queries
+    /// finish; queries in flight share network batches. A bad line is answered with an
     /// `error` object naming the field; EOF drains the queries in flight and exits 0. The
     /// protocol is in docs/analysis.md.
     Analyze(AnalyzeArgs),
