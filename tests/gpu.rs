@@ -422,7 +422,7 @@ fn a_launch_with_another_slots_memory_is_refused() -> Outcome {
     assert!(matches!(err, NetError::BatchTooLarge { .. }), "{err}");
     unsafe { gpu.launch(second.as_mut(), 1) }
         .expect("its own memory")
-        .wait(second.view().rows(1))
+        .wait(second.as_ref(), 1)
         .expect("batch");
     drop(second);
     let mut again = gpu
@@ -430,7 +430,7 @@ fn a_launch_with_another_slots_memory_is_refused() -> Outcome {
         .expect("a slot made anew over the dropped one");
     unsafe { gpu.launch(again.as_mut(), 1) }
         .expect("the new memory")
-        .wait(again.view().rows(1))
+        .wait(again.as_ref(), 1)
         .expect("batch");
     Ok(())
 }

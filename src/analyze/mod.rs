@@ -146,6 +146,8 @@ pub fn serve<R: BufRead, W: Write + Send>(
         let ring = &ring;
         let (jobs, failed) = (&jobs, &failed);
         let server = scope.spawn(move || ring.serve(backend.as_mut()));
+        // Even if a worker panics, the backend thread ends and the scope can join it.
+        let _close = ring.close_on_drop();
         let writer = scope.spawn(move || -> std::io::Result<ServeSummary> {
             let mut summary = ServeSummary::default();
             for reply in reply_rx {

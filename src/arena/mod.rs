@@ -320,6 +320,8 @@ pub fn run(
             .zip(backends.iter_mut())
             .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
             .collect();
+        // Even if a worker panics, the backend threads end and the scope can join them.
+        let _close: Vec<_> = rings.iter().map(|ring| ring.close_on_drop()).collect();
         let (tx, rx) = mpsc::channel();
         let workers: Vec<_> = (0..threads)
             .map(|_| {

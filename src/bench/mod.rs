@@ -169,6 +169,8 @@ pub fn run_in_flight_on(
             Some(pool) => pool.install(|| ring.serve(backend)),
             None => ring.serve(backend),
         });
+        // Even if the client panics, the backend thread ends and the scope can join it.
+        let _close = ring.close_on_drop();
         let timed = drive(&[ring], slots, &mut timer);
         ring.close();
         let served = server.join().expect("ring server panicked");

@@ -268,6 +268,8 @@ pub fn run(
     std::thread::scope(|scope| -> Result<(), SearchBenchError> {
         let ring = &ring;
         let server = scope.spawn(move || ring.serve(backend));
+        // Even if a worker panics, the backend thread ends and the scope can join it.
+        let _close = ring.close_on_drop();
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let shared = &shared;

@@ -301,7 +301,7 @@ fn eta(elapsed: Duration, done: usize, total: usize, seconds: f64) -> Duration {
     } else {
         elapsed.as_secs_f64() / done as f64
     };
-    Duration::from_secs_f64(per_point * (total - done) as f64)
+    Duration::try_from_secs_f64(per_point * (total - done) as f64).unwrap_or(Duration::MAX)
 }
 
 /// The recommended point of a sweep.

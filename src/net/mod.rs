@@ -114,7 +114,8 @@ pub trait Backend: Send {
     /// # Safety
     /// The backend may read and write `slot` until the batch is done: the caller must neither
     /// touch nor drop `slot` until the returned [`Pending`] has been waited on or dropped (never
-    /// forgotten). On an error nothing is left running.
+    /// forgotten). On an error nothing is left running; an implementation never panics once
+    /// it has enqueued work on the slot (the memory would be freed under the device).
     unsafe fn launch(
         &mut self,
         slot: &mut dyn SlotMemory,
@@ -232,18 +233,18 @@ impl SlotMemory for HeapSlot {
     }
 }
 
-/// A launched batch. `wait` blocks until its outputs are in the slot's memory, then sees
-/// them (`done`: the batch's rows, read-only; a checking backend compares them there);
-/// dropping it unwaited also blocks until the device is done with the memory.
+/// A launched batch. `wait` blocks until the outputs of the first `rows` rows are in `slot`
+/// (the memory it was launched on), and may then read them (a checking backend compares
+/// them there); dropping it unwaited also blocks until the device is done with the memory.
 pub trait Pending: Send {
-    fn wait(self: Box<Self>, done: SlotView<'_>) -> Result<(), NetError>;
+    fn wait(self: Box<Self>, slot: &dyn SlotMemory, rows: usize) -> Result<(), NetError>;
 }
 
 /// A batch computed inside `launch`.
 pub struct Done;
 
 impl Pending for Done {
-    fn wait(self: Box<Self>, _: SlotView<'_>) -> Result<(), NetError> {
+    fn wait(self: Box<Self>, _: &dyn SlotMemory, _: usize) -> Result<(), NetError> {
         Ok(())
     }
 }

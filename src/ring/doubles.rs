@@ -1,7 +1,7 @@
 //! A host-side stand-in for a device backend, shared by the unit and the model tests.
 
 use super::*;
-use crate::net::{BatchIn, BatchOut, HeapSlot, NetError, SlotView, UniformBackend};
+use crate::net::{BatchIn, BatchOut, HeapSlot, NetError, UniformBackend};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ struct DeferredPending {
 }
 
 impl Pending for DeferredPending {
-    fn wait(self: Box<Self>, _: SlotView<'_>) -> Result<(), NetError> {
+    fn wait(self: Box<Self>, _: &dyn SlotMemory, _: usize) -> Result<(), NetError> {
         self.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if self.fail {

@@ -49,6 +49,9 @@ pub enum RingError {
     },
     #[error("the batch ring was shut down")]
     Closed,
+    /// The backend thread panicked: no batch will run any more.
+    #[error("the network backend's thread panicked")]
+    BackendPanicked,
 }
 
 impl RingError {
@@ -56,7 +59,7 @@ impl RingError {
     pub fn net_error(&self) -> Option<&NetError> {
         match self {
             RingError::Backend { source, .. } => Some(source),
-            RingError::Closed => None,
+            RingError::Closed | RingError::BackendPanicked => None,
         }
     }
 }
@@ -149,9 +152,9 @@ impl Batch {
     /// Waits for the launched batch, then refuses non-finite outputs (a faulty device,
     /// corrupt weights) naming the row, so they can never reach a search or a shard.
     fn finish(&self, pending: Box<dyn Pending>, backend: &'static str) -> Result<(), NetError> {
-        let done = self.memory.view().rows(self.rows);
-        pending.wait(done)?;
-        match done.first_non_finite() {
+        pending.wait(self.memory.as_ref(), self.rows)?;
+        // Read only now: until the wait, the device may still be writing the outputs.
+        match self.memory.view().rows(self.rows).first_non_finite() {
             Some(row) => Err(NetError::NonFinite {
                 backend,
                 row,
@@ -327,10 +330,20 @@ impl Ring {
         self.changed.notify_all();
     }
 
+    /// A guard that closes the ring when dropped: made right after the backend thread is
+    /// spawned in a thread scope, it lets that thread end even when a worker panics (the scope
+    /// then joins it and the panic goes on).
+    pub fn close_on_drop(&self) -> CloseOnDrop<'_> {
+        CloseOnDrop(self)
+    }
+
     /// The backend loop: launches queued batches in order until the ring is closed and
     /// drained. A backend error fails the ring (every waiter sees it) and is returned, as is a
     /// failure found at a worker's wait.
     pub fn serve(&self, backend: &mut dyn Backend) -> Result<(), RingError> {
+        // A panic here (a bug in a backend) must not leave the workers waiting for batches
+        // that will never run: the ring fails as the thread unwinds.
+        let _fail_on_panic = FailOnPanic(self);
         loop {
             let mut st = self.wait_while(self.lock(), |s| {
                 s.queued.is_empty() && !s.closed && s.failure.is_none()
@@ -359,6 +372,30 @@ impl Ring {
                 .launched
                 .insert(ticket, Launched { pending, batch });
             self.changed.notify_all();
+        }
+    }
+}
+
+/// See [`Ring::close_on_drop`].
+#[must_use = "the ring closes when the guard is dropped"]
+pub struct CloseOnDrop<'a>(&'a Ring);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Fails the ring if the backend thread unwinds from a panic.
+struct FailOnPanic<'a>(&'a Ring);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut st = self.0.lock();
+            st.failure.get_or_insert(RingError::BackendPanicked);
+            drop(st);
+            self.0.changed.notify_all();
         }
     }
 }

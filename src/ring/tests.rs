@@ -265,3 +265,44 @@ fn the_checking_backend_takes_the_watched_backends_path_and_checks_at_the_wait()
         "{err}"
     );
 }
+
+/// Panics in a backend.
+struct Panicking;
+impl Backend for Panicking {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+    fn max_batch(&self) -> usize {
+        8
+    }
+    fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
+        panic!("a bug in the backend")
+    }
+}
+
+#[test]
+fn a_panicking_backend_fails_the_ring_instead_of_hanging_its_waiters() {
+    let ring = Arc::new(Ring::new(&mut Panicking, 2, 4).unwrap());
+    let t = submit_all(&ring, &[1])[0].1;
+    let server = {
+        let ring = ring.clone();
+        std::thread::spawn(move || ring.serve(&mut Panicking))
+    };
+    assert!(matches!(ring.wait(t), Err(RingError::BackendPanicked)));
+    assert!(server.join().is_err(), "the panic goes on");
+    assert!(matches!(ring.acquire(), Err(RingError::BackendPanicked)));
+}
+
+#[test]
+fn a_panicking_client_lets_the_scope_end() {
+    let ring = Ring::new(&mut UniformBackend { max_batch: 8 }, 2, 8).unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        std::thread::scope(|scope| {
+            let ring = &ring;
+            scope.spawn(move || ring.serve(&mut UniformBackend { max_batch: 8 }));
+            let _close = ring.close_on_drop();
+            panic!("a bug in a worker");
+        })
+    }));
+    assert!(outcome.is_err(), "the worker's panic reaches the caller");
+}

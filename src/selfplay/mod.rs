@@ -302,6 +302,8 @@ pub fn run(
     std::thread::scope(|scope| -> Result<()> {
         let ring = &ring;
         let server = scope.spawn(move || ring.serve(backend.as_mut()));
+        // Even if a worker panics, the backend thread ends and the scope can join it.
+        let _close = ring.close_on_drop();
         // Bounded: when the writer (a slow disk) falls behind, workers wait instead of piling
         // finished units up in memory (4 per game, as `SelfPlayConfig::memory_bound` counts).
         let (tx, rx) = mpsc::sync_channel(4 * workers * games);

@@ -202,8 +202,11 @@ pub(crate) struct BenchArgs {
 impl BenchArgs {
     fn check(&self) -> Result<(), clap::Error> {
         let usage = |kind, message: String| Err(Cli::command().error(kind, message));
-        if let Some(seconds) = self.seconds.filter(|s| !(s.is_finite() && *s > 0.0)) {
-            let message = format!("--seconds must be a positive number of seconds, not {seconds}");
+        let within = |s: f64| s.is_finite() && s > 0.0 && s <= MAX_BENCH_SECONDS;
+        if let Some(seconds) = self.seconds.filter(|&s| !within(s)) {
+            let message = format!(
+                "--seconds must be a positive number of seconds up to {MAX_BENCH_SECONDS}, not {seconds}"
+            );
             return usage(ErrorKind::ValueValidation, message);
         }
         let in_flight = self.in_flight.as_ref().map(|l| l.0.clone());
@@ -549,6 +552,8 @@ pub(crate) struct SelfplayArgs {
     pub(crate) quiet: bool,
 }
 
+/// Longest `bench --seconds` (a day; a larger figure is a typo).
+const MAX_BENCH_SECONDS: f64 = 86_400.0;
 /// Most rows per `bench` batch.
 pub(crate) const MAX_BENCH_BATCH: u64 = 65_536;
 /// Most batches `bench --in-flight` keeps in flight (each a slot of `--batch` rows).

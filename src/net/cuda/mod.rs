@@ -46,8 +46,8 @@ use self::layout::ROWS_PER_CTA;
 use self::pack::PackedNet;
 use super::weights::PreparedWeights;
 use super::{
-    check_batch, check_rows, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory, SlotView,
-    INPUT_DIM, POLICY_DIM,
+    check_batch, check_rows, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory, INPUT_DIM,
+    POLICY_DIM,
 };
 use crate::encode::compact::CompactRow;
 
@@ -455,7 +455,7 @@ struct EventPending {
 }
 
 impl Pending for EventPending {
-    fn wait(mut self: Box<Self>, _: SlotView<'_>) -> Result<(), NetError> {
+    fn wait(mut self: Box<Self>, _: &dyn SlotMemory, _: usize) -> Result<(), NetError> {
         match self.event.take() {
             Some(event) => event
                 .synchronize()
