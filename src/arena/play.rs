@@ -7,7 +7,7 @@
 //! ([`crate::ring::drive`] with two rings).
 
 use super::{seats_of_a, DealScore, Finished, Shared, CACHE_ENTRIES};
-use crate::game::{Round, RoundConfig, Seat, TRUMP_ROTATION};
+use crate::game::Round;
 use crate::ring::{drive, Batch, Client, Ring};
 use crate::search::{choose_action, EvalCache, Gathered, Requests, Search};
 use anyhow::{Context, Result};
@@ -36,15 +36,7 @@ impl Deal {
         let config = &shared.config;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         rng.set_stream(index);
-        let dealt = Round::deal(
-            RoundConfig {
-                players: config.players,
-                cards: config.cards,
-                dealer: Seat(rng.random_range(0..config.players)),
-                trump: TRUMP_ROTATION[rng.random_range(0..TRUMP_ROTATION.len())],
-            },
-            &mut rng,
-        )?;
+        let dealt = Round::deal_random(config.players, config.cards, &mut rng)?;
         Ok(Deal {
             index,
             dealt_rng: rng.clone(),

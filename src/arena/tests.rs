@@ -1,5 +1,5 @@
 use super::*;
-use crate::game::{Round, TRUMP_ROTATION};
+use crate::game::Round;
 use crate::net::cpu::CpuBackend;
 use crate::net::weights::{PreparedWeights, Weights};
 use crate::search::{choose_action, run_blocking, EvalCache, Search};
@@ -67,16 +67,7 @@ fn run_quietly(config: &ArenaConfig, backends: [Box<dyn Backend>; 2]) -> ArenaRe
 fn reference_deal(config: &ArenaConfig, nets: &mut [CpuBackend; 2], index: u64) -> DealScore {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     rng.set_stream(index);
-    let dealt = Round::deal(
-        RoundConfig {
-            players: config.players,
-            cards: config.cards,
-            dealer: Seat(rng.random_range(0..config.players)),
-            trump: TRUMP_ROTATION[rng.random_range(0..TRUMP_ROTATION.len())],
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let dealt = Round::deal_random(config.players, config.cards, &mut rng).unwrap();
     let mut score = DealScore::default();
     for r in 0..config.players {
         let is_a = seats_of_a(config.players, r);

@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::game::{Phase, Round, RoundConfig, RuleError, Seat, TRUMP_ROTATION};
+use crate::game::{Phase, Round, RuleError};
 use crate::net::{Backend, NetError};
 use crate::ring::{drive, Batch, Client, Ring, RingError};
 use crate::search::{
@@ -100,13 +100,7 @@ pub fn positions(
     for deal in 0..deals {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(deal);
-        let config = RoundConfig {
-            players,
-            cards,
-            dealer: Seat(rng.random_range(0..players.max(1))),
-            trump: TRUMP_ROTATION[rng.random_range(0..TRUMP_ROTATION.len())],
-        };
-        let mut round = Round::deal(config, &mut rng)?;
+        let mut round = Round::deal_random(players, cards, &mut rng)?;
         while !round.is_over() {
             if let Some(stage) = stage_of(&round) {
                 set.push(Position { round, stage, deal });

@@ -186,6 +186,24 @@ impl Round {
         Round::new(config, &hands)
     }
 
+    /// Deals `cards` cards to each of `players` seats with a random dealer and trump, drawn
+    /// from `rng` in that order before the cards: how self-play, the arena and the search
+    /// benchmark deal, so that one seed means the same rounds in each.
+    pub fn deal_random<R: Rng + ?Sized>(
+        players: u8,
+        cards: u8,
+        rng: &mut R,
+    ) -> Result<Round, RuleError> {
+        let config = RoundConfig {
+            players,
+            cards,
+            // `max(1)`: no players is refused by `deal`, not by an empty range here.
+            dealer: Seat(rng.random_range(0..players.max(1))),
+            trump: TRUMP_ROTATION[rng.random_range(0..TRUMP_ROTATION.len())],
+        };
+        Round::deal(config, rng)
+    }
+
     pub fn config(&self) -> RoundConfig {
         self.config
     }

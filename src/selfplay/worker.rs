@@ -7,7 +7,7 @@
 use super::shard::Example;
 use super::{Shared, UnitDone};
 use crate::encode::encode;
-use crate::game::{FullGame, Phase, Round, RoundConfig, Seat, TRUMP_ROTATION};
+use crate::game::{FullGame, Phase, Round, Seat};
 use crate::ring::{drive, Batch, Client, Ring};
 use crate::search::{choose_action, temperature, EvalCache, Gathered, Requests, Search};
 use crate::telemetry;
@@ -257,18 +257,10 @@ fn start_unit(shared: &Shared, index: u64) -> Unit {
             let round = game.deal_next(&mut rng).expect("a game has rounds");
             (Some(game), round)
         }
-        None => {
-            let config = RoundConfig {
-                players: cfg.players,
-                cards: cfg.cards,
-                dealer: Seat(rng.random_range(0..cfg.players)),
-                trump: TRUMP_ROTATION[rng.random_range(0..TRUMP_ROTATION.len())],
-            };
-            (
-                None,
-                Round::deal(config, &mut rng).expect("validated settings"),
-            )
-        }
+        None => (
+            None,
+            Round::deal_random(cfg.players, cfg.cards, &mut rng).expect("validated settings"),
+        ),
     };
     Unit {
         index,
