@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{engine, signal, stderr, temp_dir, KillOnDrop};
+use common::{engine, signal, stderr, temp_dir, usage_error, KillOnDrop};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -157,10 +157,7 @@ fn bad_sprt_settings_are_refused_at_parse_time() {
         (&["--sprt-beta", "0.1"], "--sprt"),
     ];
     for (args, why) in cases {
-        let out = arena(missing, missing, args);
-        let message = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {message}");
-        assert!(message.contains(why), "{args:?}: {message}");
+        usage_error(&arena(missing, missing, args), &args, why);
     }
 }
 
@@ -181,8 +178,7 @@ fn a_negative_elo0_is_accepted() {
 fn a_bad_device_is_refused() {
     let missing = Path::new("/nonexistent/net.safetensors");
     let out = arena(missing, missing, &["--device", "tpu"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unknown device"), "{}", stderr(&out));
+    usage_error(&out, &"--device tpu", "unknown device");
 }
 
 #[test]

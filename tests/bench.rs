@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::engine;
+use common::{engine, usage_error};
 use serde_json::Value;
 use std::process::Output;
 
@@ -82,10 +82,7 @@ fn bad_grids_and_flags_of_another_mode_are_refused_before_any_work() {
         (&["--sweep", "--players", "2"], "3..=8"),
     ];
     for (args, expected) in cases {
-        let out = engine(&[&["bench"], *args].concat());
-        let message = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {message}");
-        assert!(message.contains(expected), "{args:?}: {message}");
+        usage_error(&engine(&[&["bench"], *args].concat()), args, expected);
     }
 }
 

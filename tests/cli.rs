@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{engine, refusal, selfplay_with, stderr, temp_dir};
+use common::{engine, refusal, selfplay_with, stderr, temp_dir, usage_error};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -59,13 +59,8 @@ fn size_flags_out_of_range_are_refused_at_parse_time() {
             &[]
         };
         let args = [*args, out_flag].concat();
-        let result = engine(&args);
-        let message = stderr(&result);
-        assert_eq!(result.status.code(), Some(2), "{args:?}: {message}");
-        assert!(
-            message.contains(flag) && message.contains(range),
-            "{args:?}: {message}"
-        );
+        let message = usage_error(&engine(&args), &args, range);
+        assert!(message.contains(flag), "{args:?}: {message}");
     }
     assert!(
         !std::path::Path::new(out).exists(),

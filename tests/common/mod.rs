@@ -134,6 +134,15 @@ pub fn refusal(mut cmd: Command) -> String {
     stderr(&out)
 }
 
+/// Asserts `out` is a usage error (status 2, before any work) whose message says `expected`;
+/// `what` names the case in a failure. Returns the message.
+pub fn usage_error(out: &Output, what: &dyn std::fmt::Debug, expected: &str) -> String {
+    let message = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{what:?}: {message}");
+    assert!(message.contains(expected), "{what:?}: {message}");
+    message
+}
+
 /// Runs `engine ARGS` to the end, stdin empty.
 pub fn engine(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_engine"))
