@@ -17,9 +17,6 @@ use serde_json::Value;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-/// Most entries of a query's evaluation cache (about 80 bytes each).
-const MAX_CACHE_ENTRIES: usize = 1 << 16;
-
 /// A query whose position passed every check, waiting for a worker.
 #[derive(Debug)]
 pub struct Job {
@@ -90,9 +87,8 @@ impl Analysis {
             Search::new(&job.round, config, o.seed)
         }
         .map_err(|e| QueryError::line(ErrorCode::Internal, format!("search refused: {e}")))?;
-        let rows = worlds as usize * o.sims as usize * config.rows_per_leaf(job.round.players());
         Ok(Analysis {
-            cache: EvalCache::new(rows.clamp(1, MAX_CACHE_ENTRIES)),
+            cache: EvalCache::for_search(&config, job.round.players()),
             search,
             encoder,
             root: None,

@@ -38,9 +38,6 @@ use crate::search::{
 pub const DEFAULT_DEALS: u64 = 32;
 /// Most deals: positions are held in memory, four per deal.
 pub const MAX_DEALS: u64 = 100_000;
-/// Most entries of a position's evaluation cache, as an analysis query's.
-const MAX_CACHE_ENTRIES: usize = 1 << 16;
-
 /// Where in its round a position is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -412,13 +409,10 @@ impl Worker<'_> {
                 deal: position.deal,
                 source,
             })?;
-            let rows = shared.search.worlds as usize
-                * shared.search.sims_per_world as usize
-                * shared.search.rows_per_leaf(position.round.players());
             self.groups[group].push(Active {
                 index,
                 search,
-                cache: EvalCache::new(rows.clamp(1, MAX_CACHE_ENTRIES)),
+                cache: EvalCache::for_search(&shared.search, position.round.players()),
                 rows: None,
             });
         }

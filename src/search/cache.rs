@@ -113,6 +113,18 @@ pub struct EvalCache {
 }
 
 impl EvalCache {
+    /// Most entries of a cache sized for one search ([`EvalCache::for_search`]).
+    pub const MAX_SEARCH_ENTRIES: usize = 1 << 16;
+
+    /// A cache for one search with `config` at a table of `players`: room for every row it
+    /// can evaluate (worlds × simulations × rows per leaf), at most
+    /// [`EvalCache::MAX_SEARCH_ENTRIES`].
+    pub fn for_search(config: &super::SearchConfig, players: u8) -> EvalCache {
+        let rows =
+            config.worlds as usize * config.sims_per_world as usize * config.rows_per_leaf(players);
+        EvalCache::new(rows.clamp(1, Self::MAX_SEARCH_ENTRIES))
+    }
+
     /// A cache of at least `capacity` entries (rounded up to a power of two); about 80 bytes each.
     pub fn new(capacity: usize) -> EvalCache {
         let slots = if capacity == 0 {
