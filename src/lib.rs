@@ -2,8 +2,8 @@
 //!
 //! Modules in dependency order: [`game`] → [`encode`] → [`net`] → [`ring`] → [`search`] →
 //! the jobs ([`selfplay`], [`analyze`], [`arena`], [`bench`]); [`device`] opens a backend from a
-//! user's choice. ARCHITECTURE.md describes the data path (search → ring → backend → ring →
-//! search) and the slot protocol.
+//! user's choice and [`settings`] holds the search settings a user sets. ARCHITECTURE.md
+//! describes the data path (search → ring → backend → ring → search) and the slot protocol.
 
 pub mod analyze;
 pub mod arena;
@@ -18,6 +18,7 @@ pub mod ring;
 pub mod safetensors;
 pub mod search;
 pub mod selfplay;
+pub mod settings;
 pub mod telemetry;
 pub mod vectors;
 pub mod verify;

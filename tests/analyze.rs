@@ -3,11 +3,11 @@
 //! the bid, hidden hands are never read, bad lines get one error each, and queries in flight
 //! come back under their own ids.
 
-use engine::analyze::{serve, AnalyzeConfig, ServeSummary, ROWS_PER_BATCH};
-use engine::encode::EncoderVersion;
+use engine::analyze::{serve, AnalyzeConfig, ServeSummary};
 use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::{Backend, BatchIn, BatchOut, NetError, UniformBackend};
+use engine::search::SearchConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -27,7 +27,7 @@ fn games() -> &'static Value {
 
 fn uniform() -> Box<dyn Backend> {
     Box::new(UniformBackend {
-        max_batch: ROWS_PER_BATCH,
+        max_batch: default_rows(),
     })
 }
 
@@ -41,7 +41,7 @@ fn cpu_net_on(kernel: CpuKernel) -> Box<dyn Backend> {
     static NET: OnceLock<Arc<PreparedWeights>> = OnceLock::new();
     let net = NET.get_or_init(|| Arc::new(PreparedWeights::new(&Weights::init(0))));
     Box::new(
-        CpuBackend::with_kernel(net.clone(), ROWS_PER_BATCH, kernel).expect("supported kernel"),
+        CpuBackend::with_kernel(net.clone(), default_rows(), kernel).expect("supported kernel"),
     )
 }
 
@@ -59,7 +59,7 @@ fn serve_bytes(
     let mut output = Vec::new();
     let config = AnalyzeConfig {
         threads,
-        encoder: EncoderVersion::V2,
+        search: SearchConfig::default(),
     };
     let summary = serve(Cursor::new(input), &mut output, backend, &config).expect("serve");
     let answers = String::from_utf8(output)
@@ -896,7 +896,7 @@ impl Backend for Broken {
         "broken"
     }
     fn max_batch(&self) -> usize {
-        ROWS_PER_BATCH
+        default_rows()
     }
     fn forward(&mut self, _: BatchIn<'_>, _: BatchOut<'_>) -> Result<(), NetError> {
         Err(NetError::Device {
@@ -921,7 +921,7 @@ fn a_backend_failure_answers_every_query_and_ends_the_server() {
     let mut output = Vec::new();
     let config = AnalyzeConfig {
         threads: 2,
-        encoder: EncoderVersion::V2,
+        search: SearchConfig::default(),
     };
     let result = serve(Cursor::new(input), &mut output, Box::new(Broken), &config);
     assert!(result.is_err(), "a failed backend fails the server");
@@ -1270,4 +1270,9 @@ fn the_principal_variation_is_the_most_visited_line() {
     for step in pv.iter().skip(4) {
         assert!(step["card"].is_string(), "{answer}");
     }
+}
+
+/// Rows of the server's batches with the default settings.
+fn default_rows() -> usize {
+    engine::analyze::rows_per_batch(&SearchConfig::default())
 }

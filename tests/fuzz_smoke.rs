@@ -6,10 +6,10 @@
 //! this test's valid inputs as its seed corpus: with `FUZZ_SEED_DIR` set, the test writes them
 //! to `$FUZZ_SEED_DIR/<target>/`.
 
-use engine::analyze::{parse_line, serve, AnalyzeConfig, ServeSummary, ROWS_PER_BATCH};
-use engine::encode::EncoderVersion;
+use engine::analyze::{parse_line, serve, AnalyzeConfig, ServeSummary};
 use engine::net::weights::{Dims, Weights};
 use engine::net::UniformBackend;
+use engine::search::SearchConfig;
 use engine::selfplay::{parse_shard, serialize, Example, SHARD_FORMAT_VERSION};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -430,11 +430,11 @@ fn cap_search(line: Vec<u8>) -> Vec<u8> {
 fn serve_lines(input: Vec<u8>) -> (String, ServeSummary) {
     let mut output = Vec::new();
     let backend = Box::new(UniformBackend {
-        max_batch: ROWS_PER_BATCH,
+        max_batch: default_rows(),
     });
     let config = AnalyzeConfig {
         threads: 2,
-        encoder: EncoderVersion::V2,
+        search: SearchConfig::default(),
     };
     let summary = serve(Cursor::new(input), &mut output, backend, &config).expect("serve");
     (String::from_utf8(output).expect("UTF-8 answers"), summary)
@@ -469,4 +469,9 @@ fn analyze_server_answers_every_mutated_line() {
         "analyze server: {SERVED} lines, {} searched",
         summary.answers - summary.errors
     );
+}
+
+/// Rows of the server's batches with the default settings.
+fn default_rows() -> usize {
+    engine::analyze::rows_per_batch(&SearchConfig::default())
 }

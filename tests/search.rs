@@ -8,8 +8,8 @@ use engine::net::{Backend, BatchOut, UniformBackend};
 use engine::search::beliefs::{sample_world, PublicInfo, WorldSampler};
 use engine::search::cache::RowKey;
 use engine::search::{
-    choose_action, run_blocking, temperature, EvalCache, Gathered, LeafValues, Requests, RootNoise,
-    Search, SearchConfig, SearchResult,
+    choose_action, run_blocking, EvalCache, Gathered, LeafValues, Requests, RootNoise, Search,
+    SearchConfig, SearchResult, TemperatureSchedule,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -498,11 +498,20 @@ fn a_batch_never_holds_the_same_row_twice_and_counts_add_up() {
 
 #[test]
 fn temperature_schedule_and_choice() {
-    assert_eq!(temperature(0), 1.0);
-    assert_eq!(temperature(9), 1.0);
-    assert_eq!(temperature(10), 0.5);
-    assert_eq!(temperature(19), 0.5);
-    assert_eq!(temperature(20), 0.1);
+    let blobmaster = TemperatureSchedule::default();
+    let at: Vec<f32> = [0, 9, 10, 19, 20, 1000].map(|n| blobmaster.at(n)).to_vec();
+    assert_eq!(at, [1.0, 1.0, 0.5, 0.5, 0.1, 0.1]);
+    let greedy_late = TemperatureSchedule::new(vec![(0, 1.0), (3, 0.0)]).unwrap();
+    assert_eq!((greedy_late.at(2), greedy_late.at(3)), (1.0, 0.0));
+    for bad in [
+        vec![],
+        vec![(1, 1.0)],
+        vec![(0, 1.0), (5, 0.5), (5, 0.1)],
+        vec![(0, -1.0)],
+        vec![(0, f32::NAN)],
+    ] {
+        assert!(TemperatureSchedule::new(bad.clone()).is_err(), "{bad:?}");
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut visits = [0u32; 52];
     visits[3] = 10;

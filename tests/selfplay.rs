@@ -45,6 +45,7 @@ fn config(seed: u64, rounds: u64, workers: usize) -> SelfPlayConfig {
         games_per_worker: 4,
         seed,
         cache_entries: 1 << 12,
+        temperature: Default::default(),
     }
 }
 
@@ -298,6 +299,7 @@ fn recurring_positions_in_shared_caches_change_nothing() {
         units: 300,
         games_per_worker: 5,
         cache_entries: 1 << 16,
+        temperature: Default::default(),
         ..config(5, 0, 1)
     };
     same_shards_for_any_worker_count("recurring", config, 3);
@@ -347,6 +349,7 @@ fn slow_writer_throttles_without_losing_rounds() {
         games_per_worker: 2,
         seed: 1,
         cache_entries: 0,
+        temperature: Default::default(),
     };
     let backend = Box::new(CpuBackend::new(net(), config.rows_per_batch()));
     let mut indices = vec![];

@@ -68,18 +68,22 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    pub fn start(job: Job, encoder: EncoderVersion) -> Result<Analysis, QueryError> {
+    /// Starts the search of `job`: the server's `settings`, with what the query sets.
+    pub fn start(job: Job, settings: &SearchConfig) -> Result<Analysis, QueryError> {
         let o = job.options;
         // Perfect information searches the one real deal.
-        let worlds = if o.perfect_information { 1 } else { o.dets };
-        let defaults = SearchConfig::with_budget(worlds, o.sims);
+        let worlds = match o.perfect_information {
+            true => 1,
+            false => o.dets.unwrap_or(settings.worlds),
+        };
         let config = SearchConfig {
-            leaf_values: o.leaf_values,
-            encoder,
+            worlds,
+            sims_per_world: o.sims.unwrap_or(settings.sims_per_world),
+            leaf_values: o.leaf_values.unwrap_or(settings.leaf_values),
             root_noise: None,
-            c_puct: o.c_puct.unwrap_or(defaults.c_puct),
-            fpu: o.fpu_reduction.map_or(defaults.fpu, Fpu::Reduction),
-            ..defaults
+            c_puct: o.c_puct.unwrap_or(settings.c_puct),
+            fpu: o.fpu_reduction.map_or(settings.fpu, Fpu::Reduction),
+            ..*settings
         };
         let search = if o.perfect_information {
             Search::with_worlds(&[job.round], config, o.seed)
@@ -90,7 +94,7 @@ impl Analysis {
         Ok(Analysis {
             cache: EvalCache::for_search(&config, job.round.players()),
             search,
-            encoder,
+            encoder: config.encoder,
             root: None,
             rows: None,
             deadline: o

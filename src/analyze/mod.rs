@@ -30,11 +30,10 @@ pub use query::{
     FPU_REDUCTION_RANGE, MAX_DETS, MAX_SIMS, MAX_TIME_MS,
 };
 
-use crate::encode::EncoderVersion;
 use crate::error_text::error_chain;
 use crate::net::Backend;
 use crate::ring::{drive, Batch, Client, Ring, RingError};
-use crate::search::{Gathered, Requests};
+use crate::search::{Gathered, LeafValues, Requests, SearchConfig};
 use analysis::{Analysis, Job};
 use anyhow::{bail, Context, Result};
 use in_flight::InFlight;
@@ -46,8 +45,16 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
-/// Rows of one batch: the largest gather of one query (64 worlds × 4 leaves × 8 seats).
-pub const ROWS_PER_BATCH: usize = 2048;
+/// Rows of one batch with the server's `settings`: the largest gather of one query (64 worlds
+/// × the leaves per gather × 8 seats; 2,048 with the defaults).
+pub fn rows_per_batch(settings: &SearchConfig) -> usize {
+    let largest = SearchConfig {
+        worlds: MAX_DETS,
+        leaf_values: LeafValues::All,
+        ..*settings
+    };
+    largest.max_rows_per_gather(8)
+}
 /// Longest query line read; a longer one is skipped and answered with an error.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// Most queries one worker group searches at once (a worker has two groups).
@@ -61,8 +68,8 @@ pub const PROTOCOL_VERSION: u32 = 2;
 pub struct AnalyzeConfig {
     /// Worker threads running searches.
     pub threads: usize,
-    /// Encoder layout the network expects.
-    pub encoder: EncoderVersion,
+    /// The searches' settings (root noise aside), which a query's options override.
+    pub search: SearchConfig,
 }
 
 /// Counts of a finished [`serve`].
@@ -124,17 +131,18 @@ pub fn serve<R: BufRead, W: Write + Send>(
     mut backend: Box<dyn Backend>,
     config: &AnalyzeConfig,
 ) -> Result<ServeSummary> {
-    if backend.max_batch() < ROWS_PER_BATCH {
+    let rows = rows_per_batch(&config.search);
+    if backend.max_batch() < rows {
         bail!(
-            "the {} backend takes {} rows per batch; analysis needs {ROWS_PER_BATCH}",
+            "the {} backend takes {} rows per batch; analysis needs {rows}",
             backend.name(),
             backend.max_batch()
         );
     }
     let threads = config.threads.max(1);
-    let encoder = config.encoder;
+    let settings = config.search;
     // One slot per group of each worker (filling, or in flight).
-    let ring = Ring::new(backend.as_mut(), 2 * threads, ROWS_PER_BATCH)
+    let ring = Ring::new(backend.as_mut(), 2 * threads, rows)
         .context("allocating the batch ring's slots")?;
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let jobs = Mutex::new(job_rx);
@@ -171,7 +179,7 @@ pub fn serve<R: BufRead, W: Write + Send>(
             .map(|_| {
                 let replies = reply_tx.clone();
                 scope.spawn(move || {
-                    let r = run_worker(jobs, ring, &replies, encoder);
+                    let r = run_worker(jobs, ring, &replies, &settings, rows);
                     if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
@@ -372,7 +380,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Worker<'a> {
     jobs: &'a Mutex<Receiver<Job>>,
     replies: &'a Sender<Reply>,
-    encoder: EncoderVersion,
+    settings: &'a SearchConfig,
+    /// Rows of one batch.
+    rows: usize,
     requests: Requests,
     groups: [Vec<Analysis>; 2],
 }
@@ -381,12 +391,14 @@ fn run_worker(
     jobs: &Mutex<Receiver<Job>>,
     ring: &Ring,
     replies: &Sender<Reply>,
-    encoder: EncoderVersion,
+    settings: &SearchConfig,
+    rows: usize,
 ) -> Result<(), RingError> {
     let mut worker = Worker {
         jobs,
         replies,
-        encoder,
+        settings,
+        rows,
         requests: Requests::default(),
         groups: [Vec::new(), Vec::new()],
     };
@@ -425,7 +437,7 @@ impl Worker<'_> {
         while i < active.len() {
             let query = &mut active[i];
             query.rows = None;
-            if requests.len() + query.max_rows() > ROWS_PER_BATCH {
+            if requests.len() + query.max_rows() > self.rows {
                 i += 1; // next batch
                 continue;
             }
@@ -450,7 +462,7 @@ impl Worker<'_> {
 
     fn admit(&mut self, group: usize, job: Job) {
         let id = job.id.clone();
-        match Analysis::start(job, self.encoder) {
+        match Analysis::start(job, self.settings) {
             Ok(a) => self.groups[group].push(a),
             Err(e) => {
                 let _ = self.replies.send(Reply::error(&id, &e));

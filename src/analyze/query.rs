@@ -136,13 +136,13 @@ impl PositionSpec {
     }
 }
 
-/// Search options of a query.
+/// Search options of a query; `None`: the server's setting.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Options {
-    pub dets: u32,
-    pub sims: u32,
+    pub dets: Option<u32>,
+    pub sims: Option<u32>,
     pub seed: u64,
-    pub leaf_values: LeafValues,
+    pub leaf_values: Option<LeafValues>,
     pub include_policy_prior: bool,
     pub perfect_information: bool,
     /// A partial answer each time the simulations pass another multiple of this many per
@@ -150,9 +150,9 @@ pub struct Options {
     pub report_every: Option<u32>,
     /// Stop searching this long after the line was read (`None`: no time limit).
     pub max_time_ms: Option<u64>,
-    /// PUCT's exploration constant (`None`: the search's default).
+    /// PUCT's exploration constant.
     pub c_puct: Option<f32>,
-    /// First-play urgency reduction (`None`: the search's default).
+    /// First-play urgency reduction.
     pub fpu_reduction: Option<f32>,
 }
 
@@ -418,15 +418,15 @@ fn parse_query(obj: &Map<String, Value>) -> Result<QuerySpec, QueryError> {
 
 fn parse_options(obj: &Map<String, Value>) -> Result<Options, QueryError> {
     let flag = |name: &str| optional(obj, name).map_or(Ok(false), |v| boolean(v, name));
-    let count = |name: &str, default: u32, max: u32| {
-        optional(obj, name).map_or(Ok(default), |v| {
-            integer(v, name, 1..=u64::from(max)).map(|n| n as u32)
-        })
+    let count = |name: &str, max: u32| {
+        optional(obj, name)
+            .map(|v| integer(v, name, 1..=u64::from(max)).map(|n| n as u32))
+            .transpose()
     };
     let leaf_values = match optional(obj, "leaf_values") {
-        None => LeafValues::All,
-        Some(Value::String(s)) if s == "all" => LeafValues::All,
-        Some(Value::String(s)) if s == "mover" => LeafValues::Mover,
+        None => None,
+        Some(Value::String(s)) if s == "all" => Some(LeafValues::All),
+        Some(Value::String(s)) if s == "mover" => Some(LeafValues::Mover),
         Some(v @ Value::String(_)) => {
             return Err(QueryError::new(
                 ErrorCode::InvalidValue,
@@ -448,8 +448,8 @@ fn parse_options(obj: &Map<String, Value>) -> Result<Options, QueryError> {
             .transpose()
     };
     Ok(Options {
-        dets: count("dets", 3, MAX_DETS)?,
-        sims: count("sims", 30, MAX_SIMS)?,
+        dets: count("dets", MAX_DETS)?,
+        sims: count("sims", MAX_SIMS)?,
         seed: optional(obj, "seed").map_or(Ok(0), |v| integer(v, "seed", 0..=u64::MAX))?,
         leaf_values,
         include_policy_prior: flag("include_policy_prior")?,

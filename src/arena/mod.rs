@@ -43,8 +43,6 @@ pub const MAX_DEALS_PER_THREAD: usize = 4096;
 /// Rows a batch aims at when the deals per thread are chosen for the caller: enough for the
 /// CPU kernels' full speed and a GPU's, few enough that a deal's turn comes round quickly.
 const TARGET_BATCH_ROWS: usize = 1024;
-/// Entries of each worker's evaluation cache, per net.
-const CACHE_ENTRIES: usize = 1 << 16;
 
 #[derive(Clone, Debug)]
 pub struct ArenaConfig {
@@ -53,6 +51,8 @@ pub struct ArenaConfig {
     /// Deals to play (fewer when the SPRT decides first).
     pub deals: u64,
     pub search: SearchConfig,
+    /// Entries of each worker's evaluation cache, per net.
+    pub cache_entries: usize,
     /// Worker threads running the searches.
     pub threads: usize,
     /// Deals each worker plays at once (`None`: [`ArenaConfig::auto_deals_per_thread`]).

@@ -6,7 +6,7 @@
 //! batches, one to each net's ring; while they run, the other group's deals are searched
 //! ([`crate::ring::drive`] with two rings).
 
-use super::{seats_of_a, DealScore, Finished, Shared, CACHE_ENTRIES};
+use super::{seats_of_a, DealScore, Finished, Shared};
 use crate::game::Round;
 use crate::ring::{drive, Batch, Client, Ring};
 use crate::search::{choose_action, EvalCache, Gathered, Requests, Search};
@@ -73,10 +73,11 @@ struct Worker<'a> {
 pub(super) fn run(shared: &Shared, rings: [&Ring; 2], tx: Sender<Finished>) -> Result<()> {
     let deals = shared.config.deals_per_thread();
     let group = |n: usize| (0..n).map(|_| Table::default()).collect();
+    let cache = || EvalCache::new(shared.config.cache_entries);
     let mut worker = Worker {
         shared,
         tx,
-        caches: [EvalCache::new(CACHE_ENTRIES), EvalCache::new(CACHE_ENTRIES)],
+        caches: [cache(), cache()],
         requests: [Requests::default(), Requests::default()],
         groups: [group(deals.div_ceil(2)), group(deals / 2)],
     };

@@ -34,6 +34,7 @@ fn tiny(deals: u64, threads: usize, deals_per_thread: usize) -> ArenaConfig {
             leaf_values: crate::search::LeafValues::Mover,
             ..SearchConfig::with_budget(2, 8)
         },
+        cache_entries: 1 << 12,
         threads,
         deals_per_thread: Some(deals_per_thread),
         seed: 7,

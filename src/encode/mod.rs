@@ -22,12 +22,25 @@ pub const INPUT_DIM: usize = 256;
 pub const POLICY_DIM: usize = 52;
 
 /// Encoder layout. V1 is every existing BlobMaster checkpoint's (dims 191..256 zero); V2 is
-/// BlobMaster HEAD's (191..=201 filled).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// BlobMaster HEAD's (191..=201 filled). In settings and metadata: `v1`, `v2`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum EncoderVersion {
     V1,
     #[default]
     V2,
+}
+
+impl EncoderVersion {
+    /// The name in settings, metadata and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            EncoderVersion::V1 => "v1",
+            EncoderVersion::V2 => "v2",
+        }
+    }
 }
 
 /// One encoded state.

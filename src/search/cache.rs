@@ -125,6 +125,16 @@ impl EvalCache {
         EvalCache::new(rows.clamp(1, Self::MAX_SEARCH_ENTRIES))
     }
 
+    /// Bytes of the entries of [`EvalCache::new`]`(capacity)`.
+    pub fn bytes(capacity: usize) -> u64 {
+        let slots = if capacity == 0 {
+            0
+        } else {
+            capacity.next_power_of_two()
+        };
+        (slots * std::mem::size_of::<Slot>()) as u64
+    }
+
     /// A cache of at least `capacity` entries (rounded up to a power of two); about 80 bytes each.
     pub fn new(capacity: usize) -> EvalCache {
         let slots = if capacity == 0 {

@@ -34,13 +34,15 @@ pub use cache::EvalCache;
 pub use decision::{
     run_blocking, Gathered, Requests, Search, SearchError, SearchResult, SearchStats,
 };
-pub use root::{choose_action, temperature, RootNoise};
+pub use root::{choose_action, RootNoise, TemperatureSchedule};
 pub use tree::PvStep;
 
 use crate::encode::EncoderVersion;
+use serde::{Deserialize, Serialize};
 
 /// How leaves are valued: see the module documentation for the trade-off.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LeafValues {
     /// One row per seat; every seat's statistics are updated.
     #[default]
@@ -50,12 +52,38 @@ pub enum LeafValues {
 }
 
 /// Value assumed for a child that has no value yet for the seat choosing (first-play urgency).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// In settings: `{ reduction = 0.2 }` or `{ absolute = -1.0 }`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Fpu {
     /// The parent's mean value for that seat (0 if it has none) minus this reduction.
     Reduction(f32),
     /// A fixed value.
     Absolute(f32),
+}
+
+/// Search budgets by name: worlds × simulations per world.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// 2 worlds × 20 simulations.
+    Light,
+    /// 3 worlds × 30 simulations.
+    #[default]
+    Medium,
+    /// 5 worlds × 50 simulations.
+    Heavy,
+}
+
+impl Preset {
+    /// The default settings with this budget.
+    pub fn config(self) -> SearchConfig {
+        match self {
+            Preset::Light => SearchConfig::light(),
+            Preset::Medium => SearchConfig::medium(),
+            Preset::Heavy => SearchConfig::heavy(),
+        }
+    }
 }
 
 /// Most worlds one search samples: one gather of 64 worlds × 4 leaves × 8 seats fills a batch

@@ -3,6 +3,7 @@
 
 use crate::net::POLICY_DIM;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 /// Dirichlet noise mixed into each world's root priors in self-play:
 /// `P' = (1 − epsilon)·P + epsilon·η`, `η ~ Dir(alpha, …, alpha)` over the legal actions.
@@ -70,13 +71,56 @@ fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-/// BlobMaster's self-play temperature for the `searched_moves`-th searched decision of a
-/// round (all seats counted, forced moves not): 1 for 0–9, 0.5 for 10–19, 0.1 from 20.
-pub fn temperature(searched_moves: u32) -> f32 {
-    match searched_moves {
-        0..=9 => 1.0,
-        10..=19 => 0.5,
-        _ => 0.1,
+/// Self-play's move temperature, by how many searched decisions of the round came before (all
+/// seats counted, forced moves not): a list of `(from, temperature)` steps, the first from 0,
+/// strictly ascending. The default is BlobMaster's: 1 for 0–9, 0.5 for 10–19, 0.1 from 20.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<(u32, f32)>", into = "Vec<(u32, f32)>")]
+pub struct TemperatureSchedule(Vec<(u32, f32)>);
+
+impl TemperatureSchedule {
+    /// The steps, checked: a temperature is finite and ≥ 0 (0 plays the most visited move).
+    pub fn new(steps: Vec<(u32, f32)>) -> Result<TemperatureSchedule, String> {
+        if steps.first().map(|s| s.0) != Some(0) {
+            return Err("the first step must start at move 0, e.g. [[0, 1.0], [10, 0.5]]".into());
+        }
+        if let Some(w) = steps.windows(2).find(|w| w[1].0 <= w[0].0) {
+            return Err(format!(
+                "steps must start at strictly ascending moves: {} then {}",
+                w[0].0, w[1].0
+            ));
+        }
+        if let Some(&(from, t)) = steps.iter().find(|s| !(s.1.is_finite() && s.1 >= 0.0)) {
+            return Err(format!(
+                "the temperature from move {from} is {t}: it must be finite and ≥ 0"
+            ));
+        }
+        Ok(TemperatureSchedule(steps))
+    }
+
+    /// The temperature of the `searched_moves`-th searched decision of a round.
+    pub fn at(&self, searched_moves: u32) -> f32 {
+        let step = self.0.partition_point(|&(from, _)| from <= searched_moves);
+        self.0[step - 1].1
+    }
+}
+
+impl Default for TemperatureSchedule {
+    fn default() -> TemperatureSchedule {
+        TemperatureSchedule(vec![(0, 1.0), (10, 0.5), (20, 0.1)])
+    }
+}
+
+impl TryFrom<Vec<(u32, f32)>> for TemperatureSchedule {
+    type Error = String;
+    fn try_from(steps: Vec<(u32, f32)>) -> Result<TemperatureSchedule, String> {
+        TemperatureSchedule::new(steps)
+    }
+}
+
+impl From<TemperatureSchedule> for Vec<(u32, f32)> {
+    fn from(schedule: TemperatureSchedule) -> Vec<(u32, f32)> {
+        schedule.0
     }
 }
 

@@ -7,7 +7,7 @@
 //! | `weights_sha256` | lower-case hex SHA-256 of the weights file (of a fresh net's bytes without `--weights`) |
 //! | `encoder` | the state encoder, `v1` or `v2` |
 //! | `rules` | `rounds players=P cards=C dealer=random trump=random`, or `full_game players=P start_cards=C` |
-//! | `search` | `worlds=… sims=… leaf_values=… c_puct=… fpu=… noise=… leaves_per_gather=…` |
+//! | `settings` | the search settings as one line of JSON, itself a settings file (see [`crate::settings`]) |
 //! | `units` | rounds (round mode) or games (full-game mode) the run was asked for |
 //! | `seed` | the run seed: with a row's `unit`, it names the random stream the row was played from |
 //! | `device` | the backend that ran the network (`cpu`, `cuda`, …) |
@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use super::SelfPlayConfig;
+use crate::settings::Settings;
 
 /// What a run records about itself in each of its shards ([`super::ShardWriter`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub struct ShardMetadata {
     pub weights_sha256: String,
     pub encoder: String,
     pub rules: String,
-    pub search: String,
+    pub settings: String,
     pub units: u64,
     pub seed: u64,
     pub device: String,
@@ -42,8 +43,8 @@ impl ShardMetadata {
         "engine_version",
         "host",
         "rules",
-        "search",
         "seed",
+        "settings",
         "units",
         "weights_sha256",
     ];
@@ -61,23 +62,14 @@ impl ShardMetadata {
             ),
             Some(c) => format!("full_game players={} start_cards={c}", config.players),
         };
-        let s = &config.search;
-        let search = format!(
-            "worlds={} sims={} leaf_values={:?} c_puct={} fpu={:?} noise={:?} leaves_per_gather={}",
-            s.worlds,
-            s.sims_per_world,
-            s.leaf_values,
-            s.c_puct,
-            s.fpu,
-            s.root_noise,
-            s.leaves_per_gather,
-        );
+        let settings =
+            Settings::of_search(&config.search, &config.temperature, config.cache_entries);
         ShardMetadata {
             engine_version: env!("CARGO_PKG_VERSION").to_string(),
             weights_sha256: weights_sha256.to_string(),
-            encoder: format!("{:?}", s.encoder).to_lowercase(),
+            encoder: settings.search.encoder.name().to_string(),
             rules,
-            search,
+            settings: settings.to_json(),
             units: config.units,
             seed: config.seed,
             device: device.to_string(),
@@ -92,7 +84,7 @@ impl ShardMetadata {
             weights_sha256,
             encoder,
             rules,
-            search,
+            settings,
             units,
             seed,
             device,
@@ -103,7 +95,7 @@ impl ShardMetadata {
             ("weights_sha256", weights_sha256.clone()),
             ("encoder", encoder.clone()),
             ("rules", rules.clone()),
-            ("search", search.clone()),
+            ("settings", settings.clone()),
             ("units", units.to_string()),
             ("seed", seed.to_string()),
             ("device", device.clone()),
@@ -137,13 +129,14 @@ mod tests {
             games_per_worker: 4,
             seed: 11,
             cache_entries: 1 << 12,
+            temperature: Default::default(),
         }
     }
 
-    /// The values `engine selfplay` wrote before this type existed (read off the shards of
-    /// `--players 4 --cards 3 --rounds 6 --preset light --seed 11`, and of a full-game run).
+    /// The values of `engine selfplay --players 4 --cards 3 --rounds 6 --preset light --seed 11`
+    /// (`--set search.cache_entries=4096`), and of a full-game run.
     #[test]
-    fn the_values_are_those_selfplay_always_wrote() {
+    fn the_values_name_the_run() {
         let meta = ShardMetadata::new(&config(None), "ab12", "cpu").to_map();
         let expected = [
             ("device", "cpu"),
@@ -154,12 +147,11 @@ mod tests {
                 "rules",
                 "rounds players=4 cards=3 dealer=random trump=random",
             ),
-            (
-                "search",
-                "worlds=2 sims=20 leaf_values=All c_puct=1.5 fpu=Reduction(0.2) \
-                 noise=Some(RootNoise { alpha: 0.3, epsilon: 0.25 }) leaves_per_gather=4",
-            ),
             ("seed", "11"),
+            (
+                "settings",
+                r#"{"search":{"dets":2,"sims":20,"c_puct":1.5,"fpu":{"reduction":0.2},"leaf_values":"all","leaves_per_gather":4,"encoder":"v2","cache_entries":4096},"selfplay":{"dirichlet_alpha":0.3,"dirichlet_epsilon":0.25,"temperature":[[0,1.0],[10,0.5],[20,0.1]]}}"#,
+            ),
             ("units", "6"),
             ("weights_sha256", "ab12"),
         ];

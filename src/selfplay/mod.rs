@@ -25,7 +25,7 @@ pub use writer::ShardWriter;
 use crate::game::{round_sequence, RoundConfig, Seat};
 use crate::net::{Backend, INPUT_DIM, POLICY_DIM};
 use crate::ring::Ring;
-use crate::search::SearchConfig;
+use crate::search::{EvalCache, SearchConfig, TemperatureSchedule};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,6 +57,8 @@ pub struct SelfPlayConfig {
     pub seed: u64,
     /// Entries of each worker's evaluation cache.
     pub cache_entries: usize,
+    /// The move temperature by the round's searched decisions so far.
+    pub temperature: TemperatureSchedule,
 }
 
 impl SelfPlayConfig {
@@ -96,13 +98,15 @@ impl SelfPlayConfig {
         match physical_memory() {
             Some(have) if need > have => bail!(
                 "these settings may need up to {:.1} GiB ({} workers × {} games, {} worlds × {} \
-                 simulations, shards of {shard_size} rows), more than this machine's {:.1} GiB: \
-                 lower --games-per-worker, --workers, --dets, --sims or --shard-size",
+                 simulations, shards of {shard_size} rows, caches of {} entries), more than this \
+                 machine's {:.1} GiB: lower --games-per-worker, --workers, --dets, --sims, \
+                 --shard-size or search.cache_entries",
                 need as f64 / GIB,
                 self.workers,
                 self.games_per_worker,
                 self.search.worlds,
                 self.search.sims_per_world,
+                self.cache_entries,
                 have as f64 / GIB
             ),
             _ => Ok(()),
@@ -125,8 +129,8 @@ impl SelfPlayConfig {
     }
 
     /// Most bytes the run's games hold at once (a bound, not a forecast): every game's
-    /// search trees and examples, the units queued for the writer, and the batch ring's
-    /// host memory. The network, the caches and the writer's shard come on top.
+    /// search trees and examples, the units queued for the writer, the workers' caches and
+    /// the batch ring's host memory. The network and the writer's shard come on top.
     pub fn memory_bound(&self) -> u64 {
         let games = (self.workers * self.games_per_worker) as u64;
         let unit_bytes = self.examples_per_unit() * std::mem::size_of::<Example>() as u64;
@@ -137,7 +141,8 @@ impl SelfPlayConfig {
         // The writer's queue holds 4 units per game (see `run`).
         let queue = 4 * games * unit_bytes;
         let ring = 2 * self.workers as u64 * self.rows_per_batch() as u64 * ROW_BYTES;
-        games * per_game + queue + ring
+        let caches = self.workers as u64 * EvalCache::bytes(self.cache_entries);
+        games * per_game + queue + ring + caches
     }
 
     /// Most rows one worker group submits at once: every game's search gathering its maximum.

@@ -9,7 +9,7 @@ use super::{Shared, UnitDone};
 use crate::encode::encode;
 use crate::game::{FullGame, Phase, Round, Seat};
 use crate::ring::{drive, Batch, Client, Ring};
-use crate::search::{choose_action, temperature, EvalCache, Gathered, Requests, Search};
+use crate::search::{choose_action, EvalCache, Gathered, Requests, Search};
 use crate::telemetry;
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
@@ -173,7 +173,7 @@ fn advance(
                 value: 0.0,
                 unit: unit.index,
             };
-            let t = temperature(unit.searched_moves);
+            let t = shared.config.temperature.at(unit.searched_moves);
             let action = choose_action(&result.visits, t, &mut unit.rng);
             unit.pending.push(PendingExample { seat, example });
             unit.searched_moves += 1;

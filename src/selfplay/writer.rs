@@ -148,7 +148,7 @@ mod tests {
             weights_sha256: "ab12".into(),
             encoder: "v2".into(),
             rules: "rounds players=4 cards=3 dealer=random trump=random".into(),
-            search: "worlds=2 sims=20".into(),
+            settings: "{}".into(),
             units: 2,
             seed: 7,
             device: "cpu".into(),

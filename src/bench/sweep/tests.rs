@@ -209,6 +209,7 @@ fn slot_rows(flags: &SelfPlayFlags, search: SearchConfig) -> usize {
         games_per_worker: flags.games_per_worker,
         seed: 0,
         cache_entries: 1,
+        temperature: Default::default(),
     }
     .rows_per_batch()
 }

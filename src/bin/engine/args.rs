@@ -5,11 +5,10 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use engine::bench::sweep::Grid;
 use engine::device::DeviceSpec;
-use engine::encode::EncoderVersion;
 use engine::net::cpu::CpuKernel;
-use engine::search::{LeafValues, SearchConfig};
-use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
+use engine::search::{SearchConfig, MAX_SIMS_PER_WORLD, MAX_WORLDS};
 use engine::selfplay::{MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS, MAX_WORKERS};
+use engine::settings::{Override, Settings, SettingsError};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -237,15 +236,15 @@ impl BenchArgs {
     }
 
     /// The search settings of --sweep's mapping and of --search, as selfplay's flags give them.
-    pub(crate) fn search_config(&self) -> SearchConfig {
-        SearchArgs {
-            preset: self.preset.unwrap_or(Preset::Medium),
+    pub(crate) fn search_config(&self) -> Result<SearchConfig, SettingsError> {
+        let flags = SearchArgs {
+            preset: self.preset,
             dets: self.dets,
             sims: self.sims,
-            leaf_values: self.leaf_values.unwrap_or(LeafValuesArg::All),
-            encoder: self.encoder.unwrap_or(EncoderArg::V2),
-        }
-        .config()
+            leaf_values: self.leaf_values,
+            encoder: self.encoder,
+        };
+        Ok(Settings::load(None, &flags.overrides())?.search_config())
     }
 }
 
@@ -290,6 +289,7 @@ pub(crate) enum GpuWait {
     Spin,
 }
 
+/// `--preset`: the names of [`engine::search::Preset`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Preset {
     /// 2 worlds × 20 simulations
@@ -316,53 +316,88 @@ pub(crate) enum EncoderArg {
     V1,
 }
 
-impl From<EncoderArg> for EncoderVersion {
-    fn from(arg: EncoderArg) -> EncoderVersion {
-        match arg {
-            EncoderArg::V1 => EncoderVersion::V1,
-            EncoderArg::V2 => EncoderVersion::V2,
-        }
-    }
-}
-
-/// Search settings shared by selfplay and arena.
+/// The search flags, each a setting of the settings file (`search.…`).
 #[derive(clap::Args)]
 pub(crate) struct SearchArgs {
-    /// Search preset (worlds × simulations per world)
-    #[arg(long, value_enum, default_value_t = Preset::Medium)]
-    pub(crate) preset: Preset,
+    /// Search preset, worlds × simulations per world (default medium) [search.preset]
+    #[arg(long, value_enum)]
+    pub(crate) preset: Option<Preset>,
     /// Determinized worlds per decision, 1..=64 (overrides the preset): 64 worlds × 4 leaves ×
-    /// 8 seats fill a 2,048-row batch
+    /// 8 seats fill a 2,048-row batch [search.dets]
     #[arg(long, value_parser = within::<u32>(MAX_WORLDS.into()))]
     pub(crate) dets: Option<u32>,
     /// Simulations per world, 1..=65534 (overrides the preset): visits are counted in 16 bits
+    /// [search.sims]
     #[arg(long, value_parser = within::<u32>(MAX_SIMS_PER_WORLD.into()))]
     pub(crate) sims: Option<u32>,
-    /// How network leaves are valued
-    #[arg(long, value_enum, default_value_t = LeafValuesArg::All)]
-    pub(crate) leaf_values: LeafValuesArg,
-    /// Encoder layout the weights expect
-    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
-    pub(crate) encoder: EncoderArg,
+    /// How network leaves are valued (default all) [search.leaf_values]
+    #[arg(long, value_enum)]
+    pub(crate) leaf_values: Option<LeafValuesArg>,
+    /// Encoder layout the weights expect (default v2) [search.encoder]
+    #[arg(long, value_enum)]
+    pub(crate) encoder: Option<EncoderArg>,
 }
 
 impl SearchArgs {
-    pub(crate) fn config(&self) -> SearchConfig {
-        let base = match self.preset {
-            Preset::Light => SearchConfig::light(),
-            Preset::Medium => SearchConfig::medium(),
-            Preset::Heavy => SearchConfig::heavy(),
-        };
-        SearchConfig {
-            worlds: self.dets.unwrap_or(base.worlds),
-            sims_per_world: self.sims.unwrap_or(base.sims_per_world),
-            leaf_values: match self.leaf_values {
-                LeafValuesArg::All => LeafValues::All,
-                LeafValuesArg::Mover => LeafValues::Mover,
-            },
-            encoder: self.encoder.into(),
-            ..base
-        }
+    /// The settings these flags give.
+    pub(crate) fn overrides(&self) -> Vec<Override> {
+        let flags = [
+            ("--preset", "search.preset", self.preset.map(value_name)),
+            (
+                "--leaf-values",
+                "search.leaf_values",
+                self.leaf_values.map(value_name),
+            ),
+            ("--encoder", "search.encoder", self.encoder.map(value_name)),
+        ];
+        let counts = [
+            ("--dets", "search.dets", self.dets),
+            ("--sims", "search.sims", self.sims),
+        ];
+        let names = flags
+            .into_iter()
+            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, v)));
+        let counts = counts
+            .into_iter()
+            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, i64::from(v))));
+        names.chain(counts).collect()
+    }
+}
+
+/// A flag's value as the command line and the settings file both spell it.
+fn value_name(value: impl ValueEnum) -> String {
+    let possible = value.to_possible_value().expect("no value is hidden");
+    possible.get_name().to_string()
+}
+
+/// Where a searching command's settings come from: a file, `--set`, and its own flags.
+#[derive(clap::Args)]
+pub(crate) struct SettingsArgs {
+    /// Settings file (TOML): every search setting, e.g. c_puct, first-play urgency, root
+    /// noise, the temperature schedule, the cache size; docs/settings.md lists them and
+    /// --print-settings shows them. --set and the flags override it
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Set one setting, KEY=VALUE: a key of the settings file and a TOML value, e.g.
+    /// --set search.c_puct=2 or --set 'search.fpu={ absolute = -1 }' (repeatable; a key a
+    /// flag also sets is refused)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<Override>,
+    /// Print the settings this command would use, as a settings file, and exit
+    #[arg(long)]
+    pub(crate) print_settings: bool,
+    #[command(flatten)]
+    pub(crate) search: SearchArgs,
+}
+
+impl SettingsArgs {
+    /// The defaults, then --config, then --set, the search flags and `flags` (the command's
+    /// other flags that are settings).
+    pub(crate) fn load(&self, flags: Vec<Override>) -> Result<Settings, SettingsError> {
+        let mut overrides = self.set.clone();
+        overrides.extend(self.search.overrides());
+        overrides.extend(flags);
+        Settings::load(self.config.as_deref(), &overrides)
     }
 }
 
@@ -392,7 +427,7 @@ pub(crate) struct ArenaArgs {
     #[arg(long, default_value_t = 5)]
     pub(crate) cards: u8,
     #[command(flatten)]
-    pub(crate) search: SearchArgs,
+    pub(crate) settings: SettingsArgs,
     /// Stop as soon as a sequential probability ratio test decides between H0 "A is ELO0 Elo
     /// better than B" and H1 "A is ELO1 Elo better" (logistic Elo of the deals won, drawn and
     /// lost; ELO0 < ELO1, e.g. 0,10), or after --deals
@@ -475,9 +510,10 @@ pub(crate) struct AnalyzeArgs {
     /// Worker threads running searches, 1..=1024 (default: all cores)
     #[arg(long, value_parser = within::<usize>(MAX_THREADS))]
     pub(crate) threads: Option<usize>,
-    /// Encoder layout the weights expect
-    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
-    pub(crate) encoder: EncoderArg,
+    /// The searches' settings: a query's own options (dets, sims, leaf_values, c_puct,
+    /// fpu_reduction) override them for that query
+    #[command(flatten)]
+    pub(crate) settings: SettingsArgs,
 }
 
 #[derive(clap::Args)]
@@ -506,7 +542,7 @@ pub(crate) struct SelfplayArgs {
     #[arg(long, requires = "full_game", value_parser = within::<u64>(MAX_UNITS))]
     pub(crate) games: Option<u64>,
     #[command(flatten)]
-    pub(crate) search: SearchArgs,
+    pub(crate) settings: SettingsArgs,
     /// Run a GPU backend under watch: also evaluate one batch in N on the CPU and stop the
     /// run if any output differs by more than --check-threshold (no effect on the CPU)
     #[arg(long, value_name = "N", value_parser = within::<u64>(u64::MAX))]
@@ -515,14 +551,16 @@ pub(crate) struct SelfplayArgs {
     #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true,
           value_parser = float_in("a positive number", |x| x > 0.0))]
     pub(crate) check_threshold: f32,
-    /// Dirichlet noise at each world's root: concentration α (> 0)
-    #[arg(long, default_value_t = 0.3, allow_negative_numbers = true,
+    /// Dirichlet noise at each world's root: concentration α, > 0 (default 0.3)
+    /// [selfplay.dirichlet_alpha]
+    #[arg(long, allow_negative_numbers = true,
           value_parser = float_in("a positive number", |x| x > 0.0))]
-    pub(crate) dirichlet_alpha: f32,
-    /// Dirichlet noise at each world's root: weight ε in [0, 1] (0 turns the noise off)
-    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true,
+    pub(crate) dirichlet_alpha: Option<f32>,
+    /// Dirichlet noise at each world's root: weight ε in [0, 1], 0 turns the noise off
+    /// (default 0.25) [selfplay.dirichlet_epsilon]
+    #[arg(long, allow_negative_numbers = true,
           value_parser = float_in("a number in [0, 1]", |x| (0.0..=1.0).contains(&x)))]
-    pub(crate) dirichlet_epsilon: f32,
+    pub(crate) dirichlet_epsilon: Option<f32>,
     /// Worker threads, 1..=1024 (default: all cores)
     #[arg(long, value_parser = within::<usize>(MAX_WORKERS as u64))]
     pub(crate) workers: Option<usize>,
@@ -550,6 +588,29 @@ pub(crate) struct SelfplayArgs {
     /// No progress bar
     #[arg(long)]
     pub(crate) quiet: bool,
+}
+
+impl SelfplayArgs {
+    /// The settings of the run: its search flags and the noise flags over --set and --config.
+    pub(crate) fn settings(&self) -> Result<Settings, SettingsError> {
+        let noise = [
+            (
+                "--dirichlet-alpha",
+                "selfplay.dirichlet_alpha",
+                self.dirichlet_alpha,
+            ),
+            (
+                "--dirichlet-epsilon",
+                "selfplay.dirichlet_epsilon",
+                self.dirichlet_epsilon,
+            ),
+        ];
+        let flags = noise
+            .into_iter()
+            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, f64::from(v))))
+            .collect();
+        self.settings.load(flags)
+    }
 }
 
 /// Longest `bench --seconds` (a day; a larger figure is a typo).

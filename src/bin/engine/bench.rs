@@ -111,7 +111,7 @@ fn sweep(args: &BenchArgs) -> Result<()> {
         }
     })?;
     bar.finish_and_clear();
-    let search = args.search_config();
+    let search = args.search_config()?;
     let players = args.players.unwrap_or(DEFAULT_PLAYERS);
     let pick = sweep::recommend(&results, TOLERANCE);
     let flags = pick.map(|p| sweep::selfplay_flags(&p, players, &search, cores()));
@@ -261,14 +261,17 @@ fn shell_word(word: &str) -> String {
 
 /// `--search`: searches on the seeded position set.
 fn search(args: &BenchArgs) -> Result<()> {
+    let search = args.search_config()?;
     let config = SearchBenchConfig {
         players: args.players.unwrap_or(DEFAULT_PLAYERS),
         cards: args.cards.unwrap_or(DEFAULT_CARDS),
         deals: args.rounds.unwrap_or(DEFAULT_DEALS),
         seed: args.seed.unwrap_or(0),
-        search: args.search_config(),
+        search,
         threads: args.threads.unwrap_or_else(cores),
-        rows_per_batch: args.batch.unwrap_or(engine::analyze::ROWS_PER_BATCH),
+        rows_per_batch: args
+            .batch
+            .unwrap_or_else(|| engine::analyze::rows_per_batch(&search)),
     };
     let net: Net = load_net(args.weights.as_deref())?;
     let opened = args.device.open(&net, config.rows_per_batch)?;

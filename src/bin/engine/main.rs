@@ -9,8 +9,8 @@ use engine::arena::{ArenaConfig, ArenaResult, Decision, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
 use engine::net::weights::Weights;
 use engine::net::Backend;
-use engine::search::{RootNoise, SearchConfig};
 use engine::selfplay::{OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, MAX_WORKERS};
+use engine::settings::{Settings, SettingsError};
 use engine::telemetry::{nvml_snapshot, GpuSampler};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -72,6 +72,25 @@ fn load_net(path: Option<&Path>) -> Result<Net> {
     Ok(Net::load(path)?)
 }
 
+/// The settings, or a usage error (status 2) naming the file, flag or key at fault: settings
+/// are refused before any work.
+fn settings_or_exit(loaded: Result<Settings, SettingsError>) -> Settings {
+    loaded.unwrap_or_else(|e| {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ValueValidation,
+                error_chain(&e.into()),
+            )
+            .exit()
+    })
+}
+
+/// `--print-settings`: the settings as a file, on stdout.
+fn print_settings(settings: &Settings) -> Result<ExitCode> {
+    out!("{}", settings.to_toml());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Exit status of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
 /// Exit status when stdout is a closed pipe (128 + SIGPIPE, as if killed by it).
@@ -117,12 +136,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Selfplay(args) => selfplay(args),
         Command::Arena(args) => arena(args),
         Command::Analyze(args) => {
+            let settings = settings_or_exit(args.settings.load(Vec::new()));
+            if args.settings.print_settings {
+                return print_settings(&settings);
+            }
             let net = load_net(args.weights.as_deref())?;
             let config = engine::analyze::AnalyzeConfig {
                 threads: args.threads.unwrap_or_else(cores),
-                encoder: args.encoder.into(),
+                search: settings.search_config(),
             };
-            let opened = args.device.open(&net, engine::analyze::ROWS_PER_BATCH)?;
+            let rows = engine::analyze::rows_per_batch(&config.search);
+            let opened = args.device.open(&net, rows)?;
             let (input, output) = (std::io::stdin().lock(), std::io::stdout());
             engine::analyze::serve(input, output, opened.backend, &config)?;
             Ok(ExitCode::SUCCESS)
@@ -236,6 +260,10 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
 }
 
 fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
+    let settings = settings_or_exit(args.settings());
+    if args.settings.print_settings {
+        return print_settings(&settings);
+    }
     let workers = args.workers.unwrap_or_else(|| cores().min(MAX_WORKERS));
     let config = SelfPlayConfig {
         players: args.players,
@@ -246,17 +274,12 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
         } else {
             args.rounds
         },
-        search: SearchConfig {
-            root_noise: (args.dirichlet_epsilon > 0.0).then_some(RootNoise {
-                alpha: args.dirichlet_alpha,
-                epsilon: args.dirichlet_epsilon,
-            }),
-            ..args.search.config()
-        },
+        search: settings.self_play_search_config(),
         workers,
         games_per_worker: args.games_per_worker,
         seed: args.seed,
-        cache_entries: 1 << 16,
+        cache_entries: settings.search.cache_entries,
+        temperature: settings.selfplay.temperature.clone(),
     };
     config.validate()?;
     config.check_memory(args.shard_size)?;
@@ -409,6 +432,10 @@ fn cores() -> usize {
 }
 
 fn arena(args: ArenaArgs) -> Result<ExitCode> {
+    let settings = settings_or_exit(args.settings.load(Vec::new()));
+    if args.settings.print_settings {
+        return print_settings(&settings);
+    }
     let sprt = match args.sprt {
         Some((elo0, elo1)) => match Sprt::new(elo0, elo1, args.sprt_alpha, args.sprt_beta) {
             Ok(test) => Some(test),
@@ -422,7 +449,8 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
         players: args.players,
         cards: args.cards,
         deals: args.deals,
-        search: args.search.config(),
+        search: settings.search_config(),
+        cache_entries: settings.search.cache_entries,
         threads: args.threads.unwrap_or_else(cores),
         deals_per_thread: args.deals_per_thread,
         seed: args.seed,
