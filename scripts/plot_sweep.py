@@ -18,6 +18,14 @@ from matplotlib.figure import Figure
 from .blobnet import StrPath, atomic_write
 
 Line = tuple[tuple[int | None, int], list[dict[str, Any]]]
+STYLES, MARKERS = ["-", "--", ":", "-."], ["o", "s", "^", "D", "v"]
+
+
+def setting(in_flight: int, threads: int | None) -> str:
+    text = f"{in_flight} in flight"
+    if threads:
+        text += f", {threads} thread" + ("s" if threads > 1 else "")
+    return text
 
 
 def series(points: list[dict[str, Any]]) -> list[Line]:
@@ -31,17 +39,21 @@ def series(points: list[dict[str, Any]]) -> list[Line]:
 def draw(sweep: dict[str, Any]) -> Figure:
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     rate, latency = fig.subplots(1, 2)
+    # A colour per thread count, a line style and marker per batches in flight.
+    thread_counts = sorted({p.get("threads") or 0 for p in sweep["points"]})
+    in_flights = sorted({p["in_flight"] for p in sweep["points"]})
     for (threads, in_flight), points in series(sweep["points"]):
-        label = f"{in_flight} in flight" + (f", {threads} threads" if threads else "")
+        i = in_flights.index(in_flight)
+        style = {"color": f"C{thread_counts.index(threads or 0)}", "linestyle": STYLES[i % len(STYLES)],
+                 "marker": MARKERS[i % len(MARKERS)]}
         batches = [p["batch"] for p in points]
-        (line,) = rate.plot(batches, [p["evals_per_s"] for p in points], "o-", label=label)
-        latency.plot(batches, [p["latency_us"] / 1000 for p in points], "o-", color=line.get_color())
+        rate.plot(batches, [p["evals_per_s"] for p in points], label=setting(in_flight, threads), **style)
+        latency.plot(batches, [p["latency_us"] / 1000 for p in points], **style)
     recommendation = sweep.get("recommendation")
     if recommendation:
         pick = recommendation["pick"]
         rate.plot([pick["batch"]], [pick["evals_per_s"]], "*", color="black", markersize=16, zorder=5,
-                  label=f"recommended: batch {pick['batch']} × {pick['in_flight']} in flight"
-                        + (f", {pick['threads']} threads" if pick.get("threads") else ""))
+                  label=f"recommended: batch {pick['batch']}, {setting(pick['in_flight'], pick.get('threads'))}")
         rate.axhline(pick["best_evals_per_s"] * (1 - pick["tolerance"]), color="0.6", linestyle=":",
                      label=f"{pick['tolerance']:.0%} below the best")
     batches = sorted({p["batch"] for p in sweep["points"]})
@@ -54,7 +66,9 @@ def draw(sweep: dict[str, Any]) -> Figure:
         ax.set_ylabel(unit)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    rate.set_ylim(bottom=0)
+    rate.set_ylim(0, 1.15 * max(p["evals_per_s"] for p in sweep["points"]))  # room for the star and the legend
+    for ax in (rate, latency):
+        ax.margins(x=0.08)
     latency.set_yscale("log")
     rate.legend(fontsize="small")
     fig.suptitle(f"engine bench --sweep: {sweep['description']}, {sweep['seconds_per_point']} s per point")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+from matplotlib.ticker import LogLocator, MaxNLocator, StrMethodFormatter
 
 from .blobnet import StrPath, atomic_write
 from .run_history import Generation, finite, load_history
@@ -42,10 +42,7 @@ def step_axis(ax: Axes, history: list[Generation]) -> None:
                    label="a generation starts" if gen is history[0] else None)
     ax.set_xlabel("training step (over the run)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_yscale("log")  # the first generation's losses are far above the later ones'
-    for axis_ticks in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-        axis_ticks(StrMethodFormatter("{x:g}"))  # 0.3, not 3×10⁻¹
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
 
 
 def epoch_curves(ax: Axes, history: list[Generation], key: str, label: str, color: str, start: int) -> None:
@@ -57,17 +54,24 @@ def epoch_curves(ax: Axes, history: list[Generation], key: str, label: str, colo
 
 
 def losses_chart(fig: Figure, history: list[Generation]) -> None:
-    policy, value = fig.subplots(1, 2)
-    for ax, metric, title in ((policy, "policy_loss", "Policy loss (cross-entropy)"),
-                              (value, "value_loss", "Value loss (MSE)")):
+    policy, kl, value = fig.subplots(1, 3)
+    for ax, metric in ((policy, "policy_loss"), (value, "value_loss")):
         epoch_curves(ax, history, f"train_{metric}", "training batches", TRAIN, 1)
         # From epoch 0: each generation's held-out curve starts with the best net it trains from.
         epoch_curves(ax, history, f"val_{metric}", "held out", HELD_OUT, 0)
+    epoch_curves(kl, history, "val_policy_kl", "held out", HELD_OUT, 0)
+    for ax, title, unit in ((policy, "Policy loss (cross-entropy)", "nats per decision"),
+                            (kl, "Policy: KL(search targets ‖ net)", "nats per decision"),
+                            (value, "Value loss (MSE)", "squared error, value in [−1, 1]")):
         ax.set_title(title)
+        ax.set_ylabel(unit)
         step_axis(ax, history)
-    epoch_curves(policy, history, "val_policy_kl", "held out: KL(search ‖ net)", "tab:purple", 0)
-    policy.set_ylabel("nats per decision")
-    value.set_ylabel("squared error, value in [−1, 1]")
+    # Log scale: a fresh net's value error is an order of magnitude above a trained one's. Labels at 1, 2, 5 × 10ⁿ,
+    # written 0.2, not 2×10⁻¹.
+    value.set_yscale("log")
+    value.yaxis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+    for set_formatter in (value.yaxis.set_major_formatter, value.yaxis.set_minor_formatter):
+        set_formatter(StrMethodFormatter("{x:g}"))
     policy.legend(fontsize="small")
 
 
@@ -162,7 +166,8 @@ def time_chart(fig: Figure, history: list[Generation]) -> None:
 CHARTS: list[tuple[str, str, Draw, tuple[float, float]]] = [
     ("Losses", "Per epoch: means over the epoch's training batches, and on the generation's held-out examples "
      "(its first point is the best net the candidate starts from). The policy loss is the cross-entropy against "
-     "the search's visit shares; its part above their entropy is the KL.", losses_chart, (11, 4)),
+     "the search's visit shares; the KL is its part above their entropy, what the net can still learn.",
+     losses_chart, (13, 4)),
     ("Arena", "The candidate against the best net on paired deals. A candidate is promoted when the 95% "
      "confidence interval of its score difference (right) lies above 0; the Elo (left) is that of its share of "
      "deals won, with its own interval.", arena_chart, (11, 4)),
