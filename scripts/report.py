@@ -195,9 +195,9 @@ def number(x: float | None, fmt: str) -> str:
 
 
 def table(history: list[Generation]) -> str:
-    head = ["gen", "self-play rounds", "rounds/min", "examples", "train examples × epochs", "held-out policy loss",
-            "held-out value MSE", "arena deals", "candidate − best (95% CI)", "Elo (95% interval)", "promoted",
-            "wall s"]
+    head = ["gen", "self-play rounds", "rounds/min", "examples", "train examples × epochs",
+            "held-out policy loss: start → end", "held-out value MSE: start → end", "arena deals",
+            "candidate − best (95% CI)", "Elo (95% interval)", "promoted", "wall s"]
     rows = []
     for g in history:
         first, last, ar = g.epochs[0], g.epochs[-1], g.arena

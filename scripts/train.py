@@ -17,8 +17,10 @@ saturation at −1, where it stays: watch val_value_std.) On CUDA, mixed precisi
 scaling where bf16 is unsupported); on the CPU, fp32. Same seed, data and device: same result on the CPU.
 
 Output: every state_dict key (in_proj's unused Q/K rows included), f32, PyTorch key names, written atomically.
-Metrics: one row per epoch (epoch 0 = the --init net before training) to --log, JSON lines or CSV by suffix;
-a JSON summary on stdout.
+Metrics: one row per epoch (epoch 0 = the --init net before training) to --log, JSON lines or CSV by suffix: the
+loss (policy + --value-weight × value) and its two parts, means over the epoch's training batches and on the held-out
+examples, with the held-out KL(targets ‖ net policy), top-1 agreement and spread of the values; a JSON summary on
+stdout.
 """
 import argparse
 import csv
