@@ -10,6 +10,8 @@ Generation g (1, 2, …), each step skipped when its output is already complete:
   3. `engine arena --a cand-g --b best` (paired deals, rotated seats)  → DIR/arena/gen-g.json
   4. promotion when the arena's Student-t 95% CI of (candidate − best) mean round score lies above 0 (ci95_low > 0);
      DIR/state.json records every generation (self-play summary, losses, arena result, wall times) and the best net.
+  5. plots of the run so far: DIR/tensorboard/ (`tensorboard --logdir DIR/tensorboard`) and DIR/report.html
+     (scripts/tensorboard_events.py, scripts/report.py).
 The first best net is --init (copied to DIR/weights/gen-000.safetensors) or `engine init-weights --seed SEED`.
 
 Resumable: after a crash, Ctrl-C or SIGTERM, rerun `python -m scripts.loop --run DIR`: finished steps are skipped and
@@ -97,6 +99,9 @@ class Loop:
     def rel(self, path: StrPath) -> str:
         return str(Path(path).relative_to(self.dir))
 
+    def metrics_log(self, g: int) -> Path:
+        return self.path("metrics", f"gen-{g:03d}.jsonl")
+
     def save_state(self) -> None:
         atomic_write_json(self.dir / "state.json", self.state)
 
@@ -138,7 +143,7 @@ class Loop:
         cmd, env = script_command("train", "--shards", self.dir / "shards", "--window", c["window"], "--init", best,
                                   "--out", cand, "--epochs", c["epochs"], "--batch-size", c["batch_size"],
                                   "--lr", c["lr"], "--device", c["device"], "--seed", c["seed"] + g,
-                                  "--log", self.path("metrics", f"gen-{g:03d}.jsonl"))
+                                  "--log", self.metrics_log(g))
         summary = last_json(run(cmd, "training", env), "training")
         atomic_write_json(done, summary)
         return summary
@@ -181,20 +186,35 @@ class Loop:
         self.state["generations"].append({
             "generation": g, "best_before": self.rel(best), "promoted": promoted,
             "best_after": self.state["best"],
-            "selfplay": {k: sp.get(k) for k in ("rounds", "examples", "rounds_per_min", "wall_s")},
+            "selfplay": {k: sp.get(k) for k in ("rounds", "examples", "rounds_per_min", "nn_rows_per_s", "wall_s")},
             "train": {k: tr.get(k) for k in ("train_examples", "val_examples", "epochs", "steps", "device", "wall_s")}
-            | {"first": first, "last": last},
+            | {"first": first, "last": last, "log": self.rel(self.metrics_log(g))},
             "arena": {k: ar.get(k) for k in ("deals", "rounds_played", "mean_score_a", "mean_score_b", "difference",
-                                             "ci95_low", "ci95_high", "wins", "draws", "losses", "elo", "los",
-                                             "wall_s")},
+                                             "ci95_low", "ci95_high", "wins", "draws", "losses", "elo", "elo_low",
+                                             "elo_high", "los", "wall_s")},
             "wall_s": round(sp["wall_s"] + tr["wall_s"] + ar["wall_s"], 3),
         })
         self.save_state()
 
+    def publish(self) -> None:
+        """TensorBoard event files and report.html, drawn from the records. A failure is a warning: the records are
+        complete without their plots, which `python -m scripts.report --run DIR` can draw later."""
+        try:
+            from .report import write_report  # matplotlib, tensorboard: only here
+            from .tensorboard_events import write_events
+
+            write_events(self.dir)
+            print(f"  report: {write_report(self.dir)}", flush=True)
+        except Exception as e:
+            print(f"warning: no plots ({type(e).__name__}: {e})", file=sys.stderr)
+
     def run(self) -> None:
         self.initial_best()
+        if self.state["generations"]:
+            self.publish()  # catches up after a stop between a generation's record and its plots
         for g in range(len(self.state["generations"]) + 1, self.cfg["generations"] + 1):
             self.generation(g)
+            self.publish()
         print(f"done: {len(self.state['generations'])} generations, best = {self.state['best']}")
 
 

@@ -17,8 +17,10 @@ saturation at −1, where it stays: watch val_value_std.) On CUDA, mixed precisi
 scaling where bf16 is unsupported); on the CPU, fp32. Same seed, data and device: same result on the CPU.
 
 Output: every state_dict key (in_proj's unused Q/K rows included), f32, PyTorch key names, written atomically.
-Metrics: one row per epoch (epoch 0 = the --init net before training) to --log, JSON lines or CSV by suffix;
-a JSON summary on stdout.
+Metrics: one row per epoch (epoch 0 = the --init net before training) to --log, JSON lines or CSV by suffix: the
+loss (policy + --value-weight × value) and its two parts, means over the epoch's training batches and on the held-out
+examples, with the held-out KL(targets ‖ net policy), top-1 agreement and spread of the values; a JSON summary on
+stdout.
 """
 import argparse
 import csv
@@ -37,8 +39,9 @@ from tqdm import tqdm
 from .blobnet import StrPath, load_weights, masked_log_softmax, net_from_state_dict, save_weights
 from .read_shard import read_shard
 
-FIELDS = ["epoch", "steps", "lr", "train_examples", "val_examples", "train_policy_loss", "train_value_loss",
-          "val_policy_loss", "val_value_loss", "val_value_std", "val_policy_kl", "val_top1", "wall_s"]
+FIELDS = ["epoch", "steps", "lr", "train_examples", "val_examples", "train_loss", "train_policy_loss",
+          "train_value_loss", "val_loss", "val_policy_loss", "val_value_loss", "val_value_std", "val_policy_kl",
+          "val_top1", "wall_s"]
 
 
 class DataError(ValueError):
@@ -90,7 +93,7 @@ def losses(net: Net, batch: Batch, device: torch.device, amp_dtype: torch.dtype 
 
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, data: Batch, device: torch.device, amp_dtype: torch.dtype | None,
-             batch_size: int) -> dict[str, float]:
+             batch_size: int, value_weight: float) -> dict[str, float]:
     if data["value"].shape[0] == 0:
         return {}
     net.eval()
@@ -107,7 +110,9 @@ def evaluate(net: torch.nn.Module, data: Batch, device: torch.device, amp_dtype:
         sums["val_policy_kl"] += (pl - entropy).sum().item()
         sums["val_top1"] += (logp.argmax(-1) == target.argmax(-1)).sum().item()
     net.train()
-    return {k: s / n for k, s in sums.items()} | {"val_value_std": torch.cat(values).std(correction=0).item()}
+    means = {k: s / n for k, s in sums.items()}
+    return means | {"val_loss": means["val_policy_loss"] + value_weight * means["val_value_loss"],
+                    "val_value_std": torch.cat(values).std(correction=0).item()}
 
 
 class MetricsLog:
@@ -185,7 +190,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     log = MetricsLog(args.log)
     common = {"train_examples": n_train, "val_examples": n_val}
     rows = [{"epoch": 0, "steps": 0, "lr": sched.get_last_lr()[0], **common,
-             **evaluate(net, val, device, amp_dtype, 1024), "wall_s": round(time.perf_counter() - t0, 3)}]
+             **evaluate(net, val, device, amp_dtype, 1024, args.value_weight),
+             "wall_s": round(time.perf_counter() - t0, 3)}]
     log.write(rows[-1])
     net.train()
     step = 0
@@ -212,9 +218,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             if b % 10 == 0:
                 bar.set_postfix(policy=f"{pl.mean().item():.3f}", value=f"{vl.mean().item():.3f}")
         bar.close()
+        train_policy, train_value = sums[0].item() / n_train, sums[1].item() / n_train
         rows.append({"epoch": epoch, "steps": step, "lr": sched.get_last_lr()[0], **common,
-                     "train_policy_loss": sums[0].item() / n_train, "train_value_loss": sums[1].item() / n_train,
-                     **evaluate(net, val, device, amp_dtype, 1024), "wall_s": round(time.perf_counter() - t0, 3)})
+                     "train_loss": train_policy + args.value_weight * train_value,
+                     "train_policy_loss": train_policy, "train_value_loss": train_value,
+                     **evaluate(net, val, device, amp_dtype, 1024, args.value_weight),
+                     "wall_s": round(time.perf_counter() - t0, 3)})
         log.write(rows[-1])
         if not args.quiet:
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()),

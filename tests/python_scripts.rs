@@ -1,5 +1,5 @@
-//! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop, the fair
-//! PyTorch GPU baseline's CPU smoke run),
+//! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop, its plots
+//! and the sweep's, the fair PyTorch GPU baseline's CPU smoke run),
 //! run against this build's `engine` binary when a Python with PyTorch is at hand: `ENGINE_PYTHON`,
 //! else `python3`. Without one the tests report `ignored (<why>)` (tests/harness); `make python-tests` sets up
 //! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/shard_format.py`, the
@@ -42,7 +42,7 @@ fn python_with(modules: &str) -> Result<String, Skip> {
 }
 
 fn python_scripts() -> Outcome {
-    let python = python_with("torch, safetensors, tqdm")?;
+    let python = python_with("torch, safetensors, tqdm, matplotlib, tensorboard")?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(&python)
         .args("-m unittest discover -s scripts/tests -t . -v".split(' '))

@@ -1,4 +1,5 @@
-"""loop.py: a tiny two-generation run that survives a crash and a Ctrl-C, skipping the steps already done."""
+"""loop.py: a tiny two-generation run that survives a crash and a Ctrl-C, skipping the steps already done, and
+plots itself (report.html, TensorBoard files) without duplicating a point on a rerun."""
 import json
 import shutil
 import stat
@@ -8,6 +9,7 @@ import unittest
 from pathlib import Path
 
 from .helpers import engine, python
+from .test_plots import check_report, check_scalars
 
 # Stands in for engine: runs the real one, except that FAKE_ENGINE=selfplay-crash writes the shards, leaves junk
 # and fails (a crash before the step completed), and FAKE_ENGINE=arena-ctrl-c sends SIGINT to the loop (Ctrl-C).
@@ -82,9 +84,19 @@ class LoopTest(unittest.TestCase):
         self.assertTrue((self.run_dir / state["best"]).exists())
         self.assertEqual(json.loads((self.run_dir / "config.json").read_text())["generations"], 2)
 
-        again = self.loop("")  # complete: nothing to do
+        self.assertNotIn("warning", ok.stderr)
+        check_report(self, self.run_dir / "report.html", 2)
+        check_scalars(self, self.run_dir / "tensorboard", 2)
+        events = sorted((self.run_dir / "tensorboard").iterdir())
+        self.assertEqual([p.name for p in events], ["events.out.tfevents.gen-001", "events.out.tfevents.gen-002"])
+        event_mtimes = [p.stat().st_mtime_ns for p in events]
+
+        again = self.loop("")  # complete: nothing to do but redraw the report
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertNotIn("$ ", again.stdout)
+        self.assertEqual(sorted((self.run_dir / "tensorboard").iterdir()), events)
+        self.assertEqual([p.stat().st_mtime_ns for p in events], event_mtimes, "event files were rewritten")
+        check_scalars(self, self.run_dir / "tensorboard", 2)
 
 
 if __name__ == "__main__":

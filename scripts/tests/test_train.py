@@ -73,6 +73,10 @@ class TrainTest(unittest.TestCase):
         self.assertLess(train_loss[-1], train_loss[0])
         self.assertLess(rows[-1]["val_policy_loss"], rows[0]["val_policy_loss"])
         self.assertLess(rows[-1]["val_value_loss"], rows[0]["val_value_loss"])
+        for r in rows:  # the loss minimised: policy + --value-weight (1) × value
+            self.assertAlmostEqual(r["val_loss"], r["val_policy_loss"] + r["val_value_loss"], places=6)
+            if r["epoch"]:
+                self.assertAlmostEqual(r["train_loss"], r["train_policy_loss"] + r["train_value_loss"], places=6)
 
         out = self.tmp / "a.safetensors"
         info = run_engine("info", "--weights", out, "--json")
