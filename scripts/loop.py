@@ -126,7 +126,7 @@ class Loop:
         cmd = [self.engine, "selfplay", "--weights", best, "--players", c["players"], "--cards", c["cards"],
                "--rounds", c["rounds_per_gen"], "--preset", c["preset"], "--leaf-values", c["leaf_values"],
                "--encoder", c["encoder"], "--device", c["device"], "--out", folder, "--seed", c["seed"] + g,
-               "--json", "--quiet"]
+               "--json", "--log-file", self.dir / "engine.log"]
         if c["workers"]:
             cmd += ["--workers", c["workers"]]
         summary = last_json(run(cmd, "self-play"), "self-play")
@@ -156,7 +156,8 @@ class Loop:
         t0 = time.perf_counter()
         cmd = [self.engine, "arena", "--a", cand, "--b", best, "--deals", c["arena_rounds"], "--players", c["players"],
                "--cards", c["cards"], "--preset", c["arena_preset"] or c["preset"], "--leaf-values", c["leaf_values"],
-               "--encoder", c["encoder"], "--device", c["device"], "--seed", c["seed"] + g, "--json", "--quiet"]
+               "--encoder", c["encoder"], "--device", c["device"], "--seed", c["seed"] + g, "--json",
+               "--log-file", self.dir / "engine.log"]
         result = last_json(run(cmd, "arena"), "arena")
         result.update(a=self.rel(cand), b=self.rel(best), wall_s=round(time.perf_counter() - t0, 3))
         atomic_write_json(done, result)

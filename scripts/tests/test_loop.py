@@ -86,6 +86,10 @@ class LoopTest(unittest.TestCase):
 
         self.assertNotIn("warning", ok.stderr)
         check_report(self, self.run_dir / "report.html", 2)
+        log = (self.run_dir / "engine.log").read_text()  # every engine command of the run, stamped
+        self.assertEqual(log.count(" selfplay --weights"), 3, log)  # the crashed attempt's, then two generations'
+        self.assertEqual(log.count(" arena --a"), 2, log)
+        self.assertIn("device: cpu", log)
         check_scalars(self, self.run_dir / "tensorboard", 2)
         events = sorted((self.run_dir / "tensorboard").iterdir())
         self.assertEqual([p.name for p in events], ["events.out.tfevents.gen-001", "events.out.tfevents.gen-002"])

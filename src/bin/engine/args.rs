@@ -24,6 +24,13 @@ PyTorch key names)."
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// No progress bars or notes on stderr (errors still go there; results stay on stdout)
+    #[arg(long, global = true)]
+    pub(crate) quiet: bool,
+    /// Also append the results, notes and errors, and a progress line every 30 s, to FILE,
+    /// each line stamped with the UTC time (the command line first)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) log_file: Option<PathBuf>,
 }
 
 impl Cli {
@@ -106,6 +113,9 @@ pub(crate) enum Command {
         /// Output file (written atomically)
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Print one JSON object (file, seed, sha256) on stdout instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Measure network forward throughput, sweep it for self-play settings, or time searches
     ///
@@ -469,9 +479,6 @@ pub(crate) struct ArenaArgs {
     /// Print one JSON object on stdout instead of text
     #[arg(long)]
     pub(crate) json: bool,
-    /// No progress bar
-    #[arg(long)]
-    pub(crate) quiet: bool,
 }
 
 /// `--sprt ELO0,ELO1`: two finite numbers, the first below the second.
@@ -585,9 +592,6 @@ pub(crate) struct SelfplayArgs {
     /// Print one JSON summary object on stdout
     #[arg(long)]
     pub(crate) json: bool,
-    /// No progress bar
-    #[arg(long)]
-    pub(crate) quiet: bool,
 }
 
 impl SelfplayArgs {

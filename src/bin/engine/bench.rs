@@ -3,12 +3,12 @@
 
 use super::{cores, load_net};
 use crate::args::{BenchArgs, GpuWait};
+use crate::log::{self, Progress};
 use anyhow::Result;
 use engine::bench::search::{SearchBenchConfig, SearchReport, DEFAULT_DEALS};
 use engine::bench::sweep::{self, Grid, Pick, SelfPlayFlags, DEFAULT_SECONDS, TOLERANCE};
 use engine::bench::BenchResult;
 use engine::device::{DeviceOptions, Net};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::Write;
 use std::time::Duration;
@@ -92,25 +92,24 @@ fn sweep(args: &BenchArgs) -> Result<()> {
     let opened = args.device.open(&net, rows.unwrap_or(DEFAULT_BATCH))?;
     let (description, gpu) = (opened.description.clone(), opened.gpu);
     let grid = Grid::new(gpu.is_some(), batches, in_flight, threads)?;
-    let bar = ProgressBar::new(grid.len() as u64);
-    bar.set_style(ProgressStyle::with_template("sweep {pos}/{len} {msg}").expect("valid template"));
-    bar.enable_steady_tick(Duration::from_millis(250));
+    let bar = Progress::new(grid.len() as u64, "points", "sweep {pos}/{len} {msg}");
+    bar.bar().enable_steady_tick(Duration::from_millis(250));
     let options = device_options(args);
     let results = sweep::run(opened, &options, &net, &grid, seconds, &mut |p| {
-        bar.set_position(p.done as u64);
-        if let Some(next) = p.next {
+        let message = p.next.map_or(String::new(), |next| {
             let threads = next
                 .threads
                 .map_or(String::new(), |t| format!(", {t} threads"));
-            bar.set_message(format!(
+            format!(
                 "batch {} × {} in flight{threads}, ETA {:.0} s",
                 next.batch,
                 next.in_flight,
                 p.eta.as_secs_f64().ceil()
-            ));
-        }
+            )
+        });
+        bar.update(p.done as u64, message);
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     let search = args.search_config()?;
     let players = args.players.unwrap_or(DEFAULT_PLAYERS);
     let pick = sweep::recommend(&results, TOLERANCE);
@@ -276,16 +275,16 @@ fn search(args: &BenchArgs) -> Result<()> {
     let net: Net = load_net(args.weights.as_deref())?;
     let opened = args.device.open(&net, config.rows_per_batch)?;
     let mut backend = opened.backend;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("search {pos}/{len} positions, ETA {eta}")
-            .expect("valid template"),
+    let bar = Progress::new(
+        0,
+        "positions",
+        "search {pos}/{len} positions, {per_sec}, ETA {eta}",
     );
     let r = engine::bench::search::run(backend.as_mut(), &config, &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
+        bar.bar().set_length(total as u64);
+        bar.update(done as u64, String::new());
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     if args.json {
         let mut report = serde_json::to_value(&r)?;
         report["description"] = opened.description.into();

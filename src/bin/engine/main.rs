@@ -1,6 +1,7 @@
 //! `engine` command line: selfplay, arena, analyze, verify, info, init-weights, bench.
 
 mod args;
+mod log;
 
 use anyhow::{bail, Context, Result};
 use args::{ArenaArgs, Cli, Command, DeviceArgs, GpuWait, SelfplayArgs};
@@ -12,7 +13,7 @@ use engine::net::Backend;
 use engine::selfplay::{OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, MAX_WORKERS};
 use engine::settings::{Settings, SettingsError};
 use engine::telemetry::{nvml_snapshot, GpuSampler};
-use indicatif::{ProgressBar, ProgressStyle};
+use log::Progress;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,19 +21,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// `println!` that hands a write error to the caller (`?`): a closed pipe then ends the
-/// command quietly (see `main`) instead of panicking.
+/// A result line: `println!` that hands a write error to the caller (`?`), so that a closed
+/// pipe ends the command quietly (see `main`) instead of panicking; also logged.
 macro_rules! out {
-    ($($arg:tt)*) => {
-        writeln!(std::io::stdout(), $($arg)*)?
-    };
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        writeln!(std::io::stdout(), "{line}")?;
+        log::record(&line);
+    }};
 }
 
-/// `eprintln!` that drops a write error: a diagnostic nobody can read must not stop the work.
+/// A note on stderr (none with `--quiet`), also logged; see [`log::note`].
 macro_rules! note {
-    ($($arg:tt)*) => {{
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        log::note(&format!($($arg)*))
+    };
 }
 
 mod bench;
@@ -107,11 +110,16 @@ fn main() -> ExitCode {
     if let Err(e) = cli.check() {
         e.exit();
     }
+    if let Err(e) = log::init(cli.quiet, cli.log_file.as_deref()) {
+        let path = cli.log_file.as_deref().unwrap_or(Path::new("")).display();
+        log::error(&format!("error: cannot open the log file {path}: {e}"));
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE),
         Err(e) => {
-            note!("error: {}", error_chain(&e));
+            log::error(&format!("error: {}", error_chain(&e)));
             ExitCode::FAILURE
         }
     }
@@ -156,9 +164,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             info(&Weights::load(&weights)?, &weights, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::InitWeights { seed, out } => {
+        Command::InitWeights { seed, out, json } => {
             Weights::init(seed).save(&out)?;
-            note!("wrote a fresh BlobNet (seed {seed}) to {}", out.display());
+            let sha256 = Weights::load(&out)?.sha256().to_string();
+            if json {
+                let file = out.display().to_string();
+                out!(
+                    "{}",
+                    serde_json::json!({ "file": file, "seed": seed, "sha256": sha256 })
+                );
+            } else {
+                out!(
+                    "wrote a fresh BlobNet (seed {seed}) to {} (sha256 {sha256})",
+                    out.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {
@@ -308,25 +328,15 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     let mut writer = ShardWriter::new(out, args.shard_size, Some(flush_every), metadata);
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(stop.clone(), "writing completed rounds")?;
-    let bar = if args.quiet {
-        ProgressBar::hidden()
+    let unit = if config.start_cards.is_some() {
+        "games"
     } else {
-        let bar = ProgressBar::new(config.units);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} {prefix} {elapsed_precise} ETA {eta} {msg}",
-            )
-            .expect("valid template"),
-        );
-        bar.set_prefix(if config.start_cards.is_some() {
-            "games"
-        } else {
-            "rounds"
-        });
-        bar
+        "rounds"
     };
+    let template =
+        format!("{{bar:30}} {{pos}}/{{len}} {unit} {{elapsed_precise}} ETA {{eta}} {{msg}}");
+    let bar = Progress::new(config.units, unit, &template);
     let summary = engine::selfplay::run(config, backend, &stop, &mut writer, |s| {
-        bar.set_position(s.units);
         let stats = sampler.as_mut().and_then(GpuSampler::sample);
         let gpu_line = stats.map_or(String::new(), |g| {
             format!(
@@ -342,14 +352,15 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
             0 => "first rounds in play".to_string(),
             _ => format!("{:.0} rounds/min", s.rounds_per_min),
         };
-        bar.set_message(format!(
+        let message = format!(
             "{rounds}, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
             s.nn_rows_per_s,
             s.avg_batch,
             100.0 * s.cache_hit_rate
-        ));
+        );
+        bar.update(s.units, message);
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     let (shards, rows) = writer.finish()?;
     let util_mean = sampler.as_ref().and_then(GpuSampler::mean);
     let summary = engine::selfplay::Summary {
@@ -473,19 +484,10 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
         backends.push(opened.backend);
     }
     let backends: [Box<dyn Backend>; 2] = backends.try_into().ok().expect("two nets");
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(config.deals);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} deals, {per_sec}, ETA {eta} {msg}")
-                .expect("valid template"),
-        );
-        bar
-    };
+    let template = "{bar:30} {pos}/{len} deals, {per_sec}, ETA {eta} {msg}";
+    let bar = Progress::new(config.deals, "deals", template);
     let r = engine::arena::run(&config, backends, &stop, |p| {
         let t = p.tally;
-        bar.set_position(t.deals);
         let mut msg = format!(
             "A−B {:+.2}/round, A won {}/{}/{} (W/D/L), Elo {}",
             t.difference(),
@@ -500,9 +502,9 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
                 s.llr, s.lower_bound, s.upper_bound
             );
         }
-        bar.set_message(msg);
+        bar.update(t.deals, msg);
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     if args.json {
         out!("{}", serde_json::to_string(&r)?);
     } else {
