@@ -10,6 +10,7 @@ use crate::search::{
     Fpu, LeafValues, Preset, RootNoise, SearchConfig, TemperatureSchedule, MAX_SIMS_PER_WORLD,
     MAX_WORLDS,
 };
+use crate::selfplay::{DEFAULT_GAMES_PER_WORKER, MAX_GAMES_PER_WORKER, MAX_WORKERS};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -50,6 +51,12 @@ pub struct SearchSettings {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SelfplaySettings {
+    /// Worker threads (every core when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Games each worker plays at once (64 when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub games_per_worker: Option<usize>,
     /// Dirichlet noise at each world's root: concentration α.
     pub dirichlet_alpha: f32,
     /// Dirichlet noise at each world's root: weight ε (0 turns the noise off).
@@ -78,6 +85,8 @@ encoder = "v2"            # the state layout the weights expect: "v2" or "v1"
 cache_entries = 65536     # evaluation cache per worker (and net), 0..=16777216; 0 turns it off
 
 [selfplay]
+# workers = 8             # worker threads, 1..=1024 (default: every core)
+# games_per_worker = 64   # games each worker plays at once, 1..=4096
 dirichlet_alpha = 0.3     # root noise: Dirichlet concentration, > 0
 dirichlet_epsilon = 0.25  # root noise: weight in [0, 1]; 0 turns it off
 # temperature from the n-th searched decision of a round on: [[n, temperature], ...], from 0
@@ -105,6 +114,8 @@ impl Default for SelfplaySettings {
     fn default() -> SelfplaySettings {
         let noise = RootNoise::default();
         SelfplaySettings {
+            workers: None,
+            games_per_worker: None,
             dirichlet_alpha: noise.alpha,
             dirichlet_epsilon: noise.epsilon,
             temperature: TemperatureSchedule::default(),
@@ -267,6 +278,17 @@ impl Settings {
             return invalid("search.cache_entries", message);
         }
         let p = &self.selfplay;
+        if let Some(w) = p.workers.filter(|w| !(1..=MAX_WORKERS).contains(w)) {
+            return invalid(
+                "selfplay.workers",
+                format!("must be in 1..={MAX_WORKERS}, not {w}"),
+            );
+        }
+        let games = p.games_per_worker;
+        if let Some(g) = games.filter(|g| !(1..=MAX_GAMES_PER_WORKER).contains(g)) {
+            let message = format!("must be in 1..={MAX_GAMES_PER_WORKER}, not {g}");
+            return invalid("selfplay.games_per_worker", message);
+        }
         if !(p.dirichlet_alpha.is_finite() && p.dirichlet_alpha > 0.0) {
             let message = format!("must be a positive number, not {}", p.dirichlet_alpha);
             return invalid("selfplay.dirichlet_alpha", message);
@@ -294,6 +316,19 @@ impl Settings {
         }
     }
 
+    /// Self-play's worker threads: `selfplay.workers`, or one per core.
+    pub fn workers(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.selfplay.workers.unwrap_or(cores.min(MAX_WORKERS))
+    }
+
+    /// Games each self-play worker plays at once.
+    pub fn games_per_worker(&self) -> usize {
+        self.selfplay
+            .games_per_worker
+            .unwrap_or(DEFAULT_GAMES_PER_WORKER)
+    }
+
     /// Self-play's search: [`Settings::search_config`] with `[selfplay]`'s root noise.
     pub fn self_play_search_config(&self) -> SearchConfig {
         let p = &self.selfplay;
@@ -307,7 +342,8 @@ impl Settings {
     }
 
     /// The settings of a search `config` (preset resolved into `dets` and `sims`), self-play's
-    /// `temperature` and `cache_entries`: what a run records.
+    /// `temperature` and `cache_entries`: what a run records. The worker layout is left out: it
+    /// does not change the games, and shards do not depend on it.
     pub fn of_search(
         config: &SearchConfig,
         temperature: &TemperatureSchedule,
@@ -327,6 +363,8 @@ impl Settings {
                 cache_entries,
             },
             selfplay: SelfplaySettings {
+                workers: None,
+                games_per_worker: None,
                 dirichlet_alpha: noise.map_or(RootNoise::default().alpha, |n| n.alpha),
                 dirichlet_epsilon: noise.map_or(0.0, |n| n.epsilon),
                 temperature: temperature.clone(),
@@ -342,6 +380,11 @@ impl Settings {
     /// A settings file of these values.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("settings serialize as TOML")
+    }
+
+    /// Writes [`Settings::to_toml`] to `path`, atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        crate::fsio::write_atomic(path, self.to_toml().as_bytes())
     }
 }
 

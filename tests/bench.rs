@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{engine, usage_error};
+use common::{engine, temp_dir, usage_error};
 use serde_json::Value;
 use std::process::Output;
 
@@ -90,7 +90,12 @@ fn bad_grids_and_flags_of_another_mode_are_refused_before_any_work() {
 /// fields; a recommendation among them and the self-play command line it maps to.
 #[test]
 fn a_tiny_cpu_sweep_prints_every_point_and_a_selfplay_command() {
+    let dir = temp_dir("bench-sweep-settings");
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings_file = dir.join("tuned.toml");
     let report = bench_json(&[
+        "--write-settings",
+        settings_file.to_str().unwrap(),
         "--sweep",
         "--device",
         "cpu",
@@ -170,6 +175,21 @@ fn a_tiny_cpu_sweep_prints_every_point_and_a_selfplay_command() {
         )),
         "{command}"
     );
+    // The settings file it wrote gives self-play the same search and worker layout.
+    let printed = engine(&[
+        "selfplay",
+        "--config",
+        settings_file.to_str().unwrap(),
+        "--print-settings",
+    ]);
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let tuned: Value = toml::from_str(&String::from_utf8(printed.stdout).unwrap()).unwrap();
+    assert_eq!(tuned["search"]["dets"], 2);
+    assert_eq!(tuned["search"]["sims"], 20);
+    assert_eq!(tuned["search"]["leaf_values"], "mover");
+    assert_eq!(tuned["selfplay"]["games_per_worker"], games);
+    assert_eq!(tuned["selfplay"]["workers"], selfplay["workers"]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The text table has a row per point and ends with the command line.

@@ -37,6 +37,9 @@ pub const MAX_WORKERS: usize = 1024;
 /// Most games one worker plays at once: each holds its searches' trees, and half of them fill
 /// one batch.
 pub const MAX_GAMES_PER_WORKER: usize = 4096;
+/// Games each worker plays at once unless told otherwise: half of them fill a batch of
+/// hundreds of rows at Medium.
+pub const DEFAULT_GAMES_PER_WORKER: usize = 64;
 /// Most units (rounds or games) one run plays: units are streamed, never held, so the bound
 /// is their index's room (I64 in the shards) with years of play to spare.
 pub const MAX_UNITS: u64 = 1_000_000_000_000;

@@ -6,7 +6,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use engine::bench::sweep::Grid;
 use engine::device::DeviceSpec;
 use engine::net::cpu::CpuKernel;
-use engine::search::{SearchConfig, MAX_SIMS_PER_WORLD, MAX_WORLDS};
+use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
 use engine::selfplay::{MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS, MAX_WORKERS};
 use engine::settings::{Override, Settings, SettingsError};
 use std::path::PathBuf;
@@ -203,6 +203,10 @@ pub(crate) struct BenchArgs {
     /// Weights to time (default: a fresh net, seed 0)
     #[arg(long, value_name = "FILE")]
     pub(crate) weights: Option<PathBuf>,
+    /// --sweep: also write the recommended self-play settings (worlds, simulations, leaf
+    /// values, workers, games per worker) to FILE, for `engine selfplay --config FILE`
+    #[arg(long, value_name = "FILE", requires = "sweep")]
+    pub(crate) write_settings: Option<PathBuf>,
     /// Print one JSON object instead of text
     #[arg(long)]
     pub(crate) json: bool,
@@ -245,8 +249,8 @@ impl BenchArgs {
         Ok(())
     }
 
-    /// The search settings of --sweep's mapping and of --search, as selfplay's flags give them.
-    pub(crate) fn search_config(&self) -> Result<SearchConfig, SettingsError> {
+    /// The settings of --sweep's mapping and of --search, as selfplay's flags give them.
+    pub(crate) fn settings(&self) -> Result<Settings, SettingsError> {
         let flags = SearchArgs {
             preset: self.preset,
             dets: self.dets,
@@ -254,7 +258,7 @@ impl BenchArgs {
             leaf_values: self.leaf_values,
             encoder: self.encoder,
         };
-        Ok(Settings::load(None, &flags.overrides())?.search_config())
+        Settings::load(None, &flags.overrides())
     }
 }
 
@@ -568,13 +572,14 @@ pub(crate) struct SelfplayArgs {
     #[arg(long, allow_negative_numbers = true,
           value_parser = float_in("a number in [0, 1]", |x| (0.0..=1.0).contains(&x)))]
     pub(crate) dirichlet_epsilon: Option<f32>,
-    /// Worker threads, 1..=1024 (default: all cores)
+    /// Worker threads, 1..=1024 (default: all cores) [selfplay.workers]
     #[arg(long, value_parser = within::<usize>(MAX_WORKERS as u64))]
     pub(crate) workers: Option<usize>,
-    /// Games each worker plays at once, 1..=4096. With --workers, --dets and --sims it sets
-    /// the memory a run may need; a run whose bound exceeds the machine's memory is refused
-    #[arg(long, default_value_t = 64, value_parser = within::<usize>(MAX_GAMES_PER_WORKER as u64))]
-    pub(crate) games_per_worker: usize,
+    /// Games each worker plays at once, 1..=4096 (default 64). With --workers, --dets and
+    /// --sims it sets the memory a run may need; a run whose bound exceeds the machine's
+    /// memory is refused [selfplay.games_per_worker]
+    #[arg(long, value_parser = within::<usize>(MAX_GAMES_PER_WORKER as u64))]
+    pub(crate) games_per_worker: Option<usize>,
     /// Output directory for shards (created; owned by one run at a time)
     #[arg(long, value_name = "DIR", default_value = "out")]
     pub(crate) out: PathBuf,

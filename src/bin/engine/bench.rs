@@ -4,7 +4,7 @@
 use super::{cores, load_net};
 use crate::args::{BenchArgs, GpuWait};
 use crate::log::{self, Progress};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use engine::bench::search::{SearchBenchConfig, SearchReport, DEFAULT_DEALS};
 use engine::bench::sweep::{self, Grid, Pick, SelfPlayFlags, DEFAULT_SECONDS, TOLERANCE};
 use engine::bench::BenchResult;
@@ -110,11 +110,26 @@ fn sweep(args: &BenchArgs) -> Result<()> {
         bar.update(p.done as u64, message);
     })?;
     bar.finish();
-    let search = args.search_config()?;
+    let settings = args.settings()?;
+    let search = settings.search_config();
     let players = args.players.unwrap_or(DEFAULT_PLAYERS);
     let pick = sweep::recommend(&results, TOLERANCE);
     let flags = pick.map(|p| sweep::selfplay_flags(&p, players, &search, cores()));
     let command = flags.as_ref().map(|f| selfplay_command(args, f, gpu));
+    if let (Some(path), Some(flags)) = (&args.write_settings, &flags) {
+        let mut recommended = settings;
+        recommended.search.dets = Some(flags.worlds);
+        recommended.search.sims = Some(flags.sims_per_world);
+        recommended.selfplay.workers = Some(flags.workers);
+        recommended.selfplay.games_per_worker = Some(flags.games_per_worker);
+        recommended
+            .save(path)
+            .with_context(|| format!("writing the settings file {}", path.display()))?;
+        note!(
+            "wrote the recommended settings to {0}: engine selfplay --config {0} --players {players} …",
+            path.display()
+        );
+    }
     if args.json {
         let recommendation = pick.map(|p| {
             json!({
@@ -260,7 +275,7 @@ fn shell_word(word: &str) -> String {
 
 /// `--search`: searches on the seeded position set.
 fn search(args: &BenchArgs) -> Result<()> {
-    let search = args.search_config()?;
+    let search = args.settings()?.search_config();
     let config = SearchBenchConfig {
         players: args.players.unwrap_or(DEFAULT_PLAYERS),
         cards: args.cards.unwrap_or(DEFAULT_CARDS),

@@ -10,7 +10,7 @@ use engine::arena::{ArenaConfig, ArenaResult, Decision, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
 use engine::net::weights::Weights;
 use engine::net::Backend;
-use engine::selfplay::{OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, MAX_WORKERS};
+use engine::selfplay::{OutDir, SelfPlayConfig, ShardMetadata, ShardWriter};
 use engine::settings::{Settings, SettingsError};
 use engine::telemetry::{nvml_snapshot, GpuSampler};
 use log::Progress;
@@ -284,7 +284,6 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     if args.settings.print_settings {
         return print_settings(&settings);
     }
-    let workers = args.workers.unwrap_or_else(|| cores().min(MAX_WORKERS));
     let config = SelfPlayConfig {
         players: args.players,
         cards: args.cards,
@@ -295,8 +294,8 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
             args.rounds
         },
         search: settings.self_play_search_config(),
-        workers,
-        games_per_worker: args.games_per_worker,
+        workers: settings.workers(),
+        games_per_worker: settings.games_per_worker(),
         seed: args.seed,
         cache_entries: settings.search.cache_entries,
         temperature: settings.selfplay.temperature.clone(),
