@@ -1,4 +1,4 @@
-//! `engine` command line: selfplay, arena, analyze, verify, info, init-weights, bench.
+//! `engine` command line: selfplay, arena, analyze, serve, verify, info, init-weights, bench.
 
 mod args;
 
@@ -127,6 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             engine::analyze::serve(input, output, opened.backend, &config)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => serve(args),
         Command::Verify { vectors, json } => verify(vectors.as_deref(), json),
         Command::Info { weights, json } => {
             info(&Weights::load(&weights)?, &weights, json)?;
@@ -142,6 +143,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn serve(args: args::ServeArgs) -> Result<ExitCode> {
+    let net = load_net(args.weights.as_deref())?;
+    let opened = args.device.open(&net, engine::analyze::ROWS_PER_BATCH)?;
+    let analysis = engine::analyze::AnalyzeConfig {
+        threads: args.threads.unwrap_or_else(cores),
+        encoder: args.encoder.into(),
+    };
+    let addr = std::net::SocketAddr::new(args.host, args.port);
+    let config = engine::serve::ServeConfig::new(addr, analysis);
+    let server = engine::serve::Server::bind(&config, opened.backend)?;
+    let addr = server.local_addr();
+    if !addr.ip().is_loopback() {
+        note!(
+            "warning: listening on {addr}, not a loopback address: anyone who can reach this \
+             machine can play on it and spend its compute"
+        );
+    }
+    out!("engine serve: open http://{addr}/ in a browser (Ctrl-C stops the server)");
+    std::io::stdout().flush()?;
+    server.run();
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(given: Option<&Path>, json: bool) -> Result<ExitCode> {
