@@ -1,5 +1,6 @@
 """The page of `engine serve` in a real browser: headless Chromium driven by Selenium plays a whole round by
-clicks and keys, and checks what the page shows against the server's API at every turn of the person's.
+clicks and keys, then a full game of five rounds, and checks what the page shows against the server's API at every
+turn of the person's.
 
     python -m scripts.serve_browser URL SCREENSHOT_DIR
 
@@ -100,21 +101,40 @@ class Page:
             assert len(rows) == len(v["last_engine_move"]["analysis"]["moves"])
 
 
-def play_round(page: Page) -> None:
-    driver = page.driver
+def deal(page: Page, mode: str, cards: str, pace: str) -> None:
+    """Fills in the setup (4 players, the person in seat ME, a quick engine) and deals."""
     page.wait.until(lambda _: page.find("#setup").is_displayed())
     Select(page.find("#players")).select_by_value("4")
-    Select(page.find("#cards")).select_by_value("3")
+    Select(page.find("#mode")).select_by_value(mode)
+    Select(page.find("#cards")).select_by_value(cards)
     Select(page.find("#seat")).select_by_value(str(ME))
     Select(page.find("#strength")).select_by_value("custom")
     for field, value in (("#dets", "1"), ("#sims", "12")):
         box = page.find(field)
         box.clear()
         box.send_keys(value)
-    Select(page.find("#pace")).select_by_value("250")
-    page.shot("01-setup")
+    Select(page.find("#pace")).select_by_value(pace)
+    page.shot(f"01-setup-{mode}")
     page.find("#start").click()
 
+
+def play_to_the_end_of_the_round(page: Page) -> dict:
+    """Clicks the first legal bid and the last legal card at each of the person's turns; returns the view at the end."""
+    while True:
+        v = page.wait_settled()
+        page.check_against(v)
+        if v["phase"] == "over":
+            return v
+        if v["phase"] == "bid":
+            page.finds("#bids .bid.legal")[0].click()
+        else:
+            page.finds("#hand .card.legal")[-1].click()
+
+
+def play_round(page: Page) -> None:
+    """One round, with an illegal bid, a hint, a reload and a card played by the keys; then its record."""
+    driver = page.driver
+    deal(page, "round", "3", "250")
     v = page.wait_settled()
     page.check_against(v)
     assert v["phase"] == "bid" and v["to_act"] == ME, v
@@ -180,15 +200,41 @@ def play_round(page: Page) -> None:
     page.wait.until(lambda _: page.find("#setup").is_displayed())
 
 
+def play_full_game(page: Page) -> None:
+    """A full game of 1-card rounds (one, then one per player: 5), the next round dealt by the button or the N key."""
+    deal(page, "game", "1", "0")
+    finished = 0
+    while True:
+        v = play_to_the_end_of_the_round(page)
+        finished += 1
+        assert len(page.finds("#scores tbody tr[data-round]")) == finished
+        if v["game_over"]:
+            break
+        assert not page.find("#download").is_displayed()
+        if finished % 2:
+            page.find("body").send_keys("n")
+        else:
+            page.find("#next-round").click()
+        page.wait.until(lambda _: page.game_data("phase") != "over")
+    assert finished == v["rounds"] == 5, (finished, v["rounds"])
+    assert [r["cards"] for r in v["scores"]] == [1] * 5
+    assert page.find("#status").text.startswith("Game over")
+    assert page.find("#download").is_displayed()
+    page.shot("06-full-game-over")
+
+
 def main() -> None:
     base, shots = sys.argv[1], Path(sys.argv[2])
     shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
     driver = browser()
     try:
         page = Page(driver, base, shots)
         driver.get(base)
         try:
             play_round(page)
+            play_full_game(page)
         except BaseException:
             page.shot("failure")
             raise
@@ -197,7 +243,7 @@ def main() -> None:
         assert all("409" in e["message"] for e in errors), errors
     finally:
         driver.quit()
-    print(f"played a round in the browser; screenshots in {shots}")
+    print(f"played a round and a full game in the browser; screenshots in {shots}")
 
 
 if __name__ == "__main__":
