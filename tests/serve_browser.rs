@@ -1,6 +1,6 @@
 //! The page of `engine serve` in a real browser: `scripts/serve_browser.py` drives headless Chromium through
-//! Selenium against a running `engine serve` (this build's binary, on port 0, the CPU) and plays a whole round by
-//! clicks and keys, checking the page against the API; its screenshots go to `target/tmp/serve-browser/`.
+//! Selenium against a running `engine serve` (this build's binary, on port 0, the CPU), plays a whole round and a full
+//! game by clicks and keys, checking the page against the API; its screenshots go to `target/tmp/serve-browser/`.
 //!
 //! It needs a Python with Selenium (`ENGINE_PYTHON`, else `python3`; `make python-venv` installs it from
 //! `scripts/requirements.txt`) and the system's Chromium and chromedriver (Debian: `apt-get install chromium
@@ -77,7 +77,7 @@ fn serve() -> (Served, String) {
     (Served(child), url)
 }
 
-fn the_page_plays_a_round() -> Outcome {
+fn the_page_plays_a_round_and_a_full_game() -> Outcome {
     let python = browser()?;
     let (_served, url) = serve();
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-browser");
@@ -99,5 +99,5 @@ fn the_page_plays_a_round() -> Outcome {
 }
 
 fn main() -> ExitCode {
-    harness::run(tests![the_page_plays_a_round])
+    harness::run(tests![the_page_plays_a_round_and_a_full_game])
 }

@@ -80,7 +80,7 @@ impl Games {
             ApiError::new(
                 ErrorCode::UnknownGame,
                 format!(
-                    "no game has the id {id:?}: it never existed, or it expired after {} s idle",
+                    "no game has this id: it never existed, or it expired after {} s idle",
                     self.idle_timeout.as_secs()
                 ),
             )

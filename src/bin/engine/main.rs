@@ -159,7 +159,7 @@ fn serve(args: args::ServeArgs) -> Result<ExitCode> {
     if !addr.ip().is_loopback() {
         note!(
             "warning: listening on {addr}, not a loopback address: anyone who can reach this \
-             machine can play on it and spend its compute"
+             machine can play on it and spend its compute; serve trusted networks only"
         );
     }
     out!("engine serve: open http://{addr}/ in a browser (Ctrl-C stops the server)");
