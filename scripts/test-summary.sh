@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reads a `cargo test` log and prints, per test binary, how many tests passed, failed and were
-# skipped ("ignored": no GPU, no PyTorch), with each skip's reason, then one line for the GPU
-# and Python tests, so a CI log says what did not run.   Usage: scripts/test-summary.sh LOG
+# skipped ("ignored": no GPU, no PyTorch, no browser), with each skip's reason, then one line for
+# the GPU, Python and browser tests, so a CI log says what did not run.   Usage: scripts/test-summary.sh LOG
 set -euo pipefail
 awk '
 /^     Running / { bin = ($2 == "unittests") ? $3 : $2 }
@@ -20,6 +20,6 @@ match($0, /test [^ ]+ +\.\.\. ignored.*/) { reasons[bin] = reasons[bin] "      "
 }
 function tally(b) { return (b in ran) ? sprintf("%d ran, %d skipped", ran[b], skipped[b]) : "did not run" }
 END {
-    printf "GPU tests (tests/gpu.rs): %s; Python tests (tests/python_scripts.rs): %s\n",
-        tally("tests/gpu.rs"), tally("tests/python_scripts.rs")
+    printf "GPU tests (tests/gpu.rs): %s; Python tests (tests/python_scripts.rs): %s; browser test (tests/serve_browser.rs): %s\n",
+        tally("tests/gpu.rs"), tally("tests/python_scripts.rs"), tally("tests/serve_browser.rs")
 }' "$1"

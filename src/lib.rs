@@ -18,6 +18,7 @@ pub mod ring;
 pub mod safetensors;
 pub mod search;
 pub mod selfplay;
+pub mod serve;
 pub mod settings;
 pub mod telemetry;
 pub mod vectors;

@@ -48,6 +48,7 @@ fn size_flags_out_of_range_are_refused_at_parse_time() {
             "1..=4096",
         ),
         (&["analyze", "--threads", "0"], "1..=1024"),
+        (&["serve", "--threads", "0"], "1..=1024"),
         (&["bench", "--batch", "0"], "1..=65536"),
     ];
     for (args, range) in cases {

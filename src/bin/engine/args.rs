@@ -82,6 +82,14 @@ pub(crate) enum Command {
     /// `error` object naming the field; EOF drains the queries in flight and exits 0. The
     /// protocol is in docs/analysis.md.
     Analyze(AnalyzeArgs),
+    /// Play Blob against the engine in a browser: serves a page and its JSON API over HTTP
+    ///
+    /// Open the printed address in a browser, pick the table (3 to 8 players, one round or a
+    /// full game), your seat and the engine's strength, and play; ask for hints (the search's
+    /// visit share and value per legal move) and see the engine's reasoning for its last move.
+    /// A reload resumes the game; a finished game downloads as analysis queries (JSON lines)
+    /// that replay through `engine analyze`. Binds 127.0.0.1 unless --host says otherwise.
+    Serve(ServeArgs),
     /// Check rules, legal masks, the encoder and the network against recorded reference vectors
     ///
     /// Reads DIR/games.json (rounds recorded from BlobMaster: every decision's state, legal
@@ -330,6 +338,15 @@ pub(crate) enum EncoderArg {
     V1,
 }
 
+impl From<EncoderArg> for engine::encode::EncoderVersion {
+    fn from(arg: EncoderArg) -> engine::encode::EncoderVersion {
+        match arg {
+            EncoderArg::V1 => engine::encode::EncoderVersion::V1,
+            EncoderArg::V2 => engine::encode::EncoderVersion::V2,
+        }
+    }
+}
+
 /// The search flags, each a setting of the settings file (`search.…`).
 #[derive(clap::Args)]
 pub(crate) struct SearchArgs {
@@ -525,6 +542,27 @@ pub(crate) struct AnalyzeArgs {
     /// fpu_reduction) override them for that query
     #[command(flatten)]
     pub(crate) settings: SettingsArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// BlobNet weights (default: a fresh net, seed 0)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// IP address to listen on (anything but a loopback address lets other machines play)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: std::net::IpAddr,
+    /// Port to listen on (0: any free port; the address is printed)
+    #[arg(long, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// Threads running the engine's searches, 1..=1024 (default: all cores)
+    #[arg(long, value_parser = within::<usize>(MAX_THREADS))]
+    pub(crate) threads: Option<usize>,
+    /// Encoder layout the weights expect
+    #[arg(long, value_enum, default_value_t = EncoderArg::V2)]
+    pub(crate) encoder: EncoderArg,
 }
 
 #[derive(clap::Args)]

@@ -1,4 +1,4 @@
-//! `engine` command line: selfplay, arena, analyze, verify, info, init-weights, bench.
+//! `engine` command line: selfplay, arena, analyze, serve, verify, info, init-weights, bench.
 
 mod args;
 mod log;
@@ -159,6 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             engine::analyze::serve(input, output, opened.backend, &config)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => serve(args),
         Command::Verify { vectors, json } => verify(vectors.as_deref(), json),
         Command::Info { weights, json } => {
             info(&Weights::load(&weights)?, &weights, json)?;
@@ -186,6 +187,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn serve(args: args::ServeArgs) -> Result<ExitCode> {
+    let net = load_net(args.weights.as_deref())?;
+    // Each request names its search's budget; the rest are the defaults.
+    let analysis = engine::analyze::AnalyzeConfig {
+        threads: args.threads.unwrap_or_else(cores),
+        search: engine::search::SearchConfig {
+            encoder: args.encoder.into(),
+            ..Default::default()
+        },
+    };
+    let opened = args
+        .device
+        .open(&net, engine::analyze::rows_per_batch(&analysis.search))?;
+    let addr = std::net::SocketAddr::new(args.host, args.port);
+    let config = engine::serve::ServeConfig::new(addr, analysis);
+    let server = engine::serve::Server::bind(&config, opened.backend)?;
+    let addr = server.local_addr();
+    if !addr.ip().is_loopback() {
+        note!(
+            "warning: listening on {addr}, not a loopback address: anyone who can reach this \
+             machine can play on it and spend its compute; serve trusted networks only"
+        );
+    }
+    out!("engine serve: open http://{addr}/ in a browser (Ctrl-C stops the server)");
+    std::io::stdout().flush()?;
+    server.run();
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(given: Option<&Path>, json: bool) -> Result<ExitCode> {
