@@ -58,6 +58,15 @@ fn flags_and_set_override_the_file_which_overrides_the_defaults() {
     );
     assert_eq!(selfplay.selfplay.dirichlet_alpha, 0.5);
     assert_eq!(selfplay.selfplay.temperature.at(4), 0.0);
+    let layout = printed(&[
+        "selfplay",
+        "--workers",
+        "3",
+        "--games-per-worker",
+        "5",
+        "--print-settings",
+    ]);
+    assert_eq!((layout.workers(), layout.games_per_worker()), (3, 5));
 
     // Arena and analyze read the same layers.
     for command in ["arena", "analyze"] {

@@ -638,7 +638,8 @@ pub(crate) struct SelfplayArgs {
 }
 
 impl SelfplayArgs {
-    /// The settings of the run: its search flags and the noise flags over --set and --config.
+    /// The settings of the run: its search flags, the noise and worker flags over --set and
+    /// --config.
     pub(crate) fn settings(&self) -> Result<Settings, SettingsError> {
         let noise = [
             (
@@ -652,11 +653,21 @@ impl SelfplayArgs {
                 self.dirichlet_epsilon,
             ),
         ];
-        let flags = noise
+        let layout = [
+            ("--workers", "selfplay.workers", self.workers),
+            (
+                "--games-per-worker",
+                "selfplay.games_per_worker",
+                self.games_per_worker,
+            ),
+        ];
+        let noise = noise
             .into_iter()
-            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, f64::from(v))))
-            .collect();
-        self.settings.load(flags)
+            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, f64::from(v))));
+        let layout = layout
+            .into_iter()
+            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, v as i64)));
+        self.settings.load(noise.chain(layout).collect())
     }
 }
 
