@@ -9,8 +9,8 @@
 //! through `engine analyze` searches each engine decision again to the same move.
 
 use super::error::{ApiError, ErrorCode};
+use super::new_game::{GameSettings, Mode};
 use super::record::{cards, Reveal, RoundRecord, Trick};
-use super::settings::{Mode, Settings};
 use crate::game::{Card, FullGame, Phase, Round, RoundConfig, Seat};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,7 +28,7 @@ pub struct EngineMove {
 
 /// A game in progress.
 pub struct Game {
-    settings: Settings,
+    settings: GameSettings,
     /// Every round's table settings, dealt or not.
     schedule: Vec<RoundConfig>,
     /// The rounds dealt so far; the last is being played (or was just finished).
@@ -56,7 +56,7 @@ pub struct RoundScore {
 #[derive(Clone, Debug, Serialize)]
 pub struct View {
     pub id: String,
-    pub settings: Settings,
+    pub settings: GameSettings,
     /// Index of the round being played, and how many the game has.
     pub round: usize,
     pub rounds: usize,
@@ -88,7 +88,7 @@ pub struct View {
 
 impl Game {
     /// A new game with its first round dealt; `seed` draws its deals and its searches' seeds.
-    pub fn new(settings: Settings, seed: u64) -> Game {
+    pub fn new(settings: GameSettings, seed: u64) -> Game {
         let mut deals = ChaCha8Rng::seed_from_u64(seed);
         let players = settings.players;
         let schedule = match settings.mode {

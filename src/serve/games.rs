@@ -7,7 +7,7 @@
 
 use super::error::{ApiError, ErrorCode};
 use super::game::Game;
-use super::settings::Settings;
+use super::new_game::GameSettings;
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 use std::collections::HashMap;
@@ -47,7 +47,7 @@ impl Games {
     }
 
     /// Starts a game; returns its id and the game.
-    pub fn create(&self, settings: Settings) -> Result<(String, Arc<Mutex<Game>>), ApiError> {
+    pub fn create(&self, settings: GameSettings) -> Result<(String, Arc<Mutex<Game>>), ApiError> {
         let mut games = self.lock();
         self.expire(&mut games);
         if games.len() >= self.max_games {

@@ -17,7 +17,7 @@
 use super::analyst::Analyst;
 use super::error::{ApiError, ErrorCode};
 use super::games::{lock_game, Games};
-use super::settings::NewGame;
+use super::new_game::NewGame;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;

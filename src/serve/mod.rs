@@ -15,12 +15,12 @@ mod error;
 mod game;
 mod games;
 mod http;
+mod new_game;
 mod record;
-mod settings;
 
 pub use error::{ApiError, ErrorCode};
 pub use http::MAX_BODY_BYTES;
-pub use settings::{MAX_DETS, MAX_SIMS, MAX_SIMULATIONS};
+pub use new_game::{MAX_DETS, MAX_SIMS, MAX_SIMULATIONS};
 
 use crate::analyze::{self, AnalyzeConfig};
 use crate::net::Backend;

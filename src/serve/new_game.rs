@@ -4,7 +4,7 @@
 
 use super::error::{ApiError, ErrorCode};
 use crate::game::{round_sequence, RoundConfig, MAX_PLAYERS, MIN_PLAYERS};
-use crate::search::SearchConfig;
+use crate::search::Preset;
 use serde::{Deserialize, Serialize};
 
 /// Most worlds one of the server's searches may sample.
@@ -22,26 +22,6 @@ pub enum Mode {
     #[default]
     Round,
     Game,
-}
-
-/// The self-play presets, by name.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Preset {
-    Light,
-    #[default]
-    Medium,
-    Heavy,
-}
-
-impl Preset {
-    fn search(self) -> SearchConfig {
-        match self {
-            Preset::Light => SearchConfig::light(),
-            Preset::Medium => SearchConfig::medium(),
-            Preset::Heavy => SearchConfig::heavy(),
-        }
-    }
 }
 
 /// `POST /api/games`'s body. `dets` and `sims` override the preset's.
@@ -70,7 +50,7 @@ pub struct Strength {
 
 /// A game's checked settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Settings {
+pub struct GameSettings {
     pub players: u8,
     pub seat: u8,
     pub mode: Mode,
@@ -80,7 +60,7 @@ pub struct Settings {
 
 impl NewGame {
     /// Checks every value; the first one out of range is the error.
-    pub fn check(&self) -> Result<Settings, ApiError> {
+    pub fn check(&self) -> Result<GameSettings, ApiError> {
         let players = self.players;
         if !(MIN_PLAYERS..=MAX_PLAYERS).contains(&usize::from(players)) {
             return Err(invalid(
@@ -101,7 +81,7 @@ impl NewGame {
                 format!("{}: {players} players hold 1..={max_cards}", self.cards),
             ));
         }
-        let preset = self.preset.search();
+        let preset = self.preset.config();
         let dets = self.dets.unwrap_or(preset.worlds);
         let sims = self.sims.unwrap_or(preset.sims_per_world);
         if !(1..=MAX_DETS).contains(&dets) {
@@ -120,7 +100,7 @@ impl NewGame {
                 ),
             ));
         }
-        Ok(Settings {
+        Ok(GameSettings {
             players,
             seat: self.seat,
             mode: self.mode,
