@@ -21,5 +21,6 @@ pub mod selfplay;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod utc;
 pub mod vectors;
 pub mod verify;

@@ -11,11 +11,11 @@
 //! opened it lock a file no later run can see.
 
 use crate::fsio::sweep_temporaries;
+use crate::utc::Utc;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
 /// The lock file in `--out` (hidden, like the temporaries).
@@ -142,34 +142,19 @@ pub fn hostname() -> String {
 
 /// `pid P on host H, started YYYY-MM-DD HH:MM:SS UTC`.
 fn holder_line() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     format!(
         "pid {} on host {}, started {}",
         std::process::id(),
         hostname(),
-        utc(secs)
+        utc(Utc::now())
     )
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time (civil-from-days, proleptic Gregorian).
-fn utc(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+/// `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(t: Utc) -> String {
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 
@@ -258,8 +243,8 @@ mod tests {
 
     #[test]
     fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_764_683_540), "2025-12-02 13:52:20 UTC");
+        assert_eq!(utc(Utc::of_unix(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(Utc::of_unix(951_782_400)), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(Utc::of_unix(1_764_683_540)), "2025-12-02 13:52:20 UTC");
     }
 }

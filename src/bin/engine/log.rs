@@ -3,12 +3,13 @@
 //! all of it (results, notes, errors, and a progress line every [`PROGRESS_EVERY`]) is
 //! appended to FILE, each line stamped with the UTC time.
 
+use engine::utc::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// How often a running progress bar writes its state to the log file.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
@@ -51,7 +52,7 @@ pub(crate) fn quiet() -> bool {
 /// error is dropped: a log nobody can write must not stop the work.
 pub(crate) fn record(text: &str) {
     let Some(file) = &log().file else { return };
-    let stamp = utc_timestamp(SystemTime::now());
+    let stamp = utc_timestamp(Utc::now());
     let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let _ = writeln!(file, "{stamp} {line}");
@@ -126,34 +127,22 @@ impl Progress {
     }
 }
 
-/// `2026-12-02T18:44:52Z`: the civil UTC date of `time` (days from 1970 by Howard Hinnant's
-/// algorithm).
-fn utc_timestamp(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+/// `2026-12-02T18:44:52Z`.
+fn utc_timestamp(t: Utc) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::utc_timestamp;
-    use std::time::{Duration, SystemTime};
+    use engine::utc::Utc;
 
     #[test]
-    fn timestamps_are_utc_civil_dates() {
-        let at = |secs| utc_timestamp(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+    fn timestamps_are_iso_8601_utc() {
+        let at = |secs| utc_timestamp(Utc::of_unix(secs));
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_796_150_692), "2026-12-01T18:44:52Z");
