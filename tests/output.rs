@@ -3,30 +3,10 @@
 
 mod common;
 
-use common::{stderr, temp_dir};
-use std::io::Write;
+use common::{engine_with_input, stderr, temp_dir};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 const QUERY: &str = r#"{"id": 1, "player": 0, "dealer": 0, "trump": 1, "cards_dealt": 1, "hands": [[23], 1, 1], "bids": [null, null, null], "sims": 2, "dets": 1}"#;
-
-/// Runs `engine ARGS` with `stdin` as its input.
-fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 /// Every command, small and fast, with the input it reads; `{dir}` is a scratch directory.
 fn commands(dir: &Path) -> Vec<(Vec<String>, &'static str)> {
@@ -90,13 +70,13 @@ fn quiet_leaves_stderr_empty_and_the_result_on_stdout() {
     let dir = temp_dir("output-quiet");
     std::fs::create_dir_all(&dir).unwrap();
     for (args, input) in commands(&dir) {
-        let out = run(&strs(&with(&args, &["--quiet"])), input);
+        let out = engine_with_input(&strs(&with(&args, &["--quiet"])), input);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         assert_eq!(stderr(&out), "", "{args:?} wrote to stderr with --quiet");
         assert!(!out.stdout.is_empty(), "{args:?} printed no result");
         // Without --quiet the notes (device, weights) go to stderr, never to stdout.
         let _ = std::fs::remove_dir_all(dir.join("shards"));
-        let loud = run(&strs(&args), input);
+        let loud = engine_with_input(&strs(&args), input);
         assert!(loud.status.success(), "{args:?}: {}", stderr(&loud));
         let stdout = String::from_utf8_lossy(&loud.stdout);
         assert!(
@@ -116,7 +96,7 @@ fn json_is_one_object_on_stdout() {
     for (args, input) in commands(&dir) {
         let json = args[0] != "analyze";
         let args = if json { with(&args, &["--json"]) } else { args };
-        let out = run(&strs(&args), input);
+        let out = engine_with_input(&strs(&args), input);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         let stdout = String::from_utf8(out.stdout).unwrap();
         let values: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout)
@@ -137,12 +117,12 @@ fn the_log_file_keeps_the_command_notes_results_and_errors_stamped() {
     let log = dir.join("engine.log");
     let log_arg = log.to_str().unwrap();
     let (args, _) = &commands(&dir)[0]; // selfplay
-    let out = run(&strs(&with(args, &["--quiet", "--log-file", log_arg])), "");
+    let out = engine_with_input(&strs(&with(args, &["--quiet", "--log-file", log_arg])), "");
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = String::from_utf8(out.stdout).unwrap();
     // A second command appends, and an error is logged too.
     let missing = dir.join("missing.safetensors");
-    let failed = run(
+    let failed = engine_with_input(
         &[
             "info",
             "--weights",
@@ -174,7 +154,7 @@ fn the_log_file_keeps_the_command_notes_results_and_errors_stamped() {
     assert!(has("$ ") && has(" info --weights"), "{text}");
     assert!(has("error: ") && has("missing.safetensors"), "{text}");
 
-    let unwritable = run(
+    let unwritable = engine_with_input(
         &[
             "--log-file",
             dir.join("no/such/dir.log").to_str().unwrap(),
@@ -187,7 +167,7 @@ fn the_log_file_keeps_the_command_notes_results_and_errors_stamped() {
         Some(2),
         "info without --weights is a usage error first"
     );
-    let unwritable = run(
+    let unwritable = engine_with_input(
         &[
             "info",
             "--weights",

@@ -3,11 +3,10 @@
 
 mod common;
 
-use common::{engine, selfplay_with, shard_files, temp_dir, usage_error};
+use common::{engine, engine_with_input, selfplay_with, shard_files, temp_dir, usage_error};
 use engine::selfplay::read_shard;
 use engine::settings::{Settings, TEMPLATE};
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -212,14 +211,6 @@ fn shards_record_the_settings_and_they_replay_the_run() {
 /// The server's settings are a query's defaults; a query's own options win.
 #[test]
 fn analyze_searches_with_its_settings_unless_the_query_says_otherwise() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
-        .args(["analyze", "--device", "cpu", "--threads", "1"])
-        .args(["--set", "search.sims=7", "--dets", "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let query = |id: u32, extra: Value| {
         let mut q = json!({
             "id": id, "player": 1, "dealer": 0, "trump": 1, "cards_dealt": 3,
@@ -235,11 +226,10 @@ fn analyze_searches_with_its_settings_unless_the_query_says_otherwise() {
         query(1, json!({})),
         query(2, json!({"sims": 5}))
     );
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let args = ["analyze", "--device", "cpu", "--threads", "1"];
+    let settings = ["--set", "search.sims=7", "--dets", "2"];
+    let out = engine_with_input(&[&args[..], &settings].concat(), &input);
+    assert!(out.status.success(), "{}", common::stderr(&out));
     let mut stats: Vec<(u64, u64, u64)> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part
 
 use engine::selfplay::read_shard;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -141,6 +142,22 @@ pub fn usage_error(out: &Output, what: &dyn std::fmt::Debug, expected: &str) -> 
     assert_eq!(out.status.code(), Some(2), "{what:?}: {message}");
     assert!(message.contains(expected), "{what:?}: {message}");
     message
+}
+
+/// Runs `engine ARGS` to the end with `input` on its stdin.
+pub fn engine_with_input(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin); // EOF
+
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `engine ARGS` to the end, stdin empty.
