@@ -382,17 +382,20 @@ impl SearchArgs {
             ("--encoder", "search.encoder", self.encoder.map(value_name)),
         ];
         let counts = [
-            ("--dets", "search.dets", self.dets),
-            ("--sims", "search.sims", self.sims),
+            ("--dets", "search.dets", self.dets.map(i64::from)),
+            ("--sims", "search.sims", self.sims.map(i64::from)),
         ];
-        let names = flags
-            .into_iter()
-            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, v)));
-        let counts = counts
-            .into_iter()
-            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, i64::from(v))));
-        names.chain(counts).collect()
+        given(flags).chain(given(counts)).collect()
     }
+}
+
+/// The settings of the flags given, each `(flag, settings key, its value if given)`.
+fn given<V: Into<toml::Value>>(
+    flags: impl IntoIterator<Item = (&'static str, &'static str, Option<V>)>,
+) -> impl Iterator<Item = Override> {
+    flags
+        .into_iter()
+        .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, v)))
 }
 
 /// A flag's value as the command line and the settings file both spell it.
@@ -645,29 +648,28 @@ impl SelfplayArgs {
             (
                 "--dirichlet-alpha",
                 "selfplay.dirichlet_alpha",
-                self.dirichlet_alpha,
+                self.dirichlet_alpha.map(f64::from),
             ),
             (
                 "--dirichlet-epsilon",
                 "selfplay.dirichlet_epsilon",
-                self.dirichlet_epsilon,
+                self.dirichlet_epsilon.map(f64::from),
             ),
         ];
         let layout = [
-            ("--workers", "selfplay.workers", self.workers),
+            (
+                "--workers",
+                "selfplay.workers",
+                self.workers.map(|n| n as i64),
+            ),
             (
                 "--games-per-worker",
                 "selfplay.games_per_worker",
-                self.games_per_worker,
+                self.games_per_worker.map(|n| n as i64),
             ),
         ];
-        let noise = noise
-            .into_iter()
-            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, f64::from(v))));
-        let layout = layout
-            .into_iter()
-            .filter_map(|(flag, key, v)| v.map(|v| Override::flag(flag, key, v as i64)));
-        self.settings.load(noise.chain(layout).collect())
+        self.settings
+            .load(given(noise).chain(given(layout)).collect())
     }
 }
 
