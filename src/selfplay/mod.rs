@@ -179,6 +179,7 @@ struct Shared {
     next_unit: AtomicU64,
     stop: AtomicBool,
     decisions: AtomicU64,
+    belief_rows: AtomicU64,
     cache_hits: AtomicU64,
     cache_lookups: AtomicU64,
     /// Set once the writer queue was found full (warned about once).
@@ -229,6 +230,8 @@ pub struct Summary {
     pub examples: u64,
     pub rounds_per_min: f64,
     pub nn_rows: u64,
+    /// Of `nn_rows`, those asked for by policy beliefs (0 with uniform beliefs).
+    pub belief_rows: u64,
     pub nn_rows_per_s: f64,
     pub avg_batch: f64,
     pub cache_hit_rate: f64,
@@ -280,6 +283,7 @@ pub fn run(
         next_unit: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         decisions: AtomicU64::new(0),
+        belief_rows: AtomicU64::new(0),
         cache_hits: AtomicU64::new(0),
         cache_lookups: AtomicU64::new(0),
         writer_behind: AtomicBool::new(false),
@@ -293,6 +297,7 @@ pub fn run(
         let lookups = shared.cache_lookups.load(Ordering::Relaxed);
         summary.decisions = shared.decisions.load(Ordering::Relaxed);
         summary.nn_rows = rows;
+        summary.belief_rows = shared.belief_rows.load(Ordering::Relaxed);
         summary.wall_s = wall;
         summary.rounds_per_min = summary.rounds as f64 * 60.0 / wall;
         summary.nn_rows_per_s = rows as f64 / wall;
