@@ -384,7 +384,10 @@ fn hidden_hands_are_never_read() {
                 weighed += usize::from(real["stats"]["belief_rows"].as_u64() > Some(0));
             }
         }
-        assert!(weighed > 20, "{kernel}: only {weighed} positions weighed their worlds");
+        assert!(
+            weighed > 20,
+            "{kernel}: only {weighed} positions weighed their worlds"
+        );
     }
     // With perfect information the given cards are the deal: different cards, another search.
     let known = |hands: Value| {

@@ -1,7 +1,7 @@
 //! One round of Blob as a compact `Copy` state machine: bidding, then tricks, then scoring.
 //!
 //! Search copies this state millions of times per second, so it holds only fixed arrays and
-//! bitsets (about 150 bytes, 52 of them the cards in play order, which policy-based beliefs
+//! bitsets (160 bytes, 52 of them the cards in play order, which policy-based beliefs
 //! replay). Actions share one integer range, as in BlobMaster: a bid `b` is
 //! action `b` during bidding, a card is its index during play.
 
@@ -105,6 +105,9 @@ impl RoundConfig {
 }
 
 const NO_BID: u8 = u8::MAX;
+
+// The size claimed in the module doc (and tree.rs's).
+const _: () = assert!(std::mem::size_of::<Round>() == 160);
 
 /// The full state of one round. Hidden information (other seats' hands) is included: callers
 /// that must not see it (belief sampling, encoding) take only what they are allowed.

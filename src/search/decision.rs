@@ -187,13 +187,14 @@ struct BeliefQuery {
     action: u8,
 }
 
+/// Bytes of one belief query, for memory bounds.
+pub(crate) const BELIEF_QUERY_BYTES: u64 = std::mem::size_of::<BeliefQuery>() as u64;
+
 /// A belief query waiting for its row.
 #[derive(Clone, Copy, Debug)]
 struct PendingBelief {
-    candidate: u32,
+    query: u32,
     row: u32,
-    mask: u64,
-    action: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,12 +219,12 @@ pub struct Search {
     trees: Vec<Tree>,
     sampler: WorldSampler,
     /// Policy beliefs: whether the worlds are still to be chosen from the candidate worlds,
-    /// their log-weights, the queries weighing them (`next_query` is the first not yet asked
-    /// for), those waiting for rows, and the root's evaluation meanwhile.
+    /// the queries weighing them (`next_query` is the first not yet asked for) with the log
+    /// of each one's factor, those waiting for rows, and the root's evaluation meanwhile.
     weighing: bool,
     candidates: Vec<Round>,
-    log_weights: Vec<f64>,
     belief_queries: Vec<BeliefQuery>,
+    log_factors: Vec<f64>,
     next_query: usize,
     pending_beliefs: Vec<PendingBelief>,
     root_eval: CachedEval,
@@ -272,8 +273,8 @@ impl Search {
             sampler: WorldSampler::new(),
             weighing: false,
             candidates: Vec::new(),
-            log_weights: Vec::new(),
             belief_queries: Vec::new(),
+            log_factors: Vec::new(),
             next_query: 0,
             pending_beliefs: Vec::new(),
             root_eval: CachedEval {
@@ -327,8 +328,8 @@ impl Search {
             });
             self.candidates.push(world);
         }
-        self.log_weights.clear();
-        self.log_weights.resize(self.candidates.len(), 0.0);
+        self.log_factors.clear();
+        self.log_factors.resize(self.belief_queries.len(), 0.0);
         self.next_query = 0;
         self.begin(me, round.legal_mask());
         self.weighing = true;
@@ -462,20 +463,18 @@ impl Search {
             .max_rows_per_gather(self.candidates[0].players());
         let sent_before = self.stats.nn_rows;
         while self.next_query < self.belief_queries.len() && self.rows.len() < limit {
-            let query = self.belief_queries[self.next_query];
+            let q = self.next_query;
+            let query = self.belief_queries[q];
             self.next_query += 1;
             let mask = query.state.legal_mask();
             match self.request_row(cache, requests, &query.state, query.seat, mask) {
                 RowAnswer::Known(eval) => {
                     let p = prior_of(&eval.priors, mask, query.action);
-                    self.log_weights[query.candidate as usize] +=
-                        self.config.policy_beliefs.log_factor(p);
+                    self.log_factors[q] = self.config.policy_beliefs.log_factor(p);
                 }
                 RowAnswer::Row(row) => self.pending_beliefs.push(PendingBelief {
-                    candidate: query.candidate,
+                    query: q as u32,
                     row,
-                    mask,
-                    action: query.action,
                 }),
             }
         }
@@ -496,9 +495,14 @@ impl Search {
     /// Keeps `worlds` of the weighed candidates, in proportion to their weights, and expands
     /// their roots.
     fn choose_worlds(&mut self) {
+        // Summed in query order, whichever rows the cache answered: the same bits either way.
+        let mut log_weights = vec![0.0; self.candidates.len()];
+        for (query, &factor) in self.belief_queries.iter().zip(&self.log_factors) {
+            log_weights[query.candidate as usize] += factor;
+        }
         let mut chosen = Vec::with_capacity(self.config.worlds as usize);
         resample(
-            &self.log_weights,
+            &log_weights,
             self.config.worlds as usize,
             &mut self.rng,
             &mut chosen,
@@ -640,11 +644,12 @@ impl Search {
         }
         if self.stage == Stage::Beliefs {
             for belief in &self.pending_beliefs {
+                let query = &self.belief_queries[belief.query as usize];
+                let mask = query.state.legal_mask();
                 // Through `legal_priors`, as the cache keeps it: a hit weighs alike.
-                let priors = legal_priors(belief.mask, policy_row(belief.row));
-                let p = prior_of(&priors, belief.mask, belief.action);
-                self.log_weights[belief.candidate as usize] +=
-                    self.config.policy_beliefs.log_factor(p);
+                let priors = legal_priors(mask, policy_row(belief.row));
+                let p = prior_of(&priors, mask, query.action);
+                self.log_factors[belief.query as usize] = self.config.policy_beliefs.log_factor(p);
             }
             self.pending_beliefs.clear();
         } else if self.stage == Stage::ExpandRoots {

@@ -202,6 +202,19 @@ impl SearchConfig {
         u64::from(self.worlds) * nodes * tree::NODE_BYTES
     }
 
+    /// Most bytes the policy beliefs of one search hold: the candidate worlds with their
+    /// weights, and one query with its factor per belief row at most (0 with uniform
+    /// beliefs).
+    pub fn belief_bytes_bound(&self) -> u64 {
+        if self.beliefs == Beliefs::Uniform {
+            return 0;
+        }
+        let candidates = u64::from(self.worlds) * u64::from(self.policy_beliefs.oversampling);
+        let candidate_bytes = std::mem::size_of::<crate::game::Round>() as u64 + 8;
+        candidates * candidate_bytes
+            + self.belief_rows_bound() as u64 * (decision::BELIEF_QUERY_BYTES + 8)
+    }
+
     pub fn validate(&self) -> Result<(), SearchError> {
         let bad = |what: String| Err(SearchError::Config(what));
         if self.worlds == 0 || self.sims_per_world == 0 || self.leaves_per_gather == 0 {

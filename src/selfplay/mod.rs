@@ -132,7 +132,7 @@ impl SelfPlayConfig {
     }
 
     /// Most bytes the run's games hold at once (a bound, not a forecast): every game's
-    /// search trees and examples, the units queued for the writer, the workers' caches and
+    /// search trees, beliefs and examples, the units queued for the writer, the workers' caches and
     /// the batch ring's host memory. The network and the writer's shard come on top.
     pub fn memory_bound(&self) -> u64 {
         let games = (self.workers * self.games_per_worker) as u64;
@@ -140,6 +140,7 @@ impl SelfPlayConfig {
         let per_game = self
             .search
             .tree_bytes_bound(usize::from(self.max_cards()) + 1)
+            + self.search.belief_bytes_bound()
             + unit_bytes;
         // The writer's queue holds 4 units per game (see `run`).
         let queue = 4 * games * unit_bytes;
