@@ -6,9 +6,10 @@
 //! `.json` file.
 
 use crate::encode::EncoderVersion;
+use crate::search::inference::{MAX_BELIEF_ROWS, MAX_OVERSAMPLING};
 use crate::search::{
-    Fpu, LeafValues, Preset, RootNoise, SearchConfig, TemperatureSchedule, MAX_SIMS_PER_WORLD,
-    MAX_WORLDS,
+    Beliefs, Fpu, LeafValues, PolicyBeliefs, Preset, RootNoise, SearchConfig, TemperatureSchedule,
+    MAX_SIMS_PER_WORLD, MAX_WORLDS,
 };
 use crate::selfplay::{DEFAULT_GAMES_PER_WORKER, MAX_GAMES_PER_WORKER, MAX_WORKERS};
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,16 @@ pub struct SearchSettings {
     /// Entries of each worker's evaluation cache (selfplay; arena: per net). Analysis sizes a
     /// cache for each query.
     pub cache_entries: usize,
+    /// How worlds are sampled: uniformly, or weighed by the other seats' past decisions.
+    pub beliefs: Beliefs,
+    /// Policy beliefs: the temperature of the observed actions' probabilities.
+    pub belief_temperature: f32,
+    /// Policy beliefs: the least factor one observed decision gives a world.
+    pub belief_floor: f32,
+    /// Policy beliefs: candidate worlds weighed per searched world.
+    pub belief_oversampling: u32,
+    /// Policy beliefs: most extra network rows per decision.
+    pub belief_rows: u32,
 }
 
 /// `[selfplay]`: what only self-play uses.
@@ -83,6 +94,12 @@ leaf_values = "all"       # "all": a row per seat at each leaf; "mover": the mov
 leaves_per_gather = 4     # leaves a world sends to the network at once, 1..=64
 encoder = "v2"            # the state layout the weights expect: "v2" or "v1"
 cache_entries = 65536     # evaluation cache per worker (and net), 0..=16777216; 0 turns it off
+beliefs = "uniform"       # worlds: "uniform" over the deals the seat's information allows, or
+                          # "policy": weighed by the other seats' bids and plays under the net
+belief_temperature = 1.0  # policy beliefs: a decision's factor is max(p^(1/T), floor), T > 0
+belief_floor = 0.05       # policy beliefs: that floor, in (0, 1]
+belief_oversampling = 8   # policy beliefs: candidate worlds weighed per world, 1..=64
+belief_rows = 160         # policy beliefs: most extra network rows per decision, 0..=65536
 
 [selfplay]
 # workers = 8             # worker threads, 1..=1024 (default: every core)
@@ -106,6 +123,11 @@ impl Default for SearchSettings {
             leaves_per_gather: base.leaves_per_gather,
             encoder: base.encoder,
             cache_entries: 1 << 16,
+            beliefs: base.beliefs,
+            belief_temperature: base.policy_beliefs.temperature,
+            belief_floor: base.policy_beliefs.floor,
+            belief_oversampling: base.policy_beliefs.oversampling,
+            belief_rows: base.policy_beliefs.max_rows,
         }
     }
 }
@@ -277,6 +299,25 @@ impl Settings {
             );
             return invalid("search.cache_entries", message);
         }
+        if !(s.belief_temperature.is_finite() && s.belief_temperature > 0.0) {
+            let message = format!("must be a positive number, not {}", s.belief_temperature);
+            return invalid("search.belief_temperature", message);
+        }
+        if !(s.belief_floor > 0.0 && s.belief_floor <= 1.0) {
+            let message = format!("must be in (0, 1], not {}", s.belief_floor);
+            return invalid("search.belief_floor", message);
+        }
+        if !(1..=MAX_OVERSAMPLING).contains(&s.belief_oversampling) {
+            let message = format!(
+                "must be in 1..={MAX_OVERSAMPLING}, not {}",
+                s.belief_oversampling
+            );
+            return invalid("search.belief_oversampling", message);
+        }
+        if s.belief_rows > MAX_BELIEF_ROWS {
+            let message = format!("must be at most {MAX_BELIEF_ROWS}, not {}", s.belief_rows);
+            return invalid("search.belief_rows", message);
+        }
         let p = &self.selfplay;
         if let Some(w) = p.workers.filter(|w| !(1..=MAX_WORKERS).contains(w)) {
             return invalid(
@@ -313,6 +354,13 @@ impl Settings {
             root_noise: None,
             leaves_per_gather: s.leaves_per_gather,
             encoder: s.encoder,
+            beliefs: s.beliefs,
+            policy_beliefs: PolicyBeliefs {
+                temperature: s.belief_temperature,
+                floor: s.belief_floor,
+                oversampling: s.belief_oversampling,
+                max_rows: s.belief_rows,
+            },
         }
     }
 
@@ -361,6 +409,11 @@ impl Settings {
                 leaves_per_gather: config.leaves_per_gather,
                 encoder: config.encoder,
                 cache_entries,
+                beliefs: config.beliefs,
+                belief_temperature: config.policy_beliefs.temperature,
+                belief_floor: config.policy_beliefs.floor,
+                belief_oversampling: config.policy_beliefs.oversampling,
+                belief_rows: config.policy_beliefs.max_rows,
             },
             selfplay: SelfplaySettings {
                 workers: None,

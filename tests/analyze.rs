@@ -349,33 +349,45 @@ fn scramble_others(query: &Value, rng: &mut ChaCha8Rng) -> Value {
 fn hidden_hands_are_never_read() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut queries = vec![];
+    // Policy beliefs replay the other seats' past decisions, in sampled worlds only.
+    let beliefs = ["uniform", "policy"];
     for (i, d) in decisions(97).into_iter().enumerate() {
-        let q = query_of(
-            d,
-            json!([i, "real"]),
-            json!({"dets": 2, "sims": 10, "seed": i}),
-        );
-        let mut scrambled = scramble_others(&q, &mut rng);
-        scrambled["id"] = json!([i, "scrambled"]);
-        let mut sizes = hide_others(q.clone());
-        sizes["id"] = json!([i, "sizes"]);
-        queries.extend([q, scrambled, sizes]);
+        for b in beliefs {
+            let q = query_of(
+                d,
+                json!([i, b, "real"]),
+                json!({"dets": 2, "sims": 10, "seed": i, "beliefs": b}),
+            );
+            let mut scrambled = scramble_others(&q, &mut rng);
+            scrambled["id"] = json!([i, b, "scrambled"]);
+            let mut sizes = hide_others(q.clone());
+            sizes["id"] = json!([i, b, "sizes"]);
+            queries.extend([q, scrambled, sizes]);
+        }
     }
     // On every kernel this CPU runs (the three versions of a position share batches with
     // different neighbours).
     for kernel in CpuKernel::supported() {
         let answers = by_id(serve_queries(&queries, cpu_net_on(kernel), 2));
-        let strip = |i: usize, kind: &str| {
-            let mut a = without_time(answers[&json!([i, kind]).to_string()].clone());
+        let strip = |i: usize, b: &str, kind: &str| {
+            let mut a = without_time(answers[&json!([i, b, kind]).to_string()].clone());
             assert_answer(&a);
             a["id"] = Value::Null;
             a
         };
-        for i in 0..queries.len() / 3 {
-            let real = strip(i, "real");
-            assert_eq!(real, strip(i, "scrambled"), "{kernel}: position {i}");
-            assert_eq!(real, strip(i, "sizes"), "{kernel}: position {i}");
+        let mut weighed = 0;
+        for i in 0..queries.len() / 6 {
+            for b in beliefs {
+                let real = strip(i, b, "real");
+                assert_eq!(real, strip(i, b, "scrambled"), "{kernel} {b}: position {i}");
+                assert_eq!(real, strip(i, b, "sizes"), "{kernel} {b}: position {i}");
+                weighed += usize::from(real["stats"]["belief_rows"].as_u64() > Some(0));
+            }
         }
+        assert!(
+            weighed > 20,
+            "{kernel}: only {weighed} positions weighed their worlds"
+        );
     }
     // With perfect information the given cards are the deal: different cards, another search.
     let known = |hands: Value| {

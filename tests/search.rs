@@ -4,12 +4,12 @@ use engine::encode::{encode, EncoderVersion};
 use engine::game::{CardSet, Phase, Round, RoundConfig, Seat, Suit, TRUMP_ROTATION};
 use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
-use engine::net::{Backend, BatchOut, UniformBackend};
+use engine::net::{Backend, BatchIn, BatchOut, NetError, UniformBackend};
 use engine::search::beliefs::{sample_world, PublicInfo, WorldSampler};
 use engine::search::cache::RowKey;
 use engine::search::{
-    choose_action, run_blocking, EvalCache, Gathered, LeafValues, Requests, RootNoise, Search,
-    SearchConfig, SearchResult, TemperatureSchedule,
+    choose_action, run_blocking, Beliefs, EvalCache, Gathered, LeafValues, PolicyBeliefs, Requests,
+    RootNoise, Search, SearchConfig, SearchResult, TemperatureSchedule,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -66,6 +66,19 @@ fn random_position(rng: &mut impl Rng) -> Round {
 fn search(round: &Round, config: SearchConfig, seed: u64) -> SearchResult {
     let mut s = Search::new(round, config, seed).unwrap();
     run_blocking(&mut s, &mut uniform(), &mut EvalCache::disabled()).unwrap()
+}
+
+/// The seed-0 network on the CPU: a policy that differs between worlds.
+fn seed0_net() -> CpuBackend {
+    CpuBackend::new(Arc::new(PreparedWeights::new(&Weights::init(0))), 1024)
+}
+
+/// `config` with policy beliefs.
+fn with_policy_beliefs(config: SearchConfig) -> SearchConfig {
+    SearchConfig {
+        beliefs: Beliefs::Policy,
+        ..config
+    }
 }
 
 fn most_visited(result: &SearchResult) -> u8 {
@@ -224,6 +237,151 @@ fn impossible_information_is_an_error_not_a_fallback() {
     assert!(WorldSampler::new().sample_hands(&info, &mut rng).is_err());
 }
 
+// ---- policy beliefs ----
+
+/// A policy that bids 0 only without a trump: with one, bid 0 has probability 0; everything
+/// else is uniform over the legal actions, and every value 0.
+struct NoTrumpZeroBidder;
+
+impl Backend for NoTrumpZeroBidder {
+    fn name(&self) -> &'static str {
+        "no-trump zero bidder"
+    }
+    fn max_batch(&self) -> usize {
+        4096
+    }
+    fn forward(&mut self, inp: BatchIn<'_>, out: BatchOut<'_>) -> Result<(), NetError> {
+        let rows = inp.inputs.chunks_exact(256).zip(inp.masks);
+        for ((row, &mask), policy) in rows.zip(out.policy.chunks_exact_mut(52)) {
+            // Encoder: the hand at 0..52, the trump suit one-hot at 178..182, bidding at 183.
+            let bidding = row[183] == 1.0;
+            let trump = (0..4).find(|&t| row[178 + t] == 1.0);
+            let holds_trump = trump.is_some_and(|t| row[t * 13..][..13].contains(&1.0));
+            let zero_ruled_out = bidding && holds_trump && mask & 1 == 1;
+            let legal = mask & !u64::from(zero_ruled_out);
+            let n = legal.count_ones() as f32;
+            for (a, p) in policy.iter_mut().enumerate() {
+                *p = if legal >> a & 1 == 1 { 1.0 / n } else { 0.0 };
+            }
+        }
+        out.value.fill(0.0);
+        Ok(())
+    }
+}
+
+#[test]
+fn policy_beliefs_give_a_zero_bidder_no_trump() {
+    let config = SearchConfig {
+        policy_beliefs: PolicyBeliefs {
+            floor: 1e-9,
+            oversampling: 64,
+            max_rows: 1000,
+            ..PolicyBeliefs::default()
+        },
+        ..with_policy_beliefs(SearchConfig::with_budget(8, 4))
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let mut checked = 0;
+    let mut uniform_gave_trump = 0;
+    while checked < 10 {
+        // Dealer 0: seat 1 bids first, 0, though it holds a trump; seat 2 searches.
+        let mut round = spades_deal(5, &mut rng);
+        if round.hand(Seat(1)).of_suit(Suit::Spades).is_empty() {
+            continue;
+        }
+        round.apply(0);
+        let seed = rng.random();
+        let mut s = Search::new(&round, config, seed).unwrap();
+        run_blocking(&mut s, &mut NoTrumpZeroBidder, &mut EvalCache::disabled()).unwrap();
+        assert_eq!(s.worlds().count(), 8);
+        for world in s.worlds() {
+            assert!(world.hand(Seat(1)).of_suit(Suit::Spades).is_empty());
+        }
+        let uniform = SearchConfig {
+            beliefs: Beliefs::Uniform,
+            ..config
+        };
+        let mut s = Search::new(&round, uniform, seed).unwrap();
+        run_blocking(&mut s, &mut NoTrumpZeroBidder, &mut EvalCache::disabled()).unwrap();
+        uniform_gave_trump += s
+            .worlds()
+            .filter(|w| !w.hand(Seat(1)).of_suit(Suit::Spades).is_empty())
+            .count();
+        checked += 1;
+    }
+    // Uniform worlds give a trump to most such hands: the weighting made the difference.
+    assert!(uniform_gave_trump > 40, "{uniform_gave_trump} of 80");
+}
+
+#[test]
+fn policy_beliefs_are_deterministic_and_free_without_evidence() {
+    let mut net = seed0_net();
+    let mut run = |round: &Round, config: SearchConfig, seed: u64| {
+        let mut s = Search::new(round, config, seed).unwrap();
+        run_blocking(&mut s, &mut net, &mut EvalCache::disabled()).unwrap()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let uniform = SearchConfig::medium();
+    let policy = with_policy_beliefs(uniform);
+    // The first bidder has no one's decisions to weigh: exactly the uniform search.
+    let first = spades_deal(5, &mut rng);
+    let plain = run(&first, uniform, 3);
+    let weighed = run(&first, policy, 3);
+    assert_eq!((weighed.stats.belief_rows, weighed), (0, plain));
+    // Mid-round: rows for the beliefs, the same for a seed, not for another.
+    let mut round = spades_deal(5, &mut rng);
+    for _ in 0..9 {
+        let a = random_action(&round, &mut rng);
+        round.apply(a);
+    }
+    let a = run(&round, policy, 5);
+    assert!(a.stats.belief_rows > 0);
+    assert!(a.stats.belief_rows <= policy.policy_beliefs.max_rows);
+    assert_eq!(a, run(&round, policy, 5));
+    assert!((6..12).any(|seed| run(&round, policy, seed).visits != a.visits));
+}
+
+#[test]
+fn policy_belief_rows_are_capped_and_batched_within_a_gather() {
+    let mut rng = ChaCha8Rng::seed_from_u64(29);
+    let mut weighed = 0;
+    for i in 0..40 {
+        let round = loop {
+            let r = random_position(&mut rng);
+            if !r.is_over() {
+                break r;
+            }
+        };
+        let config = SearchConfig {
+            policy_beliefs: PolicyBeliefs {
+                max_rows: [0, 7, 96, 400][i % 4],
+                ..PolicyBeliefs::default()
+            },
+            leaves_per_gather: 1,
+            ..with_policy_beliefs(SearchConfig::with_budget(2, 5))
+        };
+        let limit = config.max_rows_per_gather(round.players());
+        let mut s = Search::new(&round, config, 1).unwrap();
+        let mut cache = EvalCache::new(1 << 12);
+        let mut requests = Requests::default();
+        loop {
+            requests.clear();
+            let n = match s.gather(&mut cache, &mut requests) {
+                Gathered::Done => break,
+                Gathered::NeedEval(n) => n,
+            };
+            assert!(n <= limit.max(1), "{n} rows in a gather of at most {limit}");
+            let (policy, value) = forward(&requests);
+            s.apply(&mut cache, &policy, &value);
+        }
+        let result = s.result();
+        assert!(result.stats.belief_rows <= config.policy_beliefs.max_rows);
+        assert_eq!(result.simulations(), 2 * 5);
+        weighed += usize::from(result.stats.belief_rows > 0);
+    }
+    assert!(weighed > 10, "only {weighed} searches weighed their worlds");
+}
+
 // ---- tree search ----
 
 /// Can `me` make its bid whatever the others play (`me` choosing its own plays)?
@@ -336,6 +494,7 @@ fn endgame_search_plays_the_only_card_that_makes_the_bid() {
 #[test]
 fn search_never_depends_on_hidden_hands() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut net = seed0_net();
     let mut checked = 0;
     while checked < 30 {
         let mut round = Round::deal(
@@ -387,6 +546,15 @@ fn search_never_depends_on_hidden_hands() {
             let seed = rng.random();
             assert_eq!(search(&round, config, seed), search(&other, config, seed));
         }
+        // Policy beliefs replay the other seats' past decisions in sampled worlds only: a net
+        // whose policy depends on the hand would show any leak of the real one.
+        let config = with_policy_beliefs(SearchConfig::medium().self_play());
+        let seed = rng.random();
+        let mut policy_search = |r: &Round| {
+            let mut s = Search::new(r, config, seed).unwrap();
+            run_blocking(&mut s, &mut net, &mut EvalCache::disabled()).unwrap()
+        };
+        assert_eq!(policy_search(&round), policy_search(&other));
         checked += 1;
     }
 }
@@ -631,9 +799,14 @@ fn cache_hits_never_change_the_search() {
 fn cache_hits_never_change_the_search_on(backend: &mut CpuBackend) {
     let kernel = backend.kernel();
     let mut rng = ChaCha8Rng::seed_from_u64(21);
-    for leaf_values in [LeafValues::Mover, LeafValues::All] {
+    for (leaf_values, beliefs) in [
+        (LeafValues::Mover, Beliefs::Uniform),
+        (LeafValues::All, Beliefs::Uniform),
+        (LeafValues::Mover, Beliefs::Policy),
+    ] {
         let config = SearchConfig {
             leaf_values,
+            beliefs,
             ..SearchConfig::medium()
         };
         for _ in 0..6 {

@@ -5,7 +5,7 @@
 use engine::game::round_sequence;
 use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
-use engine::search::{LeafValues, SearchConfig};
+use engine::search::{Beliefs, LeafValues, SearchConfig};
 use engine::selfplay::{
     read_shard, run, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, Summary, UnitDone,
 };
@@ -266,6 +266,29 @@ fn same_seed_gives_identical_shards_for_any_worker_count() {
     };
     let per_round = usize::from(PLAYERS) * usize::from(CARDS);
     same_shards_for_any_worker_count("rounds", config, per_round);
+}
+
+/// With policy beliefs too: their rows go through the workers' caches and batches like the
+/// trees' rows, and the summary counts them.
+#[test]
+fn policy_beliefs_give_identical_shards_for_any_worker_count_and_count_their_rows() {
+    let base = config(23, 6, 1);
+    let config = SelfPlayConfig {
+        games_per_worker: 3,
+        search: SearchConfig {
+            beliefs: Beliefs::Policy,
+            ..base.search
+        },
+        ..base
+    };
+    let per_round = usize::from(PLAYERS) * usize::from(CARDS);
+    same_shards_for_any_worker_count("policy-beliefs", config.clone(), per_round);
+    let dir = temp_dir("policy-beliefs-summary");
+    let (summary, _) = play_config(&dir, config, None);
+    assert!(summary.belief_rows > 0 && summary.belief_rows < summary.nn_rows);
+    let cap = u64::from(SearchConfig::default().policy_beliefs.max_rows);
+    assert!(summary.belief_rows <= summary.decisions * cap);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The same in full-game mode, where a unit is a whole game (3 players from 3 cards).

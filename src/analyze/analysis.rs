@@ -11,7 +11,7 @@ use super::query::{ErrorCode, Options, QueryError};
 use crate::encode::{encode, EncoderVersion};
 use crate::game::{Card, Phase, Round};
 use crate::net::{INPUT_DIM, POLICY_DIM};
-use crate::search::{EvalCache, Fpu, Gathered, PvStep, Requests, Search, SearchConfig};
+use crate::search::{Beliefs, EvalCache, Fpu, Gathered, PvStep, Requests, Search, SearchConfig};
 use serde::Serialize;
 use serde_json::Value;
 use std::ops::Range;
@@ -80,6 +80,7 @@ impl Analysis {
             worlds,
             sims_per_world: o.sims.unwrap_or(settings.sims_per_world),
             leaf_values: o.leaf_values.unwrap_or(settings.leaf_values),
+            beliefs: o.beliefs.unwrap_or(settings.beliefs),
             root_noise: None,
             c_puct: o.c_puct.unwrap_or(settings.c_puct),
             fpu: o.fpu_reduction.map_or(settings.fpu, Fpu::Reduction),
@@ -243,6 +244,8 @@ impl Analysis {
                 simulations: total,
                 nn_rows: result.stats.nn_rows,
                 cache_hits: result.stats.cache_hits,
+                belief_rows: (config.beliefs == Beliefs::Policy)
+                    .then_some(result.stats.belief_rows),
                 time_ms: (self.job.received.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             },
         }
@@ -315,6 +318,9 @@ pub struct Stats {
     pub nn_rows: u32,
     /// Rows answered by this query's cache instead.
     pub cache_hits: u32,
+    /// With policy beliefs: of `nn_rows`, those that weighed the worlds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub belief_rows: Option<u32>,
     /// From reading the query to this answer (the only field that varies between runs of a
     /// query without `max_time_ms` or `terminate`).
     pub time_ms: f64,

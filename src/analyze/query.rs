@@ -7,7 +7,7 @@
 
 use super::fields::*;
 use crate::game::{Card, Seat, Suit, DECK_SIZE, MAX_BID, MAX_PLAYERS, MIN_PLAYERS};
-use crate::search::LeafValues;
+use crate::search::{Beliefs, LeafValues};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::ops::RangeInclusive;
@@ -143,6 +143,7 @@ pub struct Options {
     pub sims: Option<u32>,
     pub seed: u64,
     pub leaf_values: Option<LeafValues>,
+    pub beliefs: Option<Beliefs>,
     pub include_policy_prior: bool,
     pub perfect_information: bool,
     /// A partial answer each time the simulations pass another multiple of this many per
@@ -203,7 +204,7 @@ pub enum Line {
 /// The actions, by name.
 pub const ACTIONS: [&str; 3] = ["terminate", "clear_cache", "query_version"];
 
-const TOP_FIELDS: [&str; 20] = [
+const TOP_FIELDS: [&str; 21] = [
     "id",
     "player",
     "dealer",
@@ -218,6 +219,7 @@ const TOP_FIELDS: [&str; 20] = [
     "sims",
     "seed",
     "leaf_values",
+    "beliefs",
     "include_policy_prior",
     "perfect_information",
     "report_every",
@@ -442,6 +444,25 @@ fn parse_options(obj: &Map<String, Value>) -> Result<Options, QueryError> {
             ))
         }
     };
+    let beliefs = match optional(obj, "beliefs") {
+        None => None,
+        Some(Value::String(s)) if s == "uniform" => Some(Beliefs::Uniform),
+        Some(Value::String(s)) if s == "policy" => Some(Beliefs::Policy),
+        Some(v @ Value::String(_)) => {
+            return Err(QueryError::new(
+                ErrorCode::InvalidValue,
+                "beliefs",
+                format!("{v} is not \"uniform\" or \"policy\""),
+            ))
+        }
+        Some(v) => {
+            return Err(QueryError::new(
+                ErrorCode::WrongType,
+                "beliefs",
+                format!("expected \"uniform\" or \"policy\", found {}", describe(v)),
+            ))
+        }
+    };
     let real = |name: &str, range: RangeInclusive<f64>| {
         optional(obj, name)
             .map(|v| number(v, name, range).map(|x| x as f32))
@@ -452,6 +473,7 @@ fn parse_options(obj: &Map<String, Value>) -> Result<Options, QueryError> {
         sims: count("sims", MAX_SIMS)?,
         seed: optional(obj, "seed").map_or(Ok(0), |v| integer(v, "seed", 0..=u64::MAX))?,
         leaf_values,
+        beliefs,
         include_policy_prior: flag("include_policy_prior")?,
         perfect_information: flag("perfect_information")?,
         report_every: optional(obj, "report_every")

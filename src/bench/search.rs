@@ -31,7 +31,8 @@ use crate::game::{Phase, Round, RuleError};
 use crate::net::{Backend, NetError};
 use crate::ring::{drive, Batch, Client, Ring, RingError};
 use crate::search::{
-    EvalCache, Gathered, LeafValues, Requests, Search, SearchConfig, SearchError, SearchResult,
+    Beliefs, EvalCache, Gathered, LeafValues, Requests, Search, SearchConfig, SearchError,
+    SearchResult,
 };
 
 /// Deals of the position set by default (four positions each).
@@ -178,6 +179,8 @@ pub struct SearchCounts {
     pub simulations: u64,
     /// Rows sent to the network.
     pub nn_rows: u64,
+    /// Of `nn_rows`, those asked for by policy beliefs.
+    pub belief_rows: u64,
     /// Rows answered by a position's evaluation cache.
     pub cache_hits: u64,
     /// Rows shared with an identical row of the same gather.
@@ -201,6 +204,7 @@ pub struct SearchReport {
     pub worlds: u32,
     pub sims_per_world: u32,
     pub leaf_values: &'static str,
+    pub beliefs: &'static str,
     pub threads: usize,
     pub rows_per_batch: usize,
     #[serde(flatten)]
@@ -313,6 +317,10 @@ pub fn run(
             LeafValues::All => "all",
             LeafValues::Mover => "mover",
         },
+        beliefs: match search.beliefs {
+            Beliefs::Uniform => "uniform",
+            Beliefs::Policy => "policy",
+        },
         threads,
         rows_per_batch: config.rows_per_batch,
         batches,
@@ -338,6 +346,7 @@ fn count(results: &[Option<SearchResult>]) -> SearchCounts {
         positions: 0,
         simulations: 0,
         nn_rows: 0,
+        belief_rows: 0,
         cache_hits: 0,
         shared_rows: 0,
         collisions: 0,
@@ -347,6 +356,7 @@ fn count(results: &[Option<SearchResult>]) -> SearchCounts {
         counts.positions += 1;
         counts.simulations += u64::from(r.simulations());
         counts.nn_rows += u64::from(r.stats.nn_rows);
+        counts.belief_rows += u64::from(r.stats.belief_rows);
         counts.cache_hits += u64::from(r.stats.cache_hits);
         counts.shared_rows += u64::from(r.stats.shared_rows);
         counts.collisions += u64::from(r.stats.collisions);

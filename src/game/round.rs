@@ -1,7 +1,8 @@
 //! One round of Blob as a compact `Copy` state machine: bidding, then tricks, then scoring.
 //!
 //! Search copies this state millions of times per second, so it holds only fixed arrays and
-//! bitsets (about 110 bytes). Actions share one integer range, as in BlobMaster: a bid `b` is
+//! bitsets (160 bytes, 52 of them the cards in play order, which policy-based beliefs
+//! replay). Actions share one integer range, as in BlobMaster: a bid `b` is
 //! action `b` during bidding, a card is its index during play.
 
 use super::card::{Card, CardSet, Suit, DECK_SIZE};
@@ -105,6 +106,9 @@ impl RoundConfig {
 
 const NO_BID: u8 = u8::MAX;
 
+// The size claimed in the module doc (and tree.rs's).
+const _: () = assert!(std::mem::size_of::<Round>() == 160);
+
 /// The full state of one round. Hidden information (other seats' hands) is included: callers
 /// that must not see it (belief sampling, encoding) take only what they are allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -117,8 +121,10 @@ pub struct Round {
     played: CardSet,
     bids: [u8; MAX_PLAYERS],
     tricks_won: [u8; MAX_PLAYERS],
-    /// Cards of the current trick in play order; `trick_len` are valid.
-    trick: [Card; MAX_PLAYERS],
+    /// Every card played this round in play order; `plays_len` are valid, the last
+    /// `trick_len` of them the current trick.
+    plays: [Card; DECK_SIZE],
+    plays_len: u8,
     trick_len: u8,
     leader: Seat,
     completed_tricks: u8,
@@ -164,7 +170,8 @@ impl Round {
             played: CardSet::EMPTY,
             bids: [NO_BID; MAX_PLAYERS],
             tricks_won: [0; MAX_PLAYERS],
-            trick: [Card::default(); MAX_PLAYERS],
+            plays: [Card::default(); DECK_SIZE],
+            plays_len: 0,
             trick_len: 0,
             leader: first,
             completed_tricks: 0,
@@ -244,7 +251,30 @@ impl Round {
     }
     /// Cards of the current trick in play order (empty during bidding and between tricks).
     pub fn trick(&self) -> &[Card] {
-        &self.trick[..usize::from(self.trick_len)]
+        let end = usize::from(self.plays_len);
+        &self.plays[end - usize::from(self.trick_len)..end]
+    }
+    /// The public history of the round so far, in order: each bid made, then each card
+    /// played, with the seat that acted (seats of plays follow from the trick winners).
+    pub fn history(&self) -> impl Iterator<Item = (Seat, u8)> + '_ {
+        let players = self.config.players;
+        let first = self.config.dealer.next(players);
+        let bids = (0..players)
+            .map(move |i| Seat((first.0 + i) % players))
+            .map_while(|seat| self.bid(seat).map(|b| (seat, b)));
+        let plays = &self.plays[..usize::from(self.plays_len)];
+        let mut leader = first;
+        let plays = plays.chunks(usize::from(players)).flat_map(move |trick| {
+            let seats = (0..players).map(move |i| Seat((leader.0 + i) % players));
+            if trick.len() == usize::from(players) {
+                leader = seats
+                    .clone()
+                    .nth(trick_winner(trick, self.config.trump))
+                    .unwrap();
+            }
+            seats.zip(trick.iter().map(|c| c.index()))
+        });
+        bids.chain(plays)
     }
     /// Leader of the current (or next) trick.
     pub fn leader(&self) -> Seat {
@@ -312,7 +342,7 @@ impl Round {
                 if self.trick_len == 0 {
                     return hand.0;
                 }
-                let follow = hand.of_suit(self.trick[0].suit());
+                let follow = hand.of_suit(self.trick()[0].suit());
                 if follow.is_empty() {
                     hand.0
                 } else {
@@ -359,12 +389,13 @@ impl Round {
                 self.hands[seat.index()].remove(card);
                 self.played.insert(card);
                 if self.trick_len > 0 {
-                    let led = self.trick[0].suit();
+                    let led = self.trick()[0].suit();
                     if card.suit() != led {
                         self.voids[seat.index()] |= 1 << led.index();
                     }
                 }
-                self.trick[usize::from(self.trick_len)] = card;
+                self.plays[usize::from(self.plays_len)] = card;
+                self.plays_len += 1;
                 self.trick_len += 1;
                 self.to_act = seat.next(players);
                 if self.trick_len == players {

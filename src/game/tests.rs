@@ -214,3 +214,28 @@ fn deal_is_seeded_and_valid() {
         .fold(CardSet::EMPTY, |s, seat| s.union(a.hand(seat)));
     assert_eq!(all, CardSet::DECK);
 }
+
+#[test]
+fn history_is_every_action_in_order_with_its_seat() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..200 {
+        let players = rng.random_range(3..=8);
+        let config = RoundConfig {
+            players,
+            cards: rng.random_range(1..=RoundConfig::max_cards(players)),
+            dealer: Seat(rng.random_range(0..players)),
+            trump: TRUMP_ROTATION[rng.random_range(0..5)],
+        };
+        let mut round = Round::deal(config, &mut rng).unwrap();
+        let mut taken = Vec::new();
+        while !round.is_over() {
+            assert_eq!(round.history().collect::<Vec<_>>(), taken);
+            let legal: Vec<u8> = (0..52).filter(|&a| round.is_legal(a)).collect();
+            let action = legal[rng.random_range(0..legal.len())];
+            taken.push((round.to_act(), action));
+            round.apply(action);
+        }
+        assert_eq!(round.history().collect::<Vec<_>>(), taken);
+    }
+}

@@ -8,7 +8,8 @@
 //! pool; a world puts them back in the undealt pile.
 //!
 //! Sampling is exactly uniform over the deals consistent with that information (the usual
-//! determinization prior; it ignores what the opponents' bids and choices suggest). Voids are
+//! determinization prior; it ignores what the opponents' bids and choices suggest, which
+//! policy beliefs, [`super::inference`], weigh on top of these samples). Voids are
 //! the only constraints and they act on whole suits, so a deal is counted by how many cards of
 //! each suit each *void-constrained* seat receives: the number of deals with per-suit counts
 //! `x` is `Π C(remaining, x)`, and every unconstrained seat and the undealt pile just split

@@ -117,11 +117,12 @@ impl EvalCache {
     pub const MAX_SEARCH_ENTRIES: usize = 1 << 16;
 
     /// A cache for one search with `config` at a table of `players`: room for every row it
-    /// can evaluate (worlds × simulations × rows per leaf), at most
+    /// can evaluate (worlds × simulations × rows per leaf, plus its belief rows), at most
     /// [`EvalCache::MAX_SEARCH_ENTRIES`].
     pub fn for_search(config: &super::SearchConfig, players: u8) -> EvalCache {
         let rows =
-            config.worlds as usize * config.sims_per_world as usize * config.rows_per_leaf(players);
+            config.worlds as usize * config.sims_per_world as usize * config.rows_per_leaf(players)
+                + config.belief_rows_bound();
         EvalCache::new(rows.clamp(1, Self::MAX_SEARCH_ENTRIES))
     }
 

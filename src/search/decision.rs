@@ -16,6 +16,11 @@
 //! - first call: the roots need priors. The searching seat's root row is the same in every
 //!   world (the encoder sees only that seat's information), so it is one row (or a cache hit);
 //!   its value counts as the roots' first visit. Simulations start once the roots are expanded.
+//! - with policy beliefs and past decisions of other seats to weigh ([`super::inference`]),
+//!   between the root's row and the simulations: the rows of those decisions in every
+//!   candidate world, in gathers of at most [`SearchConfig::max_rows_per_gather`] rows (so
+//!   callers size batches as before); once all are answered, the worlds are resampled and
+//!   their roots expanded.
 //! - later calls: per world, up to `leaves_per_gather` leaves sent to the network; a collision
 //!   with a leaf already in flight ends that world's selection for this call. A row identical
 //!   to one already requested in this call shares it.
@@ -23,8 +28,9 @@
 
 use super::beliefs::{sample_world, BeliefError, WorldSampler};
 use super::cache::{legal_priors, CachedEval, EvalCache, RowKey, RowKeyMap, MAX_LEGAL};
+use super::inference::{for_each_decision, resample};
 use super::tree::{PvStep, SeatMask, Selection, Tree};
-use super::{LeafValues, SearchConfig};
+use super::{Beliefs, LeafValues, SearchConfig};
 use crate::encode::{encode_into, Encoding};
 use crate::game::{Round, Seat, MAX_PLAYERS};
 use crate::net::{Backend, BatchIn, BatchOut, NetError, INPUT_DIM, POLICY_DIM};
@@ -109,6 +115,8 @@ pub struct SearchStats {
     pub shared_rows: u32,
     /// Selections that ran into a leaf already in flight.
     pub collisions: u32,
+    /// Rows sent to the network for policy beliefs (counted in `nn_rows` too).
+    pub belief_rows: u32,
 }
 
 /// The answer of a search: root statistics summed over the worlds.
@@ -169,9 +177,31 @@ struct PendingLeaf {
     priors: [f32; MAX_LEGAL],
 }
 
+/// A past decision of another seat in one candidate world, whose likelihood weighs it.
+#[derive(Clone, Copy, Debug)]
+struct BeliefQuery {
+    candidate: u32,
+    /// The round as the deciding seat saw it in that world.
+    state: Round,
+    seat: Seat,
+    action: u8,
+}
+
+/// Bytes of one belief query, for memory bounds.
+pub(crate) const BELIEF_QUERY_BYTES: u64 = std::mem::size_of::<BeliefQuery>() as u64;
+
+/// A belief query waiting for its row.
+#[derive(Clone, Copy, Debug)]
+struct PendingBelief {
+    query: u32,
+    row: u32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     ExpandRoots,
+    /// Policy beliefs: weighing the candidate worlds (the root's row is known).
+    Beliefs,
     Simulate,
     Done,
 }
@@ -188,6 +218,16 @@ pub struct Search {
     /// One tree per world; only the first `config.worlds` are in use.
     trees: Vec<Tree>,
     sampler: WorldSampler,
+    /// Policy beliefs: whether the worlds are still to be chosen from the candidate worlds,
+    /// the queries weighing them (`next_query` is the first not yet asked for) with the log
+    /// of each one's factor, those waiting for rows, and the root's evaluation meanwhile.
+    weighing: bool,
+    candidates: Vec<Round>,
+    belief_queries: Vec<BeliefQuery>,
+    log_factors: Vec<f64>,
+    next_query: usize,
+    pending_beliefs: Vec<PendingBelief>,
+    root_eval: CachedEval,
     /// Keys and masks of the rows the last gather asked for, in order.
     rows: Vec<(RowKey, u64)>,
     /// Row index of each key asked for in the current gather.
@@ -231,6 +271,16 @@ impl Search {
             stage: Stage::Done,
             trees: Vec::new(),
             sampler: WorldSampler::new(),
+            weighing: false,
+            candidates: Vec::new(),
+            belief_queries: Vec::new(),
+            log_factors: Vec::new(),
+            next_query: 0,
+            pending_beliefs: Vec::new(),
+            root_eval: CachedEval {
+                value: 0.0,
+                priors: [0.0; MAX_LEGAL],
+            },
             rows: Vec::new(),
             row_of_key: RowKeyMap::default(),
             pending: Vec::new(),
@@ -250,17 +300,47 @@ impl Search {
         }
         self.rng = ChaCha8Rng::seed_from_u64(seed);
         let me = round.to_act();
-        let worlds = self.config.worlds as usize;
-        for w in 0..worlds {
-            let world = sample_world(round, me, &mut self.sampler, &mut self.rng)?;
-            match self.trees.get_mut(w) {
-                Some(tree) => tree.reset(world),
-                None => self.trees.push(Tree::new(world)),
+        let worlds = self.config.worlds;
+        let evidence = match self.config.beliefs {
+            Beliefs::Uniform => None,
+            Beliefs::Policy => self.config.policy_beliefs.evidence(round, me, worlds),
+        };
+        let Some(evidence) = evidence else {
+            for w in 0..worlds as usize {
+                let world = sample_world(round, me, &mut self.sampler, &mut self.rng)?;
+                self.set_world(w, world);
             }
+            self.trees.truncate(worlds as usize);
+            self.begin(me, round.legal_mask());
+            return Ok(());
+        };
+        self.candidates.clear();
+        self.belief_queries.clear();
+        for candidate in 0..evidence.candidates {
+            let world = sample_world(round, me, &mut self.sampler, &mut self.rng)?;
+            for_each_decision(&world, evidence.steps, |state, seat, action| {
+                self.belief_queries.push(BeliefQuery {
+                    candidate,
+                    state: *state,
+                    seat,
+                    action,
+                })
+            });
+            self.candidates.push(world);
         }
-        self.trees.truncate(worlds);
+        self.log_factors.clear();
+        self.log_factors.resize(self.belief_queries.len(), 0.0);
+        self.next_query = 0;
         self.begin(me, round.legal_mask());
+        self.weighing = true;
         Ok(())
+    }
+
+    fn set_world(&mut self, w: usize, world: Round) {
+        match self.trees.get_mut(w) {
+            Some(tree) => tree.reset(world),
+            None => self.trees.push(Tree::new(world)),
+        }
     }
 
     /// Starts a new decision over the given worlds, reusing this search's memory.
@@ -283,10 +363,7 @@ impl Search {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
         self.trees.truncate(worlds.len());
         for (w, &world) in worlds.iter().enumerate() {
-            match self.trees.get_mut(w) {
-                Some(tree) => tree.reset(world),
-                None => self.trees.push(Tree::new(world)),
-            }
+            self.set_world(w, world);
         }
         self.begin(me, first.legal_mask());
         Ok(())
@@ -296,8 +373,10 @@ impl Search {
         self.searcher = me;
         self.legal = legal;
         self.stage = Stage::ExpandRoots;
+        self.weighing = false;
         self.rows.clear();
         self.pending.clear();
+        self.pending_beliefs.clear();
         self.paths.clear();
         self.stats = SearchStats::default();
     }
@@ -331,11 +410,27 @@ impl Search {
             match self.stage {
                 Stage::Done => return Gathered::Done,
                 Stage::ExpandRoots => {
-                    let root = *self.trees[0].world();
+                    // Every world (and candidate) shows the searcher the same position.
+                    let root = match self.weighing {
+                        true => self.candidates[0],
+                        false => *self.trees[0].world(),
+                    };
                     match self.request_row(cache, requests, &root, self.searcher, self.legal) {
-                        RowAnswer::Known(eval) => self.expand_roots(eval.value, &eval.priors),
+                        RowAnswer::Known(eval) => {
+                            self.roots_evaluated(eval);
+                            continue;
+                        }
                         RowAnswer::Row(_) => return Gathered::NeedEval(1),
                     }
+                }
+                Stage::Beliefs => {
+                    self.gather_beliefs(cache, requests);
+                    if !self.rows.is_empty() {
+                        return Gathered::NeedEval(self.rows.len());
+                    }
+                    // Every query is answered: the worlds can be chosen.
+                    self.choose_worlds();
+                    continue;
                 }
                 Stage::Simulate => {}
             }
@@ -358,6 +453,67 @@ impl Search {
             // of a batch would have been, and select again.
             self.apply(cache, &[], &[]);
         }
+    }
+
+    /// Asks for the rows of the next belief queries, up to one gather's worth of new rows;
+    /// queries the cache answers weigh their candidate at once.
+    fn gather_beliefs(&mut self, cache: &mut EvalCache, requests: &mut Requests) {
+        let limit = self
+            .config
+            .max_rows_per_gather(self.candidates[0].players());
+        let sent_before = self.stats.nn_rows;
+        while self.next_query < self.belief_queries.len() && self.rows.len() < limit {
+            let q = self.next_query;
+            let query = self.belief_queries[q];
+            self.next_query += 1;
+            let mask = query.state.legal_mask();
+            match self.request_row(cache, requests, &query.state, query.seat, mask) {
+                RowAnswer::Known(eval) => {
+                    let p = prior_of(&eval.priors, mask, query.action);
+                    self.log_factors[q] = self.config.policy_beliefs.log_factor(p);
+                }
+                RowAnswer::Row(row) => self.pending_beliefs.push(PendingBelief {
+                    query: q as u32,
+                    row,
+                }),
+            }
+        }
+        self.stats.belief_rows += self.stats.nn_rows - sent_before;
+    }
+
+    /// With the root's evaluation: expands the roots, or, while the worlds are still to be
+    /// chosen, keeps it for then.
+    fn roots_evaluated(&mut self, eval: CachedEval) {
+        if self.weighing {
+            self.root_eval = eval;
+            self.stage = Stage::Beliefs;
+        } else {
+            self.expand_roots(eval.value, &eval.priors);
+        }
+    }
+
+    /// Keeps `worlds` of the weighed candidates, in proportion to their weights, and expands
+    /// their roots.
+    fn choose_worlds(&mut self) {
+        // Summed in query order, whichever rows the cache answered: the same bits either way.
+        let mut log_weights = vec![0.0; self.candidates.len()];
+        for (query, &factor) in self.belief_queries.iter().zip(&self.log_factors) {
+            log_weights[query.candidate as usize] += factor;
+        }
+        let mut chosen = Vec::with_capacity(self.config.worlds as usize);
+        resample(
+            &log_weights,
+            self.config.worlds as usize,
+            &mut self.rng,
+            &mut chosen,
+        );
+        for (w, &c) in chosen.iter().enumerate() {
+            self.set_world(w, self.candidates[c]);
+        }
+        self.trees.truncate(chosen.len());
+        self.weighing = false;
+        let root = self.root_eval;
+        self.expand_roots(root.value, &root.priors);
     }
 
     fn gather_world(&mut self, w: usize, cache: &mut EvalCache, requests: &mut Requests) {
@@ -486,9 +642,22 @@ impl Search {
         for (r, &(key, mask)) in self.rows.iter().enumerate() {
             cache.insert(key, mask, policy_row(r as u32), value[r]);
         }
-        if self.stage == Stage::ExpandRoots {
+        if self.stage == Stage::Beliefs {
+            for belief in &self.pending_beliefs {
+                let query = &self.belief_queries[belief.query as usize];
+                let mask = query.state.legal_mask();
+                // Through `legal_priors`, as the cache keeps it: a hit weighs alike.
+                let priors = legal_priors(mask, policy_row(belief.row));
+                let p = prior_of(&priors, mask, query.action);
+                self.log_factors[belief.query as usize] = self.config.policy_beliefs.log_factor(p);
+            }
+            self.pending_beliefs.clear();
+        } else if self.stage == Stage::ExpandRoots {
             let priors = legal_priors(self.legal, policy_row(0));
-            self.expand_roots(value[0], &priors);
+            self.roots_evaluated(CachedEval {
+                value: value[0],
+                priors,
+            });
         } else {
             for leaf in &self.pending {
                 let mut values = leaf.values;
@@ -514,6 +683,12 @@ impl Search {
         }
         self.rows.clear();
         self.pending.clear();
+    }
+
+    /// The worlds being searched, one per tree: sampled deals (or the given ones). With policy
+    /// beliefs, chosen once the root's row and the belief rows are applied.
+    pub fn worlds(&self) -> impl Iterator<Item = &Round> {
+        self.trees.iter().map(|t| t.world())
     }
 
     /// The principal variation of the root action `action`: in the world whose root gave
@@ -558,6 +733,12 @@ impl Search {
         }
         result
     }
+}
+
+/// The prior of legal `action` among `priors`, which are in `mask`'s bit order.
+fn prior_of(priors: &[f32; MAX_LEGAL], mask: u64, action: u8) -> f32 {
+    let below = mask & ((1u64 << action) - 1);
+    priors[below.count_ones() as usize]
 }
 
 /// Every seat at the table.

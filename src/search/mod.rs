@@ -19,6 +19,11 @@
 //!   round deeper, so at small simulation counts its choices lean on priors and first-play
 //!   urgency.
 //!
+//! Beliefs ([`Beliefs`]): worlds are sampled uniformly from the deals consistent with the
+//! searching seat's information ([`beliefs`]), or, with `Policy`, reweighted by how likely the
+//! other seats' bids and plays of this round are under the network's own policy in each
+//! sampled world ([`inference`]). The second costs extra network rows, capped per decision.
+//!
 //! Randomness (worlds, root noise, tie-breaks) comes from the seed given to the search, so the
 //! same seed and network give the same result. The evaluation cache only saves rows: a leaf it
 //! answers waits for [`Search::apply`] like one sent to the network, so what the cache holds
@@ -27,6 +32,7 @@
 pub mod beliefs;
 pub mod cache;
 mod decision;
+pub mod inference;
 pub mod root;
 mod tree;
 
@@ -34,6 +40,7 @@ pub use cache::EvalCache;
 pub use decision::{
     run_blocking, Gathered, Requests, Search, SearchError, SearchResult, SearchStats,
 };
+pub use inference::PolicyBeliefs;
 pub use root::{choose_action, RootNoise, TemperatureSchedule};
 pub use tree::PvStep;
 
@@ -49,6 +56,18 @@ pub enum LeafValues {
     All,
     /// One row, the mover's; only the mover's statistics are updated.
     Mover,
+}
+
+/// How a search samples its worlds: see the module documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Beliefs {
+    /// Uniformly among the deals consistent with the searching seat's information.
+    #[default]
+    Uniform,
+    /// In proportion to the likelihood of the other seats' past decisions under the policy
+    /// head ([`PolicyBeliefs`]).
+    Policy,
 }
 
 /// Value assumed for a child that has no value yet for the seat choosing (first-play urgency).
@@ -108,6 +127,9 @@ pub struct SearchConfig {
     /// Most leaves one world sends to the network per [`Search::gather`].
     pub leaves_per_gather: u32,
     pub encoder: EncoderVersion,
+    pub beliefs: Beliefs,
+    /// How `Beliefs::Policy` weighs worlds (unused with `Uniform`).
+    pub policy_beliefs: PolicyBeliefs,
 }
 
 impl SearchConfig {
@@ -137,6 +159,8 @@ impl SearchConfig {
             root_noise: None,
             leaves_per_gather: 4,
             encoder: EncoderVersion::V2,
+            beliefs: Beliefs::Uniform,
+            policy_beliefs: PolicyBeliefs::default(),
         }
     }
 
@@ -156,7 +180,16 @@ impl SearchConfig {
         }
     }
 
-    /// Most rows one [`Search::gather`] appends at a table of `players`.
+    /// Most network rows the beliefs of one decision ask for: 0 with uniform beliefs.
+    pub fn belief_rows_bound(&self) -> usize {
+        match self.beliefs {
+            Beliefs::Uniform => 0,
+            Beliefs::Policy => self.policy_beliefs.max_rows as usize,
+        }
+    }
+
+    /// Most rows one [`Search::gather`] appends at a table of `players` (belief rows are
+    /// handed out in gathers of at most this many too).
     pub fn max_rows_per_gather(&self, players: u8) -> usize {
         self.worlds as usize * self.leaves_per_gather as usize * self.rows_per_leaf(players)
     }
@@ -167,6 +200,19 @@ impl SearchConfig {
     pub fn tree_bytes_bound(&self, max_actions: usize) -> u64 {
         let nodes = 1 + (u64::from(self.sims_per_world) + 1) * max_actions as u64;
         u64::from(self.worlds) * nodes * tree::NODE_BYTES
+    }
+
+    /// Most bytes the policy beliefs of one search hold: the candidate worlds with their
+    /// weights, and one query with its factor per belief row at most (0 with uniform
+    /// beliefs).
+    pub fn belief_bytes_bound(&self) -> u64 {
+        if self.beliefs == Beliefs::Uniform {
+            return 0;
+        }
+        let candidates = u64::from(self.worlds) * u64::from(self.policy_beliefs.oversampling);
+        let candidate_bytes = std::mem::size_of::<crate::game::Round>() as u64 + 8;
+        candidates * candidate_bytes
+            + self.belief_rows_bound() as u64 * (decision::BELIEF_QUERY_BYTES + 8)
     }
 
     pub fn validate(&self) -> Result<(), SearchError> {
@@ -200,6 +246,11 @@ impl SearchConfig {
                     n.alpha, n.epsilon
                 ));
             }
+        }
+        if self.beliefs == Beliefs::Policy {
+            self.policy_beliefs
+                .validate()
+                .map_err(SearchError::Config)?;
         }
         Ok(())
     }

@@ -150,7 +150,7 @@ mod tests {
             ("seed", "11"),
             (
                 "settings",
-                r#"{"search":{"dets":2,"sims":20,"c_puct":1.5,"fpu":{"reduction":0.2},"leaf_values":"all","leaves_per_gather":4,"encoder":"v2","cache_entries":4096},"selfplay":{"dirichlet_alpha":0.3,"dirichlet_epsilon":0.25,"temperature":[[0,1.0],[10,0.5],[20,0.1]]}}"#,
+                r#"{"search":{"dets":2,"sims":20,"c_puct":1.5,"fpu":{"reduction":0.2},"leaf_values":"all","leaves_per_gather":4,"encoder":"v2","cache_entries":4096,"beliefs":"uniform","belief_temperature":1.0,"belief_floor":0.05,"belief_oversampling":8,"belief_rows":160},"selfplay":{"dirichlet_alpha":0.3,"dirichlet_epsilon":0.25,"temperature":[[0,1.0],[10,0.5],[20,0.1]]}}"#,
             ),
             ("units", "6"),
             ("weights_sha256", "ab12"),

@@ -132,7 +132,7 @@ impl SelfPlayConfig {
     }
 
     /// Most bytes the run's games hold at once (a bound, not a forecast): every game's
-    /// search trees and examples, the units queued for the writer, the workers' caches and
+    /// search trees, beliefs and examples, the units queued for the writer, the workers' caches and
     /// the batch ring's host memory. The network and the writer's shard come on top.
     pub fn memory_bound(&self) -> u64 {
         let games = (self.workers * self.games_per_worker) as u64;
@@ -140,6 +140,7 @@ impl SelfPlayConfig {
         let per_game = self
             .search
             .tree_bytes_bound(usize::from(self.max_cards()) + 1)
+            + self.search.belief_bytes_bound()
             + unit_bytes;
         // The writer's queue holds 4 units per game (see `run`).
         let queue = 4 * games * unit_bytes;
@@ -179,6 +180,7 @@ struct Shared {
     next_unit: AtomicU64,
     stop: AtomicBool,
     decisions: AtomicU64,
+    belief_rows: AtomicU64,
     cache_hits: AtomicU64,
     cache_lookups: AtomicU64,
     /// Set once the writer queue was found full (warned about once).
@@ -229,6 +231,8 @@ pub struct Summary {
     pub examples: u64,
     pub rounds_per_min: f64,
     pub nn_rows: u64,
+    /// Of `nn_rows`, those asked for by policy beliefs (0 with uniform beliefs).
+    pub belief_rows: u64,
     pub nn_rows_per_s: f64,
     pub avg_batch: f64,
     pub cache_hit_rate: f64,
@@ -280,6 +284,7 @@ pub fn run(
         next_unit: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         decisions: AtomicU64::new(0),
+        belief_rows: AtomicU64::new(0),
         cache_hits: AtomicU64::new(0),
         cache_lookups: AtomicU64::new(0),
         writer_behind: AtomicBool::new(false),
@@ -293,6 +298,7 @@ pub fn run(
         let lookups = shared.cache_lookups.load(Ordering::Relaxed);
         summary.decisions = shared.decisions.load(Ordering::Relaxed);
         summary.nn_rows = rows;
+        summary.belief_rows = shared.belief_rows.load(Ordering::Relaxed);
         summary.wall_s = wall;
         summary.rounds_per_min = summary.rounds as f64 * 60.0 / wall;
         summary.nn_rows_per_s = rows as f64 / wall;

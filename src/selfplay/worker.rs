@@ -165,6 +165,8 @@ fn advance(
             }
             unit.searching = false;
             let result = search.result();
+            let belief_rows = u64::from(result.stats.belief_rows);
+            shared.belief_rows.fetch_add(belief_rows, Ordering::Relaxed);
             let seat = unit.round.to_act();
             let example = Example {
                 state: encode(&unit.round, seat, shared.config.search.encoder),

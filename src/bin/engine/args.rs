@@ -208,6 +208,9 @@ pub(crate) struct BenchArgs {
     /// --search: encoder layout the weights expect (default v2)
     #[arg(long, value_enum, requires = "search", conflicts_with = "sweep")]
     pub(crate) encoder: Option<EncoderArg>,
+    /// --search: how worlds are sampled (default uniform)
+    #[arg(long, value_enum, requires = "search", conflicts_with = "sweep")]
+    pub(crate) beliefs: Option<BeliefsArg>,
     /// Weights to time (default: a fresh net, seed 0)
     #[arg(long, value_name = "FILE")]
     pub(crate) weights: Option<PathBuf>,
@@ -265,6 +268,7 @@ impl BenchArgs {
             sims: self.sims,
             leaf_values: self.leaf_values,
             encoder: self.encoder,
+            beliefs: self.beliefs,
         };
         Settings::load(None, &flags.overrides())
     }
@@ -331,6 +335,15 @@ pub(crate) enum LeafValuesArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BeliefsArg {
+    /// Uniformly among the deals the seat's information allows
+    Uniform,
+    /// Weighed by how likely the other seats' bids and plays are under the net's policy
+    /// (extra network rows, capped by search.belief_rows)
+    Policy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum EncoderArg {
     /// BlobMaster's HEAD layout (dims 191..=201 filled)
     V2,
@@ -367,6 +380,9 @@ pub(crate) struct SearchArgs {
     /// Encoder layout the weights expect (default v2) [search.encoder]
     #[arg(long, value_enum)]
     pub(crate) encoder: Option<EncoderArg>,
+    /// How worlds are sampled (default uniform) [search.beliefs]
+    #[arg(long, value_enum)]
+    pub(crate) beliefs: Option<BeliefsArg>,
 }
 
 impl SearchArgs {
@@ -380,6 +396,7 @@ impl SearchArgs {
                 self.leaf_values.map(value_name),
             ),
             ("--encoder", "search.encoder", self.encoder.map(value_name)),
+            ("--beliefs", "search.beliefs", self.beliefs.map(value_name)),
         ];
         let counts = [
             ("--dets", "search.dets", self.dets.map(i64::from)),

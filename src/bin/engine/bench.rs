@@ -313,12 +313,12 @@ fn search(args: &BenchArgs) -> Result<()> {
 fn print_search(description: &str, r: &SearchReport) -> Result<()> {
     let c = &r.counts;
     out!(
-        "search on {description}: {} positions ({} rounds of {} players × {} cards, seed {}), {} worlds × {} simulations, --leaf-values {}, {} threads",
-        c.positions, r.deals, r.players, r.cards, r.seed, r.worlds, r.sims_per_world, r.leaf_values, r.threads
+        "search on {description}: {} positions ({} rounds of {} players × {} cards, seed {}), {} worlds × {} simulations, --leaf-values {}, --beliefs {}, {} threads",
+        c.positions, r.deals, r.players, r.cards, r.seed, r.worlds, r.sims_per_world, r.leaf_values, r.beliefs, r.threads
     );
     out!(
-        "counts: {} simulations, {} network rows, {} cache hits, {} shared rows, {} collisions, fingerprint {}",
-        c.simulations, c.nn_rows, c.cache_hits, c.shared_rows, c.collisions, c.fingerprint
+        "counts: {} simulations, {} network rows ({} for beliefs), {} cache hits, {} shared rows, {} collisions, fingerprint {}",
+        c.simulations, c.nn_rows, c.belief_rows, c.cache_hits, c.shared_rows, c.collisions, c.fingerprint
     );
     out!(
         "{:.0} simulations/s, {:.0} network rows/s, {:.1} positions/s ({:.2} s; {} batches, avg batch {:.0})",

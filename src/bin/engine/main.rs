@@ -424,7 +424,7 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
         out!("{json}");
     } else {
         out!(
-            "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%, {:.1} s{}",
+            "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%{}, {:.1} s{}",
             if summary.interrupted { "interrupted: " } else { "" },
             summary.rounds,
             summary.decisions,
@@ -435,6 +435,7 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
             summary.nn_rows_per_s,
             summary.avg_batch,
             100.0 * summary.cache_hit_rate,
+            belief_rows_note(&summary),
             summary.wall_s,
             util_mean.map_or(String::new(), |u| format!(", GPU busy {u:.0}%"))
         );
@@ -449,6 +450,18 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
 /// First Ctrl-C (or SIGTERM): set `stop`. Second: exit at once. A second signal within
 /// [`SAME_INTERRUPT`] of the first is the same interrupt delivered twice (`timeout` signals
 /// the process and then its process group), not a user asking to abort.
+/// ", B belief rows (X/decision)" when policy beliefs asked for rows.
+fn belief_rows_note(summary: &engine::selfplay::Summary) -> String {
+    if summary.belief_rows == 0 {
+        return String::new();
+    }
+    let per_decision = summary.belief_rows as f64 / summary.decisions.max(1) as f64;
+    format!(
+        ", {} belief rows ({per_decision:.1}/decision)",
+        summary.belief_rows
+    )
+}
+
 fn install_interrupt_handler(stop: Arc<AtomicBool>, finishing: &'static str) -> Result<()> {
     let first = std::sync::OnceLock::new();
     ctrlc::set_handler(move || {
