@@ -231,10 +231,30 @@ impl Settings {
     /// The defaults, then `file` when given, then `overrides` (which must name distinct keys),
     /// checked.
     pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Settings, SettingsError> {
-        let mut table = match file {
-            Some(path) => read_file(path)?,
-            None => toml::Table::new(),
-        };
+        Settings::load_over(toml::Table::new(), file, overrides)
+    }
+
+    /// These settings under one more layer, each winning over them: `file`, then `overrides`
+    /// (which must name distinct keys), checked. An arena side's own settings over the shared
+    /// ones.
+    pub fn layered(
+        &self,
+        file: Option<&Path>,
+        overrides: &[Override],
+    ) -> Result<Settings, SettingsError> {
+        let base = toml::Table::try_from(self).expect("settings serialize as TOML");
+        Settings::load_over(base, file, overrides)
+    }
+
+    /// `base`, then `file`'s keys, then `overrides`, checked.
+    fn load_over(
+        mut table: toml::Table,
+        file: Option<&Path>,
+        overrides: &[Override],
+    ) -> Result<Settings, SettingsError> {
+        if let Some(path) = file {
+            merge(&mut table, read_file(path)?);
+        }
         for (i, o) in overrides.iter().enumerate() {
             if let Some(first) = overrides[..i].iter().find(|f| f.key == o.key) {
                 return Err(SettingsError::Twice {
@@ -467,6 +487,19 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Puts `layer`'s keys over `table`'s: a section's keys one by one, each value whole (a file's
+/// `fpu = { absolute = -1.0 }` replaces a reduction).
+fn merge(table: &mut toml::Table, layer: toml::Table) {
+    for (key, value) in layer {
+        match (table.get_mut(&key), value) {
+            (Some(toml::Value::Table(section)), toml::Value::Table(keys)) => section.extend(keys),
+            (_, value) => {
+                table.insert(key, value);
+            }
+        }
+    }
 }
 
 fn from_table(table: toml::Table) -> Result<Settings, toml::de::Error> {

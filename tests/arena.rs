@@ -30,6 +30,12 @@ fn two_nets(name: &str) -> (PathBuf, PathBuf) {
 /// CPU between `a` and `b`; a flag in `args` replaces its default.
 fn arena(a: &Path, b: &Path, args: &[&str]) -> Output {
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    arena_of(&["--a", a, "--b", b], args)
+}
+
+/// `engine arena` of small, fast deals between the sides `sides` describe (`--a`, `--a-kind`,
+/// `--a-set`, …); a flag in `args` replaces its default.
+fn arena_of(sides: &[&str], args: &[&str]) -> Output {
     let defaults = [
         ("--device", "cpu"),
         ("--players", "3"),
@@ -38,7 +44,8 @@ fn arena(a: &Path, b: &Path, args: &[&str]) -> Output {
         ("--sims", "8"),
         ("--leaf-values", "mover"),
     ];
-    let mut all = vec!["arena", "--a", a, "--b", b];
+    let mut all = vec!["arena"];
+    all.extend_from_slice(sides);
     for (flag, value) in defaults {
         if !args.contains(&flag) {
             all.extend([flag, value]);
@@ -133,6 +140,154 @@ fn the_sprt_stops_early_and_says_so() {
     ] {
         assert!(text.contains(line), "{line:?} not in:\n{text}");
     }
+}
+
+/// Two search settings on one net (`--b` defaults to `--a`'s), the oracle and random play:
+/// the JSON names each side's kind, net and settings, and the result depends on neither the
+/// threads nor the deals each plays at once.
+#[test]
+fn sides_of_any_kind_on_one_net_depend_on_the_seed_alone() {
+    let (w, _) = two_nets("arena-sides");
+    let w = w.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &[
+            "--a",
+            w,
+            "--a-set",
+            "search.sims=24",
+            "--b-set",
+            "search.c_puct=3",
+        ],
+        &["--a", w, "--a-kind", "oracle"],
+        &["--a-kind", "random", "--b", w, "--b-kind", "oracle"],
+    ];
+    for sides in cases {
+        let base = json(&arena_of(sides, &["--deals", "6", "--json", "--quiet"]));
+        assert_eq!(base["deals"], 6, "{sides:?}");
+        for args in [
+            ["--threads", "3", "--deals-per-thread", "1"],
+            ["--threads", "1", "--deals-per-thread", "5"],
+        ] {
+            let got = json(&arena_of(
+                sides,
+                &[&["--deals", "6", "--json"], &args[..]].concat(),
+            ));
+            assert_eq!(got, base, "{sides:?} {args:?}");
+        }
+    }
+    let r = json(&arena_of(cases[0], &["--deals", "2", "--json"]));
+    let (a, b) = (&r["a"], &r["b"]);
+    assert_eq!(
+        (&a["kind"], &b["kind"]),
+        (&"search".into(), &"search".into())
+    );
+    assert_eq!(
+        (a["weights"].as_str(), b["weights"].as_str()),
+        (Some(w), Some(w))
+    );
+    // The side's own settings over the shared ones (--dets 2, --sims 8).
+    assert_eq!(a["settings"]["search"]["sims"], 24);
+    assert_eq!(a["settings"]["search"]["dets"], 2);
+    assert_eq!(a["settings"]["search"]["c_puct"], 1.5);
+    assert_eq!(b["settings"]["search"]["sims"], 8);
+    assert_eq!(b["settings"]["search"]["c_puct"], 3.0);
+    let r = json(&arena_of(cases[2], &["--deals", "2", "--json"]));
+    assert_eq!(r["a"]["kind"], "random");
+    assert!(
+        r["a"]["weights"].is_null() && r["a"]["settings"].is_null(),
+        "{r}"
+    );
+    assert_eq!(r["b"]["kind"], "oracle");
+    assert_eq!(
+        r["b"]["settings"]["search"]["dets"], 1,
+        "the oracle searches one world"
+    );
+}
+
+/// A side against an identical side draws every deal: one net twice, the oracle twice,
+/// random play twice (which needs no net).
+#[test]
+fn identical_sides_draw_every_deal() {
+    let (w, _) = two_nets("arena-identical");
+    let w = w.to_str().unwrap();
+    let cases: [&[&str]; 4] = [
+        &["--a", w],
+        &[
+            "--a",
+            w,
+            "--a-set",
+            "search.sims=4",
+            "--b-set",
+            "search.sims=4",
+        ],
+        &["--a", w, "--a-kind", "oracle", "--b-kind", "oracle"],
+        &["--a-kind", "random", "--b-kind", "random"],
+    ];
+    for sides in cases {
+        let r = json(&arena_of(sides, &["--deals", "4", "--json"]));
+        assert_eq!(
+            (r["draws"].as_u64(), r["difference"].as_f64()),
+            (Some(4), Some(0.0)),
+            "{sides:?}"
+        );
+    }
+    let text = arena_of(cases[2], &["--deals", "1", "--quiet"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("A oracle (searches the true deal) with "),
+        "{text}"
+    );
+    let text = arena_of(cases[3], &["--deals", "1", "--quiet"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("B random (uniform legal moves): mean score"),
+        "{text}"
+    );
+}
+
+/// A side's net is given exactly when it searches, and a side's own setting is checked and
+/// named like a shared one; it may set a key the shared settings set too.
+#[test]
+fn side_flags_are_checked_before_any_work() {
+    let missing = "/nonexistent/net.safetensors";
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--b", missing],
+            "side A searches and needs a net: --a FILE",
+        ),
+        (
+            &["--a-kind", "random"],
+            "side B searches and needs a net: --b FILE",
+        ),
+        (
+            &["--a", missing, "--b", missing, "--b-kind", "random"],
+            "--b gives a net to a side that plays at random",
+        ),
+        (
+            &["--a", missing, "--a-set", "search.c_puct=-1"],
+            "search.c_puct must be finite",
+        ),
+        (
+            &["--a", missing, "--b-set", "search.cpuct=1"],
+            "--b-set search.cpuct=1: unknown field",
+        ),
+    ];
+    for (sides, why) in cases {
+        usage_error(&arena_of(sides, &[]), &sides, why);
+    }
+    let (w, _) = two_nets("arena-side-flags");
+    let sides = ["--a", w.to_str().unwrap(), "--a-set", "search.c_puct=3"];
+    let r = json(&arena_of(
+        &sides,
+        &["--set", "search.c_puct=2", "--deals", "1", "--json"],
+    ));
+    assert_eq!(
+        (
+            &r["a"]["settings"]["search"]["c_puct"],
+            &r["b"]["settings"]["search"]["c_puct"]
+        ),
+        (&3.0.into(), &2.0.into())
+    );
 }
 
 /// Every bad --sprt is a usage error (status 2) naming the problem, before any net is read.

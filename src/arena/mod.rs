@@ -1,33 +1,37 @@
-//! `engine arena`: two nets compared on paired deals.
+//! `engine arena`: two sides compared on paired deals.
 //!
-//! Every deal is played `players` times with the seats rotated: in rotation `r`, net A holds
-//! the seats `s` with `(s − r) mod P < P/2` and net B the others, so over a deal each net sits
-//! in every seat equally often and the luck of the cards cancels within the deal. Each
-//! rotation also replays the deal's random stream from the same point (common random
-//! numbers: the searches' worlds and seeds), so the nets' choices are the only difference
-//! between rotations, and a net against itself draws every deal. Play is greedy (most-visited
-//! action, no noise). The statistics (the score difference with its
+//! A side ([`Side`]) is a net with its search settings, the oracle (a search of the true
+//! deal) or uniformly random play; two sides may share a net. Every deal is played `players`
+//! times with the seats rotated: in rotation `r`, side A holds the seats `s` with
+//! `(s − r) mod P < P/2` and side B the others, so over a deal each side sits in every seat
+//! equally often and the luck of the cards cancels within the deal. Each rotation also
+//! replays the deal's random stream from the same point (common random numbers: the
+//! searches' worlds and seeds), so the sides' choices are the only difference between
+//! rotations, and a side against an identical side draws every deal. Play is greedy
+//! (most-visited action, no noise). The statistics (the score difference with its
 //! Student-t interval, Elo, LOS) are in [`stats`], the optional SPRT in [`sprt`].
 //!
-//! Each net has one backend and one batch ring ([`Ring`]), as in self-play: worker threads
-//! play many deals at once, each deal a resumable state machine (see `play`), and send every
-//! search's rows to the ring of the net whose seat is to act. A deal draws everything from its
-//! own random stream (run seed, deal index), a row's outputs do not depend on its batch, and a
-//! cache hit never changes a search, so a deal's result depends on the seed and the nets
-//! alone, never on `threads`, `deals_per_thread` or the device's timing; results are folded in
-//! deal order, so the report is the same run after run.
+//! Each searching side has one backend and one batch ring ([`Ring`]), as in self-play: worker
+//! threads play many deals at once, each deal a resumable state machine (see `play`), and send
+//! every search's rows to the ring of the side whose seat is to act; a random side has no
+//! ring. A deal draws everything from its own random stream (run seed, deal index), a row's
+//! outputs do not depend on its batch, and a cache hit never changes a search, so a deal's
+//! result depends on the seed and the sides alone, never on `threads`, `deals_per_thread` or
+//! the device's timing; results are folded in deal order, so the report is the same run after
+//! run.
 
 mod play;
+mod side;
 pub mod sprt;
 pub mod stats;
 
+pub use side::{Searching, Side};
 pub use sprt::{Decision, Sprt, SprtReport};
 pub use stats::{DealScore, Tally};
 
 use crate::game::{RoundConfig, Seat};
 use crate::net::Backend;
 use crate::ring::Ring;
-use crate::search::SearchConfig;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,9 +54,8 @@ pub struct ArenaConfig {
     pub cards: u8,
     /// Deals to play (fewer when the SPRT decides first).
     pub deals: u64,
-    pub search: SearchConfig,
-    /// Entries of each worker's evaluation cache, per net.
-    pub cache_entries: usize,
+    /// Side A's and side B's players.
+    pub sides: [Side; 2],
     /// Worker threads running the searches.
     pub threads: usize,
     /// Deals each worker plays at once (`None`: [`ArenaConfig::auto_deals_per_thread`]).
@@ -71,7 +74,13 @@ impl ArenaConfig {
             trump: None,
         }
         .validate()?;
-        self.search.validate()?;
+        for (side, name) in self.sides.iter().zip(["A", "B"]) {
+            if let Some(search) = side.search_config() {
+                search
+                    .validate()
+                    .with_context(|| format!("side {name}'s search"))?;
+            }
+        }
         if !(1..=MAX_DEALS).contains(&self.deals)
             || !(1..=MAX_DEALS_PER_THREAD).contains(&self.deals_per_thread())
             || self.threads == 0
@@ -87,11 +96,17 @@ impl ArenaConfig {
         Ok(())
     }
 
+    /// Most rows one search of either side gathers at once.
+    fn max_rows_per_gather(&self) -> usize {
+        let [a, b] = self.sides.map(|s| s.max_rows_per_gather(self.players));
+        a.max(b)
+    }
+
     /// Deals per thread filling batches of about `TARGET_BATCH_ROWS` (1024) rows (each of a
-    /// thread's two groups sends one batch per net, and about half its deals need each net),
+    /// thread's two groups sends one batch per side, and about half its deals need each side),
     /// but no more than an even share of the deals, so that no thread takes another's work.
     pub fn auto_deals_per_thread(&self) -> usize {
-        let rows = self.search.max_rows_per_gather(self.players).max(1);
+        let rows = self.max_rows_per_gather().max(1);
         let share = self.deals.div_ceil(self.threads.max(1) as u64);
         (4 * TARGET_BATCH_ROWS / rows)
             .clamp(2, 256)
@@ -104,14 +119,14 @@ impl ArenaConfig {
             .unwrap_or_else(|| self.auto_deals_per_thread())
     }
 
-    /// Rows of one batch: every deal of a group searching for the same net, each gathering its
-    /// most. The backends must take this many.
+    /// Rows of one batch: every deal of a group searching for the same side, each gathering
+    /// the most either side's search can. The backends must take this many.
     pub fn rows_per_batch(&self) -> usize {
-        self.deals_per_thread().div_ceil(2) * self.search.max_rows_per_gather(self.players)
+        self.deals_per_thread().div_ceil(2) * self.max_rows_per_gather()
     }
 }
 
-/// Net A's and B's results and the statistics of their difference.
+/// Side A's and B's results and the statistics of their difference.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArenaResult {
     /// Deals in the statistics: all of them, those before the SPRT decided, or (interrupted)
@@ -140,7 +155,7 @@ pub struct ArenaResult {
     /// in JSON: −∞ for `elo_low`, and for `elo_high` too when A lost every deal).
     pub elo_low: Option<f64>,
     pub elo_high: Option<f64>,
-    /// Likelihood that A is the stronger net.
+    /// Likelihood that A is the stronger side.
     pub los: f64,
     /// The SPRT over these deals, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,7 +193,7 @@ impl ArenaResult {
     }
 }
 
-/// Seats net A holds in rotation `r` at a table of `players`.
+/// Seats side A holds in rotation `r` at a table of `players`.
 pub fn seats_of_a(players: u8, r: u8) -> impl Fn(Seat) -> bool {
     move |s: Seat| (s.0 + players - r % players) % players < players / 2
 }
@@ -204,6 +219,9 @@ struct Finished {
 /// State the workers share.
 struct Shared {
     config: ArenaConfig,
+    /// Per side, the index of its ring among those `play::run` gets (`None`: it plays at
+    /// random and sends no rows).
+    ring_of_side: [Option<usize>; 2],
     next_deal: AtomicU64,
     /// Set by Ctrl-C, a decided SPRT or a failed worker: no new deal starts and the deals in
     /// play are dropped.
@@ -278,35 +296,54 @@ impl Collector {
     }
 }
 
-/// Runs the arena: net A on `backends[0]`, net B on `backends[1]`, until `config.deals` deals
-/// are done, the SPRT decides, or `stop` is set (then the deals in play are dropped and the
-/// result covers those finished). `progress` is called every 200 ms and at the end.
+/// Runs the arena: each searching side on its backend (`backends[0]` for side A, `[1]` for
+/// B; `None` for a random side), until `config.deals` deals are done, the SPRT decides, or
+/// `stop` is set (then the deals in play are dropped and the result covers those finished).
+/// `progress` is called every 200 ms and at the end.
 pub fn run(
     config: &ArenaConfig,
-    mut backends: [Box<dyn Backend>; 2],
+    backends: [Option<Box<dyn Backend>>; 2],
     stop: &AtomicBool,
     mut progress: impl FnMut(&Progress),
 ) -> Result<ArenaResult> {
     config.validate()?;
     let rows = config.rows_per_batch();
-    for (backend, net) in backends.iter().zip(["A", "B"]) {
-        if rows > backend.max_batch() {
-            bail!(
-                "a batch can hold {rows} rows but net {net}'s {} backend takes at most {}",
-                backend.name(),
-                backend.max_batch()
-            );
+    // The backends of the searching sides, in side order, and which one each side sends to.
+    let (mut names, mut searching): (Vec<&str>, Vec<Box<dyn Backend>>) = (Vec::new(), Vec::new());
+    let mut ring_of_side = [None; 2];
+    for (i, (backend, side)) in backends.into_iter().zip(&config.sides).enumerate() {
+        let name = ["A", "B"][i];
+        match (backend, side.search_config()) {
+            (Some(backend), Some(_)) => {
+                if rows > backend.max_batch() {
+                    bail!(
+                        "a batch can hold {rows} rows but side {name}'s {} backend takes at \
+                         most {}",
+                        backend.name(),
+                        backend.max_batch()
+                    );
+                }
+                ring_of_side[i] = Some(searching.len());
+                names.push(name);
+                searching.push(backend);
+            }
+            (None, None) => {}
+            (Some(_), None) => bail!("side {name} plays at random and takes no backend"),
+            (None, Some(_)) => bail!("side {name} searches and needs a backend"),
         }
     }
     let threads = config.threads;
     // A worker holds one slot of each ring per group (filling, or in flight).
-    let [a, b] = &mut backends;
-    let rings = [
-        Ring::new(a.as_mut(), 2 * threads, rows).context("allocating net A's batch ring")?,
-        Ring::new(b.as_mut(), 2 * threads, rows).context("allocating net B's batch ring")?,
-    ];
+    let mut rings = Vec::with_capacity(searching.len());
+    for (name, backend) in names.iter().zip(&mut searching) {
+        let ring = Ring::new(backend.as_mut(), 2 * threads, rows)
+            .with_context(|| format!("allocating side {name}'s batch ring"))?;
+        rings.push(ring);
+    }
+    let rings: Vec<&Ring> = rings.iter().collect();
     let shared = Shared {
         config: config.clone(),
+        ring_of_side,
         next_deal: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     };
@@ -317,7 +354,7 @@ pub fn run(
         let rings = &rings;
         let servers: Vec<_> = rings
             .iter()
-            .zip(backends.iter_mut())
+            .zip(searching.iter_mut())
             .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
             .collect();
         // Even if a worker panics, the backend threads end and the scope can join them.
@@ -327,7 +364,7 @@ pub fn run(
             .map(|_| {
                 let (tx, shared) = (tx.clone(), &shared);
                 scope.spawn(move || {
-                    let r = play::run(shared, [&rings[0], &rings[1]], tx);
+                    let r = play::run(shared, rings, tx);
                     if r.is_err() {
                         shared.stop.store(true, Ordering::Relaxed);
                     }
@@ -365,10 +402,10 @@ pub fn run(
                 failure.get_or_insert(e.context("arena worker"));
             }
         }
-        for (server, net) in servers.into_iter().zip(["A", "B"]) {
+        for (server, name) in servers.into_iter().zip(&names) {
             if let Err(e) = server.join().expect("backend thread panicked") {
                 failure
-                    .get_or_insert(anyhow::Error::new(e).context(format!("net {net}'s backend")));
+                    .get_or_insert(anyhow::Error::new(e).context(format!("side {name}'s backend")));
             }
         }
         failure.map_or(Ok(()), Err)

@@ -1,15 +1,17 @@
 //! One arena worker thread: many deals at once, each a resumable state machine, their searches
-//! batched per net.
+//! batched per side.
 //!
-//! The worker splits its deals into two groups. A group's searches need rows of both nets at
-//! once (each search those of the net whose seat is to act), so a group sends up to two
-//! batches, one to each net's ring; while they run, the other group's deals are searched
-//! ([`crate::ring::drive`] with two rings).
+//! The worker splits its deals into two groups. A group's searches need rows of both sides at
+//! once (each search those of the side whose seat is to act), so a group sends up to two
+//! batches, one to each searching side's ring; while they run, the other group's deals are
+//! searched ([`crate::ring::drive`] with a ring per searching side). A random side's moves
+//! need no rows: they are played as the deal reaches them.
 
-use super::{seats_of_a, DealScore, Finished, Shared};
+use super::side::random_action;
+use super::{seats_of_a, DealScore, Finished, Shared, Side};
 use crate::game::Round;
 use crate::ring::{drive, Batch, Client, Ring};
-use crate::search::{choose_action, EvalCache, Gathered, Requests, Search};
+use crate::search::{choose_action, EvalCache, Gathered, Requests, Search, SearchError};
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -49,19 +51,20 @@ impl Deal {
     }
 }
 
-/// One place at the worker's tables: a deal (or none) and the search deciding its move.
+/// One place at the worker's tables: a deal (or none) and the searches deciding its moves.
 #[derive(Default)]
 struct Table {
     deal: Option<Box<Deal>>,
-    search: Option<Search>,
-    /// The net (0 = A, 1 = B) whose search decides the current move, while one runs.
+    /// Per side, its search (kept to reuse its memory: the sides' settings may differ).
+    searches: [Option<Search>; 2],
+    /// The side (0 = A, 1 = B) whose search decides the current move, while one runs.
     searching: Option<usize>,
-    /// Rows of that net's batch in flight that belong to this table's search.
+    /// Rows of that side's batch in flight that belong to this table's search.
     rows: Option<Range<usize>>,
 }
 
-/// Per net: the evaluation cache (a net's outputs must never answer the other's rows) and
-/// the rows gathered for the next batch.
+/// Per side: the evaluation cache (one side's outputs must never answer the other's rows:
+/// their nets or encoders may differ) and the rows gathered for the next batch.
 struct Worker<'a> {
     shared: &'a Shared,
     tx: Sender<Finished>,
@@ -70,25 +73,29 @@ struct Worker<'a> {
     groups: [Vec<Table>; 2],
 }
 
-pub(super) fn run(shared: &Shared, rings: [&Ring; 2], tx: Sender<Finished>) -> Result<()> {
+/// Plays deals until none is left; `rings` are the searching sides' (see
+/// `Shared::ring_of_side`).
+pub(super) fn run(shared: &Shared, rings: &[&Ring], tx: Sender<Finished>) -> Result<()> {
     let deals = shared.config.deals_per_thread();
     let group = |n: usize| (0..n).map(|_| Table::default()).collect();
-    let cache = || EvalCache::new(shared.config.cache_entries);
     let mut worker = Worker {
         shared,
         tx,
-        caches: [cache(), cache()],
+        caches: shared
+            .config
+            .sides
+            .map(|s| EvalCache::new(s.cache_entries())),
         requests: [Requests::default(), Requests::default()],
         groups: [group(deals.div_ceil(2)), group(deals / 2)],
     };
-    drive(&rings, worker.groups.len(), &mut worker)
+    drive(rings, worker.groups.len(), &mut worker)
 }
 
 impl Client for Worker<'_> {
     type Error = anyhow::Error;
 
     /// Plays the group's deals on until each needs rows (or none is left, or the run is
-    /// stopped: then the deals in play are dropped); each net's rows go to its batch.
+    /// stopped: then the deals in play are dropped); each side's rows go to its ring's batch.
     fn fill(&mut self, group: usize, batches: &mut [Batch], _in_flight: usize) -> Result<()> {
         for batch in batches.iter_mut() {
             batch.clear();
@@ -103,25 +110,30 @@ impl Client for Worker<'_> {
         let advanced = tables.iter_mut().try_for_each(|table| self.advance(table));
         self.groups[group] = tables;
         advanced?;
-        for (batch, requests) in batches.iter_mut().zip(&self.requests) {
-            if !requests.is_empty() {
-                batch.push_rows(&requests.inputs, &requests.masks);
+        for (ring, requests) in self.shared.ring_of_side.iter().zip(&self.requests) {
+            if let (Some(ring), false) = (ring, requests.is_empty()) {
+                batches[*ring].push_rows(&requests.inputs, &requests.masks);
             }
         }
         Ok(())
     }
 
-    /// Hands each net's outputs to the searches that asked that net.
+    /// Hands each side's outputs to the searches that asked that side.
     fn take(&mut self, group: usize, batches: &[Batch]) -> Result<()> {
-        for (net, batch) in batches.iter().enumerate() {
+        for (side, ring) in self.shared.ring_of_side.iter().enumerate() {
+            let Some(batch) = ring.map(|r| &batches[r]) else {
+                continue;
+            };
             for table in &mut self.groups[group] {
-                if table.searching != Some(net) {
+                if table.searching != Some(side) {
                     continue;
                 }
                 if let Some(rows) = table.rows.take() {
                     let (policy, value) = batch.outputs(rows);
-                    let search = table.search.as_mut().expect("rows belong to a search");
-                    search.apply(&mut self.caches[net], policy, value);
+                    let search = table.searches[side]
+                        .as_mut()
+                        .expect("rows belong to a search");
+                    search.apply(&mut self.caches[side], policy, value);
                 }
             }
         }
@@ -130,7 +142,7 @@ impl Client for Worker<'_> {
 }
 
 impl Worker<'_> {
-    /// Plays `table` forward until its search needs rows (appended to its net's requests) or
+    /// Plays `table` forward until its search needs rows (appended to its side's requests) or
     /// no deal is left.
     fn advance(&mut self, table: &mut Table) -> Result<()> {
         let players = self.shared.config.players;
@@ -145,11 +157,13 @@ impl Worker<'_> {
                     None => return Ok(()),
                 },
             };
-            if let Some(net) = table.searching {
-                let search = table.search.as_mut().expect("searching without a search");
-                let requests = &mut self.requests[net];
+            if let Some(side) = table.searching {
+                let search = table.searches[side]
+                    .as_mut()
+                    .expect("searching without a search");
+                let requests = &mut self.requests[side];
                 let start = requests.len();
-                if let Gathered::NeedEval(_) = search.gather(&mut self.caches[net], requests) {
+                if let Gathered::NeedEval(_) = search.gather(&mut self.caches[side], requests) {
                     table.rows = Some(start..requests.len());
                     return Ok(());
                 }
@@ -191,19 +205,41 @@ impl Worker<'_> {
                 deal.round.apply(legal.trailing_zeros() as u8);
                 continue;
             }
-            let seed: u64 = deal.rng.random();
-            let net = usize::from(!seats_of_a(players, deal.rotation)(deal.round.to_act()));
+            let side = usize::from(!seats_of_a(players, deal.rotation)(deal.round.to_act()));
             let (index, rotation) = (deal.index, deal.rotation);
             let context = || format!("deal {index}, rotation {rotation}");
-            match &mut table.search {
-                Some(search) => search.restart(&deal.round, seed).with_context(context)?,
-                None => {
-                    let config = self.shared.config.search;
-                    let search = Search::new(&deal.round, config, seed).with_context(context)?;
-                    table.search = Some(search);
+            match &self.shared.config.sides[side] {
+                Side::Random => deal.round.apply(random_action(legal, &mut deal.rng)),
+                searching => {
+                    let seed: u64 = deal.rng.random();
+                    start_search(&mut table.searches[side], searching, &deal.round, seed)
+                        .with_context(context)?;
+                    table.searching = Some(side);
                 }
             }
-            table.searching = Some(net);
+        }
+    }
+}
+
+/// Starts `side`'s search of the move to play in `round`, in `search` (made on first use,
+/// then reused): the `search` kind from what the seat to act knows, the oracle on the true
+/// deal.
+fn start_search(
+    search: &mut Option<Search>,
+    side: &Side,
+    round: &Round,
+    seed: u64,
+) -> Result<(), SearchError> {
+    let config = side
+        .search_config()
+        .expect("only a searching side starts a search");
+    let oracle = matches!(side, Side::Oracle(_));
+    match (search, oracle) {
+        (Some(search), false) => search.restart(round, seed),
+        (Some(search), true) => search.restart_with_worlds(&[*round], seed),
+        (slot @ None, false) => Search::new(round, config, seed).map(|s| *slot = Some(s)),
+        (slot @ None, true) => {
+            Search::with_worlds(&[*round], config, seed).map(|s| *slot = Some(s))
         }
     }
 }

@@ -2,7 +2,7 @@ use super::*;
 use crate::game::Round;
 use crate::net::cpu::CpuBackend;
 use crate::net::weights::{PreparedWeights, Weights};
-use crate::search::{choose_action, run_blocking, EvalCache, Search};
+use crate::search::{choose_action, run_blocking, EvalCache, LeafValues, Search, SearchConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
@@ -23,18 +23,25 @@ fn each_net_sits_in_every_seat_equally_often() {
     }
 }
 
-/// 3 players × 2 cards, 2 worlds × 8 simulations, the mover's row per leaf: fast enough for
-/// unit tests, and every deal still has searched decisions for both nets.
+/// 2 worlds × 8 simulations, the mover's row per leaf: fast enough for unit tests.
+fn tiny_search() -> Searching {
+    Searching {
+        config: SearchConfig {
+            leaf_values: LeafValues::Mover,
+            ..SearchConfig::with_budget(2, 8)
+        },
+        cache_entries: 1 << 12,
+    }
+}
+
+/// 3 players × 2 cards between two `tiny_search` sides: every deal still has searched
+/// decisions for both sides.
 fn tiny(deals: u64, threads: usize, deals_per_thread: usize) -> ArenaConfig {
     ArenaConfig {
         players: 3,
         cards: 2,
         deals,
-        search: SearchConfig {
-            leaf_values: crate::search::LeafValues::Mover,
-            ..SearchConfig::with_budget(2, 8)
-        },
-        cache_entries: 1 << 12,
+        sides: [Side::Search(tiny_search()); 2],
         threads,
         deals_per_thread: Some(deals_per_thread),
         seed: 7,
@@ -46,25 +53,26 @@ fn net(seed: u64) -> Arc<PreparedWeights> {
     Arc::new(PreparedWeights::new(&Weights::init(seed)))
 }
 
+/// A CPU backend on each side's net, `None` for a side that plays at random.
 fn cpu_pair(
     config: &ArenaConfig,
-    a: &Arc<PreparedWeights>,
-    b: &Arc<PreparedWeights>,
-) -> [Box<dyn Backend>; 2] {
+    nets: [&Arc<PreparedWeights>; 2],
+) -> [Option<Box<dyn Backend>>; 2] {
     let rows = config.rows_per_batch();
-    [
-        Box::new(CpuBackend::new(a.clone(), rows)),
-        Box::new(CpuBackend::new(b.clone(), rows)),
-    ]
+    let backend = |i: usize| -> Option<Box<dyn Backend>> {
+        config.sides[i].search_config()?;
+        Some(Box::new(CpuBackend::new(nets[i].clone(), rows)))
+    };
+    [backend(0), backend(1)]
 }
 
-fn run_quietly(config: &ArenaConfig, backends: [Box<dyn Backend>; 2]) -> ArenaResult {
+fn run_quietly(config: &ArenaConfig, backends: [Option<Box<dyn Backend>>; 2]) -> ArenaResult {
     run(config, backends, &AtomicBool::new(false), |_| {}).unwrap()
 }
 
 /// The arena played directly: each rotation of a deal played move by move from the stream as
 /// it was after dealing, each search run to the end with direct forward calls on the deciding
-/// net.
+/// side's net (a fresh search each time, the oracle's over the true deal alone).
 fn reference_deal(config: &ArenaConfig, nets: &mut [CpuBackend; 2], index: u64) -> DealScore {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     rng.set_stream(index);
@@ -80,9 +88,18 @@ fn reference_deal(config: &ArenaConfig, nets: &mut [CpuBackend; 2], index: u64) 
                 round.apply(legal.trailing_zeros() as u8);
                 continue;
             }
-            let mut search = Search::new(&round, config.search, rng.random()).unwrap();
-            let net = &mut nets[usize::from(!is_a(round.to_act()))];
+            let side = usize::from(!is_a(round.to_act()));
+            let mut search = match config.sides[side] {
+                Side::Random => {
+                    round.apply(side::random_action(legal, &mut rng));
+                    continue;
+                }
+                Side::Search(s) => Search::new(&round, s.config, rng.random()),
+                Side::Oracle(s) => Search::with_worlds(&[round], s.config, rng.random()),
+            }
+            .unwrap();
             // A fresh cache per search: what a cache holds never changes a search.
+            let net = &mut nets[side];
             let result = run_blocking(&mut search, net, &mut EvalCache::new(1 << 10)).unwrap();
             round.apply(choose_action(&result.visits, 0.0, &mut rng));
         }
@@ -111,54 +128,142 @@ fn same(x: &ArenaResult, y: &ArenaResult) {
 }
 
 /// The ring-based arena plays every deal exactly as the direct one did, whatever the threads
-/// and the deals each plays at once.
+/// and the deals each plays at once, between any two kinds of side: two nets, two settings on
+/// one net, the oracle, random play.
 #[test]
 fn results_match_direct_play_whatever_the_threads() {
     let (a, b) = (net(1), net(2));
-    let deals = 5;
-    let config = tiny(deals, 1, 1);
-    let mut direct = [
-        CpuBackend::new(a.clone(), 64),
-        CpuBackend::new(b.clone(), 64),
+    let more = Searching {
+        config: SearchConfig {
+            worlds: 3,
+            sims_per_world: 30,
+            c_puct: 0.5,
+            ..tiny_search().config
+        },
+        ..tiny_search()
+    };
+    let cases = [
+        ("two nets", [Side::Search(tiny_search()); 2], [&a, &b]),
+        (
+            "two settings, one net",
+            [Side::Search(more), Side::Search(tiny_search())],
+            [&a, &a],
+        ),
+        (
+            "oracle against search",
+            [Side::Oracle(tiny_search()), Side::Search(tiny_search())],
+            [&a, &a],
+        ),
+        (
+            "search against random",
+            [Side::Search(more), Side::Random],
+            [&a, &a],
+        ),
+        (
+            "random against oracle",
+            [Side::Random, Side::Oracle(more)],
+            [&b, &b],
+        ),
     ];
-    let mut tally = Tally::default();
-    for i in 0..deals {
-        tally.add(&reference_deal(&config, &mut direct, i));
-    }
-    let want = ArenaResult::new(&tally, config.players, None, false);
-    assert!(
-        tally.wins + tally.losses > 0,
-        "distinct nets never differed: {want:?}"
-    );
-    for (threads, per_thread) in [(1, 1), (1, 4), (3, 2), (2, 7)] {
-        let config = tiny(deals, threads, per_thread);
-        let got = run_quietly(&config, cpu_pair(&config, &a, &b));
-        same(&got, &want);
+    let deals = 5;
+    for (what, sides, nets) in cases {
+        let config = ArenaConfig {
+            sides,
+            ..tiny(deals, 1, 1)
+        };
+        let mut direct = nets.map(|n| CpuBackend::new(n.clone(), 64));
+        let mut tally = Tally::default();
+        for i in 0..deals {
+            tally.add(&reference_deal(&config, &mut direct, i));
+        }
+        let want = ArenaResult::new(&tally, config.players, None, false);
+        assert!(
+            tally.wins + tally.losses > 0,
+            "{what}: distinct sides never differed: {want:?}"
+        );
+        for (threads, per_thread) in [(1, 1), (1, 4), (3, 2), (2, 7)] {
+            let config = ArenaConfig {
+                sides,
+                ..tiny(deals, threads, per_thread)
+            };
+            let got = run_quietly(&config, cpu_pair(&config, nets));
+            same(&got, &want);
+        }
     }
 }
 
-/// Two copies of one net play every rotation alike (the same cards, the same random stream):
-/// every deal is a draw, and an SPRT of 0
-/// against 200 Elo accepts H0 after exactly 5 draws (its LLR then crosses ln(0.05/0.95)),
-/// whatever the threads.
+/// Two identical sides play every rotation alike (the same cards, the same random stream):
+/// every deal is a draw, and an SPRT of 0 against 200 Elo accepts H0 after exactly 5 draws
+/// (its LLR then crosses ln(0.05/0.95)), whatever the threads. Two searches, two oracles or
+/// two random players alike.
 #[test]
-fn identical_nets_draw_and_the_sprt_stops_at_the_same_deal() {
+fn identical_sides_draw_and_the_sprt_stops_at_the_same_deal() {
     let w = net(3);
-    for (threads, per_thread) in [(1, 2), (3, 3)] {
-        let config = ArenaConfig {
-            sprt: Some(Sprt::new(0.0, 200.0, 0.05, 0.05).unwrap()),
-            ..tiny(40, threads, per_thread)
-        };
-        let r = run_quietly(&config, cpu_pair(&config, &w, &w));
-        assert_eq!((r.deals, r.draws, r.wins, r.losses), (5, 5, 0, 0), "{r:?}");
-        assert_eq!(r.difference, 0.0);
-        assert_eq!((r.ci95_low, r.ci95_high), (Some(0.0), Some(0.0)));
-        assert_eq!(r.mean_score_a, r.mean_score_b);
-        assert_eq!(r.rounds_played, 15);
-        let sprt = r.sprt.unwrap();
-        assert_eq!(sprt.decision, Decision::H0);
-        assert!(sprt.llr <= sprt.lower_bound, "{sprt:?}");
-        assert!(!r.interrupted);
+    for side in [
+        Side::Search(tiny_search()),
+        Side::Oracle(tiny_search()),
+        Side::Random,
+    ] {
+        for (threads, per_thread) in [(1, 2), (3, 3)] {
+            let config = ArenaConfig {
+                sides: [side; 2],
+                sprt: Some(Sprt::new(0.0, 200.0, 0.05, 0.05).unwrap()),
+                ..tiny(40, threads, per_thread)
+            };
+            let r = run_quietly(&config, cpu_pair(&config, [&w, &w]));
+            let what = side.name();
+            assert_eq!(
+                (r.deals, r.draws, r.wins, r.losses),
+                (5, 5, 0, 0),
+                "{what}: {r:?}"
+            );
+            assert_eq!(r.difference, 0.0);
+            assert_eq!((r.ci95_low, r.ci95_high), (Some(0.0), Some(0.0)));
+            assert_eq!(r.mean_score_a, r.mean_score_b);
+            assert_eq!(r.rounds_played, 15);
+            let sprt = r.sprt.unwrap();
+            assert_eq!(sprt.decision, Decision::H0);
+            assert!(sprt.llr <= sprt.lower_bound, "{sprt:?}");
+            assert!(!r.interrupted);
+        }
+    }
+}
+
+/// A random side has no backend, so it cannot send a row: given one, or a searching side
+/// given none, the run is refused before any deal.
+#[test]
+fn only_searching_sides_take_a_backend() {
+    let w = net(3);
+    let config = ArenaConfig {
+        sides: [Side::Search(tiny_search()), Side::Random],
+        ..tiny(3, 1, 1)
+    };
+    let rows = config.rows_per_batch();
+    let cpu = || -> Option<Box<dyn Backend>> { Some(Box::new(CpuBackend::new(w.clone(), rows))) };
+    let e = run(&config, [cpu(), cpu()], &AtomicBool::new(false), |_| {}).unwrap_err();
+    assert!(e.to_string().contains("side B plays at random"), "{e}");
+    let e = run(&config, [None, None], &AtomicBool::new(false), |_| {}).unwrap_err();
+    assert!(e.to_string().contains("side A searches"), "{e}");
+    // Random against random needs no net at all.
+    let config = ArenaConfig {
+        sides: [Side::Random; 2],
+        ..config
+    };
+    assert_eq!(run_quietly(&config, [None, None]).deals, 3);
+}
+
+/// A random move is legal, and every legal move comes up.
+#[test]
+fn random_moves_are_legal_and_vary() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for legal in [1u64 << 51, 0b1011_0000, (1 << 52) - 1] {
+        let mut seen = 0u64;
+        for _ in 0..2000 {
+            let action = side::random_action(legal, &mut rng);
+            assert!(legal >> action & 1 == 1, "{action} not in {legal:#b}");
+            seen |= 1 << action;
+        }
+        assert_eq!(seen, legal);
     }
 }
 
@@ -168,7 +273,7 @@ fn a_stopped_arena_reports_the_deals_finished() {
     let config = tiny(3, 1, 1);
     let r = run(
         &config,
-        cpu_pair(&config, &w, &w),
+        cpu_pair(&config, [&w, &w]),
         &AtomicBool::new(true),
         |_| {},
     )
@@ -185,7 +290,7 @@ fn progress_counts_the_deals() {
     let mut last = 0;
     run(
         &config,
-        cpu_pair(&config, &w, &w),
+        cpu_pair(&config, [&w, &w]),
         &AtomicBool::new(false),
         |p| {
             assert!(p.tally.deals >= last);
@@ -201,20 +306,27 @@ fn progress_counts_the_deals() {
 fn backends_too_small_for_a_batch_are_refused() {
     let w = net(3);
     let config = tiny(3, 1, 8);
-    let backends: [Box<dyn Backend>; 2] = [
-        Box::new(CpuBackend::new(w.clone(), config.rows_per_batch())),
-        Box::new(CpuBackend::new(w.clone(), 8)),
+    let backends: [Option<Box<dyn Backend>>; 2] = [
+        Some(Box::new(CpuBackend::new(
+            w.clone(),
+            config.rows_per_batch(),
+        ))),
+        Some(Box::new(CpuBackend::new(w.clone(), 8))),
     ];
     let e = run(&config, backends, &AtomicBool::new(false), |_| {}).unwrap_err();
-    assert!(e.to_string().contains("net B"), "{e}");
+    assert!(e.to_string().contains("side B"), "{e}");
 }
 
 /// Batches of about a thousand rows, but never more deals at once than a thread's share.
 #[test]
 fn deals_per_thread_fill_batches_without_taking_others_work() {
+    let medium = Side::Search(Searching {
+        config: SearchConfig::medium(),
+        cache_entries: 0,
+    });
     let config = |deals, threads| ArenaConfig {
         players: 4,
-        search: SearchConfig::medium(),
+        sides: [medium, Side::Random],
         deals_per_thread: None,
         ..tiny(deals, threads, 1)
     };
@@ -240,6 +352,16 @@ fn bad_settings_are_refused() {
         tiny(1, 0, 1),
         tiny(1, 1, 0),
         tiny(1, 1, MAX_DEALS_PER_THREAD + 1),
+        ArenaConfig {
+            sides: [
+                Side::Random,
+                Side::Oracle(Searching {
+                    config: SearchConfig::with_budget(1, 0),
+                    cache_entries: 0,
+                }),
+            ],
+            ..tiny(1, 1, 1)
+        },
     ] {
         assert!(config.validate().is_err(), "{config:?}");
     }

@@ -85,6 +85,36 @@ fn later_layers_win_and_dets_or_sims_override_the_preset_wherever_given() {
     assert_eq!((greedy_late.at(3), greedy_late.at(4)), (1.0, 0.0));
 }
 
+/// A layer over loaded settings: its file's keys win one by one (a value whole), then its
+/// overrides, which may set a key the layer below set too.
+#[test]
+fn a_layer_wins_over_the_settings_below_it() {
+    let shared = Settings::load(
+        None,
+        &[
+            set("search.c_puct=3"),
+            set("search.sims=9"),
+            set("search.fpu={ absolute = -1 }"),
+        ],
+    )
+    .unwrap();
+    let f = file("[search]\npreset = \"light\"\nfpu = { reduction = 0.5 }\n");
+    let side = shared
+        .layered(Some(&f.0), &[set("search.c_puct=2")])
+        .unwrap();
+    let config = side.search_config();
+    // The layer's preset with the shared sims; its fpu whole; its c_puct over the shared one.
+    assert_eq!((config.worlds, config.sims_per_world), (2, 9));
+    assert_eq!(config.fpu, Fpu::Reduction(0.5));
+    assert_eq!(config.c_puct, 2.0);
+    assert_eq!(shared.layered(None, &[]).unwrap(), shared);
+    let e = shared
+        .layered(None, &[set("search.c_puct=-1")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "search.c_puct must be finite and ≥ 0, not -1");
+}
+
 #[test]
 fn one_key_given_twice_is_refused_naming_both() {
     let overrides = [

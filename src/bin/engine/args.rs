@@ -3,6 +3,7 @@
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use engine::arena::{Searching, Side};
 use engine::bench::sweep::Grid;
 use engine::device::DeviceSpec;
 use engine::net::cpu::CpuKernel;
@@ -39,6 +40,7 @@ impl Cli {
     pub(crate) fn check(&self) -> Result<(), clap::Error> {
         match &self.command {
             Command::Bench(args) => args.check(),
+            Command::Arena(args) => args.check(),
             _ => Ok(()),
         }
     }
@@ -58,16 +60,24 @@ pub(crate) enum Command {
     /// Ctrl-C (or SIGTERM) stops taking new rounds, writes what is complete, prints the
     /// summary and exits with status 130; a second Ctrl-C exits at once.
     Selfplay(SelfplayArgs),
-    /// Compare two nets on paired deals with rotated seats (greedy play, no noise)
+    /// Compare two sides on paired deals with rotated seats: two nets, two search settings,
+    /// the oracle or random play (greedy play, no noise)
+    ///
+    /// A side is a net searched with its settings (--a-kind search, the default), the oracle
+    /// (--a-kind oracle: a search of the true deal, which reads the hidden hands: the upper
+    /// bound of what any belief can reach) or uniformly random legal moves (--a-kind random:
+    /// no net). The shared settings (--config, --set, --preset, ...) apply to both sides, then
+    /// each side's own (--a-config, --a-set; --b-config, --b-set). --b defaults to --a's net,
+    /// so `--a W --a-set search.sims=60 --b-set search.sims=30` compares two budgets on one net.
     ///
     /// Each deal is replayed once per seat rotation (same cards, same random stream) so both
-    /// nets sit in every seat equally often; prints each net's mean score per round, the
+    /// sides sit in every seat equally often; prints each side's mean score per round, the
     /// difference with its Student-t 95% confidence interval over deals, the deals won, drawn
     /// and lost with the Elo difference, its 95% interval and the likelihood of superiority,
-    /// and with --sprt the test's decision and log-likelihood ratio. Each net runs on its own
-    /// backend (--device); the result depends on the seed, the nets and the settings alone.
-    /// A progress bar (deals, rate, ETA, running score) goes to stderr. Ctrl-C prints the
-    /// result over the deals finished and exits with status 130.
+    /// and with --sprt the test's decision and log-likelihood ratio. Each searching side runs
+    /// on its own backend (--device); the result depends on the seed, the sides and the
+    /// settings alone. A progress bar (deals, rate, ETA, running score) goes to stderr. Ctrl-C
+    /// prints the result over the deals finished and exits with status 130.
     Arena(ArenaArgs),
     /// Analyse positions: one JSON query per line on stdin, one JSON answer per line on stdout
     ///
@@ -454,12 +464,34 @@ impl SettingsArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct ArenaArgs {
-    /// Weights of net A
+    /// Weights of side A's net (not for --a-kind random)
     #[arg(long, value_name = "FILE")]
-    pub(crate) a: PathBuf,
-    /// Weights of net B
+    pub(crate) a: Option<PathBuf>,
+    /// Weights of side B's net (default: side A's; not for --b-kind random)
     #[arg(long, value_name = "FILE")]
-    pub(crate) b: PathBuf,
+    pub(crate) b: Option<PathBuf>,
+    /// How side A plays: search (its net and settings, worlds sampled from what the seat
+    /// knows), oracle (searches the true deal, reading the hidden hands: an upper bound; one
+    /// world, search.sims simulations) or random (uniformly random legal moves, no net)
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = SideKind::Search)]
+    pub(crate) a_kind: SideKind,
+    /// How side B plays (as --a-kind)
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = SideKind::Search)]
+    pub(crate) b_kind: SideKind,
+    /// Side A's own settings file, over the shared --config, --set and flags
+    #[arg(long, value_name = "FILE")]
+    pub(crate) a_config: Option<PathBuf>,
+    /// One of side A's own settings, KEY=VALUE as --set, over the shared ones and --a-config,
+    /// e.g. --a-set search.sims=60 (repeatable)
+    #[arg(long, value_name = "KEY=VALUE", value_parser = side_override("--a-set"))]
+    pub(crate) a_set: Vec<Override>,
+    /// Side B's own settings file, over the shared --config, --set and flags
+    #[arg(long, value_name = "FILE")]
+    pub(crate) b_config: Option<PathBuf>,
+    /// One of side B's own settings, KEY=VALUE as --set, over the shared ones and --b-config
+    /// (repeatable)
+    #[arg(long, value_name = "KEY=VALUE", value_parser = side_override("--b-set"))]
+    pub(crate) b_set: Vec<Override>,
     #[command(flatten)]
     pub(crate) device: DeviceArgs,
     /// Deals to play (each once per seat rotation), 1..=10000000; with --sprt, the most to
@@ -520,6 +552,101 @@ pub(crate) struct ArenaArgs {
     /// Print one JSON object on stdout instead of text
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// `--a-kind`, `--b-kind`: the kinds of [`engine::arena::Side`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SideKind {
+    /// Determinized search with the side's net and settings
+    Search,
+    /// Search of the true deal (reads the hidden hands): perfect information
+    Oracle,
+    /// A uniformly random legal move (no net)
+    Random,
+}
+
+impl SideKind {
+    /// The side of this kind searching with `settings`.
+    pub(crate) fn side(self, settings: &Settings) -> Side {
+        let searching = Searching {
+            config: settings.search_config(),
+            cache_entries: settings.search.cache_entries,
+        };
+        match self {
+            SideKind::Search => Side::Search(searching),
+            SideKind::Oracle => Side::Oracle(searching),
+            SideKind::Random => Side::Random,
+        }
+    }
+}
+
+impl ArenaArgs {
+    /// A side's net is given exactly when it searches: `--a` for side A, `--b` or else `--a`
+    /// for side B.
+    fn check(&self) -> Result<(), clap::Error> {
+        let sides = [("--a", &self.a, self.a_kind), ("--b", &self.b, self.b_kind)];
+        for (flag, weights, kind) in sides {
+            if kind == SideKind::Random && weights.is_some() {
+                return Err(Cli::command().error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "{flag} gives a net to a side that plays at random ({flag}-kind random)"
+                    ),
+                ));
+            }
+        }
+        if self.a_kind != SideKind::Random && self.a.is_none() {
+            return Err(Cli::command().error(
+                ErrorKind::MissingRequiredArgument,
+                "side A searches and needs a net: --a FILE (or --a-kind random)",
+            ));
+        }
+        if self.b_kind != SideKind::Random && self.weights(1).is_none() {
+            return Err(Cli::command().error(
+                ErrorKind::MissingRequiredArgument,
+                "side B searches and needs a net: --b FILE (or --b-kind random)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The weights of side `i` (0 = A, 1 = B): side B's default to side A's.
+    pub(crate) fn weights(&self, i: usize) -> Option<&PathBuf> {
+        match (i, self.b_kind) {
+            (0, _) => self.a.as_ref(),
+            (_, SideKind::Random) => None,
+            _ => self.b.as_ref().or(self.a.as_ref()),
+        }
+    }
+
+    /// Whether a side has settings of its own.
+    pub(crate) fn sides_differ(&self) -> bool {
+        self.a_config.is_some()
+            || self.b_config.is_some()
+            || !self.a_set.is_empty()
+            || !self.b_set.is_empty()
+    }
+
+    /// Each side's settings: its own (--a-config then --a-set; --b-…) over `shared`.
+    pub(crate) fn side_settings(&self, shared: &Settings) -> Result<[Settings; 2], SettingsError> {
+        Ok([
+            shared.layered(self.a_config.as_deref(), &self.a_set)?,
+            shared.layered(self.b_config.as_deref(), &self.b_set)?,
+        ])
+    }
+}
+
+/// A parser of a side's `--a-set KEY=VALUE`: `--set`'s, naming `flag` in errors.
+fn side_override(
+    flag: &'static str,
+) -> impl Fn(&str) -> Result<Override, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let parsed: Override = text.parse()?;
+        Ok(Override {
+            origin: format!("{flag} {text}"),
+            ..parsed
+        })
+    }
 }
 
 /// `--sprt ELO0,ELO1`: two finite numbers, the first below the second.

@@ -6,7 +6,7 @@ mod log;
 use anyhow::{bail, Context, Result};
 use args::{ArenaArgs, Cli, Command, DeviceArgs, GpuWait, SelfplayArgs};
 use clap::{CommandFactory, Parser};
-use engine::arena::{ArenaConfig, ArenaResult, Decision, Sprt};
+use engine::arena::{ArenaConfig, ArenaResult, Decision, Side, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
 use engine::net::weights::Weights;
 use engine::net::Backend;
@@ -15,7 +15,7 @@ use engine::settings::{Settings, SettingsError};
 use engine::telemetry::{nvml_snapshot, GpuSampler};
 use log::Progress;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -77,7 +77,7 @@ fn load_net(path: Option<&Path>) -> Result<Net> {
 
 /// The settings, or a usage error (status 2) naming the file, flag or key at fault: settings
 /// are refused before any work.
-fn settings_or_exit(loaded: Result<Settings, SettingsError>) -> Settings {
+fn settings_or_exit<T>(loaded: Result<T, SettingsError>) -> T {
     loaded.unwrap_or_else(|e| {
         Cli::command()
             .error(
@@ -485,9 +485,16 @@ fn cores() -> usize {
 }
 
 fn arena(args: ArenaArgs) -> Result<ExitCode> {
-    let settings = settings_or_exit(args.settings.load(Vec::new()));
+    let shared = settings_or_exit(args.settings.load(Vec::new()));
+    let settings = settings_or_exit(args.side_settings(&shared));
     if args.settings.print_settings {
-        return print_settings(&settings);
+        if !args.sides_differ() {
+            return print_settings(&shared);
+        }
+        for (name, settings) in ["A", "B"].iter().zip(&settings) {
+            out!("# side {name}\n{}", settings.to_toml());
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let sprt = match args.sprt {
         Some((elo0, elo1)) => match Sprt::new(elo0, elo1, args.sprt_alpha, args.sprt_beta) {
@@ -502,8 +509,10 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
         players: args.players,
         cards: args.cards,
         deals: args.deals,
-        search: settings.search_config(),
-        cache_entries: settings.search.cache_entries,
+        sides: [
+            args.a_kind.side(&settings[0]),
+            args.b_kind.side(&settings[1]),
+        ],
         threads: args.threads.unwrap_or_else(cores),
         deals_per_thread: args.deals_per_thread,
         seed: args.seed,
@@ -514,18 +523,26 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(stop.clone(), "reporting the deals finished")?;
     let rows = config.rows_per_batch();
-    let mut backends = Vec::new();
-    for (name, path) in [("A", &args.a), ("B", &args.b)] {
-        let net = Net::load(Some(path))?;
+    let mut backends: [Option<Box<dyn Backend>>; 2] = [None, None];
+    // One load when both sides search with the same file; each side its own backend.
+    let mut loaded: Option<(&Path, Net)> = None;
+    for (i, name) in ["A", "B"].into_iter().enumerate() {
+        let Some(path) = args.weights(i) else {
+            continue;
+        };
+        let net = match loaded.take() {
+            Some((p, net)) if p == path.as_path() => net,
+            _ => Net::load(Some(path))?,
+        };
         let opened = device::open(&args.device.options(), &net, rows)
-            .with_context(|| format!("net {name} ({})", path.display()))?;
-        // One note for both nets when they run alike.
-        if name == "A" {
-            announce(&opened, " (each net has its own backend)");
+            .with_context(|| format!("side {name}'s net ({})", path.display()))?;
+        // One note for both sides when they run alike.
+        if backends.iter().all(Option::is_none) {
+            announce(&opened, " (each searching side has its own backend)");
         }
-        backends.push(opened.backend);
+        backends[i] = Some(opened.backend);
+        loaded = Some((path.as_path(), net));
     }
-    let backends: [Box<dyn Backend>; 2] = backends.try_into().ok().expect("two nets");
     let template = "{bar:30} {pos}/{len} deals, {per_sec}, ETA {eta} {msg}";
     let bar = Progress::new(config.deals, "deals", template);
     let r = engine::arena::run(&config, backends, &stop, |p| {
@@ -548,9 +565,12 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
     })?;
     bar.finish();
     if args.json {
-        out!("{}", serde_json::to_string(&r)?);
+        let [a, b] =
+            [0, 1].map(|i| side_json(&config.sides[i], args.weights(i).map(PathBuf::as_path)));
+        let json = ArenaJson { a, b, result: &r };
+        out!("{}", serde_json::to_string(&json)?);
     } else {
-        print_arena(&args, &r)?;
+        print_arena(&args, &config, &r)?;
     }
     Ok(if r.interrupted {
         ExitCode::from(INTERRUPTED)
@@ -559,8 +579,53 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
     })
 }
 
+/// `engine arena --json`: the sides, then the result.
+#[derive(serde::Serialize)]
+struct ArenaJson<'a> {
+    a: serde_json::Value,
+    b: serde_json::Value,
+    #[serde(flatten)]
+    result: &'a ArenaResult,
+}
+
+/// A side as the JSON result names it: its kind, its net and the settings it searched with
+/// (as a run records them: the preset resolved; `null` for a random side).
+fn side_json(side: &Side, weights: Option<&Path>) -> serde_json::Value {
+    let settings = side.search_config().map(|config| {
+        let recorded = Settings::of_search(&config, &Default::default(), side.cache_entries());
+        // Through the record's text, whose floats are at their shortest (0.2, not f32's
+        // 0.20000000298023224).
+        let recorded: serde_json::Value =
+            serde_json::from_str(&recorded.to_json()).expect("settings serialize");
+        serde_json::json!({ "search": recorded["search"] })
+    });
+    serde_json::json!({
+        "kind": side.name(),
+        "weights": weights,
+        "settings": settings,
+    })
+}
+
+/// A side in one line: its kind, net and search budget.
+fn side_text(side: &Side, weights: Option<&Path>) -> String {
+    let net = weights.map_or(String::new(), |w| format!(" with {}", w.display()));
+    match side.search_config() {
+        Some(c) if matches!(side, Side::Oracle(_)) => {
+            format!(
+                "oracle (searches the true deal){net}, {} simulations",
+                c.sims_per_world
+            )
+        }
+        Some(c) => format!(
+            "search{net}, {} worlds × {} simulations",
+            c.worlds, c.sims_per_world
+        ),
+        None => "random (uniform legal moves)".to_string(),
+    }
+}
+
 /// The arena's result as text.
-fn print_arena(args: &ArenaArgs, r: &ArenaResult) -> Result<()> {
+fn print_arena(args: &ArenaArgs, config: &ArenaConfig, r: &ArenaResult) -> Result<()> {
     out!(
         "{}{} deals × {} seat rotations ({} rounds) in {:.1} s",
         if r.interrupted { "interrupted: " } else { "" },
@@ -569,16 +634,11 @@ fn print_arena(args: &ArenaArgs, r: &ArenaResult) -> Result<()> {
         r.rounds_played,
         r.wall_s
     );
-    out!(
-        "A {}: mean score {:.3} per round",
-        args.a.display(),
-        r.mean_score_a
-    );
-    out!(
-        "B {}: mean score {:.3} per round",
-        args.b.display(),
-        r.mean_score_b
-    );
+    let means = [r.mean_score_a, r.mean_score_b];
+    for (i, name) in ["A", "B"].into_iter().enumerate() {
+        let side = side_text(&config.sides[i], args.weights(i).map(PathBuf::as_path));
+        out!("{name} {side}: mean score {:.3} per round", means[i]);
+    }
     let ci = match (r.ci95_low, r.ci95_high) {
         (Some(low), Some(high)) => format!("95% CI {low:+.3} .. {high:+.3}, Student t over deals"),
         _ => "no interval below 2 deals".to_string(),
