@@ -71,12 +71,19 @@ fn main() {
     };
     println!("cargo::rerun-if-changed={}", nvcc.display());
 
-    match compile(&nvcc, &manifest, &out_dir, &sources) {
+    let gencode: Vec<String> = match env::var("ENGINE_CUDA_GENCODE") {
+        Ok(v) if !v.trim().is_empty() => v.split_whitespace().map(String::from).collect(),
+        _ => GENCODE.iter().map(|s| s.to_string()).collect(),
+    };
+    match compile(&nvcc, &manifest, &out_dir, &sources, &gencode) {
         Ok(fatbin) => {
             let rs = format!(
-                "/// The BlobNet kernels (kernels/*.cu) as one fatbin: sm_90 SASS + compute_90 PTX.\n\
-                 pub const BLOBNET_FATBIN: &[u8] = include_bytes!({:?});\n",
-                fatbin.display().to_string()
+                "/// The BlobNet kernels (kernels/*.cu) as one fatbin.\n\
+                 pub const BLOBNET_FATBIN: &[u8] = include_bytes!({:?});\n\
+                 /// What the fatbin holds: `sm_XY` machine code and `compute_XY` PTX.\n\
+                 pub const BLOBNET_TARGETS: &[&str] = &{:?};\n",
+                fatbin.display().to_string(),
+                code_targets(&gencode)
             );
             fs::write(out_dir.join("kernels.rs"), rs).expect("write kernels.rs");
             println!("cargo::rustc-cfg=engine_kernels");
@@ -155,6 +162,7 @@ fn compile(
     manifest: &Path,
     out_dir: &Path,
     sources: &[PathBuf],
+    gencode: &[String],
 ) -> Result<PathBuf, String> {
     for (name, text) in [
         ("compact_layout.cuh", compact_layout_header()),
@@ -170,16 +178,12 @@ fn compile(
         .collect();
     fs::write(&unity, body).map_err(|e| format!("write {}: {e}", unity.display()))?;
     let fatbin = out_dir.join("blobnet.fatbin");
-    let gencode: Vec<String> = match env::var("ENGINE_CUDA_GENCODE") {
-        Ok(v) if !v.trim().is_empty() => v.split_whitespace().map(String::from).collect(),
-        _ => GENCODE.iter().map(|s| s.to_string()).collect(),
-    };
     let extra: Vec<String> = env::var("ENGINE_NVCC_FLAGS")
         .map(|v| v.split_whitespace().map(String::from).collect())
         .unwrap_or_default();
     let output = Command::new(nvcc)
         .arg("-fatbin")
-        .args(&gencode)
+        .args(gencode)
         .args(&extra)
         .args([
             "-O3",
@@ -219,6 +223,27 @@ fn compile(
         println!("cargo::warning=nvcc: {line}");
     }
     Ok(fatbin)
+}
+
+/// The `code=` targets of nvcc's `-gencode` flags (`arch=compute_90,code=[sm_90,compute_90]`
+/// gives `sm_90`, `compute_90`), in order, each once.
+fn code_targets(gencode: &[String]) -> Vec<String> {
+    let mut targets: Vec<String> = Vec::new();
+    for flag in gencode {
+        let Some((_, code)) = flag.split_once("code=") else {
+            continue;
+        };
+        for target in code
+            .trim_matches(|c| c == '[' || c == ']' || c == '"')
+            .split(',')
+        {
+            let target = target.trim_matches(|c| c == '[' || c == ']' || c == '"');
+            if !target.is_empty() && !targets.iter().any(|t| t == target) {
+                targets.push(target.to_string());
+            }
+        }
+    }
+    targets
 }
 
 /// `compact_layout.cuh`: the row size and an X-macro over the sections of

@@ -168,3 +168,42 @@ fn verify_finds_its_vectors_from_anywhere() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("no-such-dir does not exist"));
 }
+
+/// `engine info` without weights describes the build and the machine: the CPU kernels, whether
+/// CUDA kernels are compiled in and for which targets, and the GPUs (or why there are none).
+#[test]
+fn info_describes_the_build_without_weights() {
+    let out = engine(&["info", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kernels: Vec<&str> = info["cpu_kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(
+        kernels.contains(&info["cpu_kernel"].as_str().unwrap()),
+        "{info}"
+    );
+    assert!(kernels.contains(&"portable"), "{info}");
+    let cuda = &info["cuda_kernels"];
+    let targets = cuda["targets"].as_array().unwrap();
+    assert_eq!(cuda["compiled_in"].as_bool().unwrap(), !targets.is_empty());
+    // CI builds with the kernels required: then they are in, with sm_90 machine code.
+    if std::env::var("ENGINE_REQUIRE_CUDA_KERNELS").as_deref() == Ok("1") {
+        assert!(targets.iter().any(|t| t == "sm_90"), "{info}");
+    }
+    assert!(info["gpus"].is_array() || info["gpus"]["unavailable"].is_string());
+    assert!(
+        info.get("sha256").is_none(),
+        "no weights were given: {info}"
+    );
+
+    let text = engine(&["info"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let text = String::from_utf8(text.stdout).unwrap();
+    for field in ["cpu kernel", "cuda", "gpu"] {
+        assert!(text.lines().any(|l| l.starts_with(field)), "{text}");
+    }
+}

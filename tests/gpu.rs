@@ -526,7 +526,9 @@ fn devices_and_telemetry_are_described_or_explained() -> Outcome {
     match describe_devices() {
         Ok(devices) => {
             eprintln!("devices: {devices:?}");
-            assert!(devices.iter().all(|d| d.starts_with("cuda:")));
+            let lines: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+            assert!(lines.iter().all(|d| d.starts_with("cuda:")), "{lines:?}");
+            assert!(devices.iter().all(|d| d.arch.starts_with("sm_")));
         }
         Err(e) => {
             assert!(e.is_unavailable() && !require_gpu(), "{e}");

@@ -159,13 +159,14 @@ fn the_log_file_keeps_the_command_notes_results_and_errors_stamped() {
             "--log-file",
             dir.join("no/such/dir.log").to_str().unwrap(),
             "info",
+            "--no-such-flag",
         ],
         "",
     );
     assert_eq!(
         unwritable.status.code(),
         Some(2),
-        "info without --weights is a usage error first"
+        "a usage error comes before the log file"
     );
     let unwritable = engine_with_input(
         &[

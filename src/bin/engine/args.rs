@@ -114,11 +114,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Describe a weights file (architecture, parameter count, dtype, sha256) and the GPUs
+    /// Describe this build and machine (CPU kernel, CUDA kernels compiled in and for which
+    /// GPUs, the GPUs seen and whether each is usable) and, with --weights, a weights file
+    /// (architecture, parameter count, dtype, sha256)
     Info {
-        /// BlobNet weights (safetensors with PyTorch key names)
+        /// BlobNet weights (safetensors with PyTorch key names) to describe as well
         #[arg(long, value_name = "FILE")]
-        weights: PathBuf,
+        weights: Option<PathBuf>,
         /// Print one JSON object instead of text
         #[arg(long)]
         json: bool,

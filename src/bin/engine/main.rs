@@ -8,6 +8,7 @@ use args::{ArenaArgs, Cli, Command, DeviceArgs, GpuWait, SelfplayArgs};
 use clap::{CommandFactory, Parser};
 use engine::arena::{ArenaConfig, ArenaResult, Decision, Side, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
+use engine::net::cpu::CpuKernel;
 use engine::net::weights::Weights;
 use engine::net::Backend;
 use engine::selfplay::{OutDir, SelfPlayConfig, ShardMetadata, ShardWriter};
@@ -162,7 +163,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve(args),
         Command::Verify { vectors, json } => verify(vectors.as_deref(), json),
         Command::Info { weights, json } => {
-            info(&Weights::load(&weights)?, &weights, json)?;
+            let weights = match weights {
+                Some(path) => Some((Weights::load(&path)?, path)),
+                None => None,
+            };
+            info(weights.as_ref(), json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::InitWeights { seed, out, json } => {
@@ -260,28 +265,48 @@ fn verify(given: Option<&Path>, json: bool) -> Result<ExitCode> {
     })
 }
 
-fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
-    let d = weights.dims();
+fn info(weights: Option<&(Weights, PathBuf)>, json: bool) -> Result<()> {
+    let cpu_kernel = CpuKernel::detect();
+    let cpu_kernels: Vec<&str> = CpuKernel::supported().map(CpuKernel::as_str).collect();
+    let cuda_targets = engine::net::cuda::kernel_targets();
     let gpus = engine::net::cuda::describe_devices();
-    let summary = serde_json::json!({
-        "file": path.display().to_string(),
-        "architecture": "BlobNet",
-        "input": d.input,
-        "embedding": d.embedding,
-        "layers": d.layers,
-        "ffn": d.ffn,
-        "policy_hidden": d.policy_hidden,
-        "value_hidden": d.value_hidden,
-        "actions": d.actions,
-        "parameters": weights.param_count(),
-        "dtype": weights.dtype().as_str(),
-        "sha256": weights.sha256(),
-        "gpus": gpus.as_ref().map_or_else(|e| serde_json::json!({ "unavailable": e.to_string() }), |d| serde_json::json!(d)),
-        "nvtx": engine::telemetry::nvtx_active(),
-    });
+    let nvtx = engine::telemetry::nvtx_active();
     if json {
+        let mut summary = serde_json::json!({
+            "engine_version": env!("CARGO_PKG_VERSION"),
+            "cpu_kernel": cpu_kernel.as_str(),
+            "cpu_kernels": cpu_kernels,
+            "cuda_kernels": { "compiled_in": cuda_targets.is_some(), "targets": cuda_targets.unwrap_or_default() },
+            "gpus": gpus.as_ref().map_or_else(|e| serde_json::json!({ "unavailable": e.to_string() }), |d| serde_json::json!(d)),
+            "nvtx": nvtx,
+        });
+        if let Some((weights, path)) = weights {
+            let d = weights.dims();
+            let net = serde_json::json!({
+                "file": path.display().to_string(),
+                "architecture": "BlobNet",
+                "input": d.input,
+                "embedding": d.embedding,
+                "layers": d.layers,
+                "ffn": d.ffn,
+                "policy_hidden": d.policy_hidden,
+                "value_hidden": d.value_hidden,
+                "actions": d.actions,
+                "parameters": weights.param_count(),
+                "dtype": weights.dtype().as_str(),
+                "sha256": weights.sha256(),
+            });
+            if let (Some(summary), serde_json::Value::Object(mut net)) =
+                (summary.as_object_mut(), net)
+            {
+                summary.append(&mut net);
+            }
+        }
         out!("{summary}");
-    } else {
+        return Ok(());
+    }
+    if let Some((weights, path)) = weights {
+        let d = weights.dims();
         out!("file        {}", path.display());
         out!(
             "architecture BlobNet: input {} → embedding {}, {} post-norm layers (FFN {}), policy head {}→{}, value head {}→1",
@@ -290,23 +315,47 @@ fn info(weights: &Weights, path: &Path, json: bool) -> Result<()> {
         out!("parameters  {}", weights.param_count());
         out!("dtype       {}", weights.dtype().as_str());
         out!("sha256      {}", weights.sha256());
-        match &gpus {
-            Ok(devices) if !devices.is_empty() => {
-                for d in devices {
-                    out!("gpu         {d}");
-                }
-            }
-            Ok(_) => out!("gpu         none found"),
-            Err(e) => out!("gpu         unavailable: {e}"),
-        }
-        let nvtx = if engine::telemetry::nvtx_active() {
-            "ranges on (libnvToolsExt loaded)"
-        } else {
-            "off (libnvToolsExt.so is not on the library path)"
-        };
-        out!("nvtx        {nvtx}");
     }
+    out!("engine      {}", env!("CARGO_PKG_VERSION"));
+    out!(
+        "cpu kernel  {} (this CPU runs: {})",
+        cpu_kernel.as_str(),
+        cpu_kernels.join(", ")
+    );
+    match cuda_targets {
+        Some(targets) => out!("cuda        kernels compiled in for {}", describe_targets(targets)),
+        None => out!("cuda        no kernels compiled in (a CPU-only build: nvcc was not found when it was built)"),
+    }
+    match &gpus {
+        Ok(devices) if !devices.is_empty() => {
+            for d in devices {
+                out!("gpu         {d}");
+            }
+        }
+        Ok(_) => out!("gpu         none found"),
+        Err(e) => out!("gpu         unavailable: {e}"),
+    }
+    let nvtx = if nvtx {
+        "ranges on (libnvToolsExt loaded)"
+    } else {
+        "off (libnvToolsExt.so is not on the library path)"
+    };
+    out!("nvtx        {nvtx}");
     Ok(())
+}
+
+/// `sm_90` → machine code for sm_90, `compute_90` → PTX the driver compiles for newer GPUs.
+fn describe_targets(targets: &[&str]) -> String {
+    targets
+        .iter()
+        .map(|t| match t.strip_prefix("compute_") {
+            Some(arch) => {
+                format!("compute_{arch} (PTX, compiled by the driver for sm_{arch} and newer)")
+            }
+            None => format!("{t} (machine code)"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {

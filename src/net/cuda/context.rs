@@ -89,11 +89,8 @@ impl Gpu {
             name: name.clone(),
             reason,
         };
-        if compute_capability.0 < 9 {
-            let (major, minor) = compute_capability;
-            return Err(unsupported(format!(
-                "compute capability {major}.{minor}; the kernels need 9.0 (Hopper) or newer"
-            )));
+        if let Some(reason) = unsupported_arch(compute_capability) {
+            return Err(unsupported(reason));
         }
         let stream = ctx.new_stream().stage("stream creation")?;
 
@@ -167,40 +164,74 @@ impl Gpu {
     }
 }
 
-/// One line per visible device: ordinal, name, memory, compute capability.
-pub fn describe_devices() -> Result<Vec<String>, CudaError> {
+/// A visible device as `engine info` lists it, and whether this build can run on it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GpuInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub memory_bytes: usize,
+    /// `sm_XY`.
+    pub arch: String,
+    /// Why the CUDA backend cannot run on it (`None`: it can).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
+}
+
+impl std::fmt::Display for GpuInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cuda:{} {}, {:.1} GiB, {}",
+            self.ordinal,
+            self.name,
+            self.memory_bytes as f64 / (1u64 << 30) as f64,
+            self.arch
+        )?;
+        match &self.unusable {
+            Some(why) => write!(f, " (unusable: {why})"),
+            None => write!(f, " (usable)"),
+        }
+    }
+}
+
+/// Why a device of compute capability `(major, minor)` cannot run this build's kernels.
+fn unsupported_arch((major, minor): (i32, i32)) -> Option<String> {
+    (major < 9).then(|| {
+        format!("compute capability {major}.{minor}; the kernels need 9.0 (Hopper) or newer")
+    })
+}
+
+/// Every visible device, and whether this build can run on it.
+pub fn describe_devices() -> Result<Vec<GpuInfo>, CudaError> {
     init_driver()?;
     let count = device_count()?;
-    let kernels = if kernels::fatbin().is_some() {
-        ""
-    } else {
-        " (this build has no CUDA kernels)"
-    };
     (0..count)
-        .map(|i| {
-            let dev = result::device::get(i as i32).stage("cuDeviceGet")?;
+        .map(|ordinal| {
+            let dev = result::device::get(ordinal as i32).stage("cuDeviceGet")?;
             let name = result::device::get_name(dev).stage("cuDeviceGetName")?;
-            // SAFETY: `dev` is a valid device handle from cuDeviceGet.
-            let (mem, major, minor) = unsafe {
-                (
-                    result::device::total_mem(dev).stage("cuDeviceTotalMem")?,
-                    result::device::get_attribute(
-                        dev,
-                        CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-                    )
-                    .stage("cuDeviceGetAttribute")?,
-                    result::device::get_attribute(
-                        dev,
-                        CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
-                    )
-                    .stage("cuDeviceGetAttribute")?,
-                )
+            let attribute = |a| {
+                // SAFETY: `dev` is a valid device handle from cuDeviceGet.
+                unsafe { result::device::get_attribute(dev, a) }.stage("cuDeviceGetAttribute")
             };
-            let usable = if major >= 9 { "" } else { " (needs sm_90+)" };
-            Ok(format!(
-                "cuda:{i} {name}, {:.1} GiB, sm_{major}{minor}{usable}{kernels}",
-                mem as f64 / (1u64 << 30) as f64
-            ))
+            let major =
+                attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+            let minor =
+                attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+            // SAFETY: as above.
+            let memory_bytes =
+                unsafe { result::device::total_mem(dev) }.stage("cuDeviceTotalMem")?;
+            let unusable = if kernels::fatbin().is_none() {
+                Some("this build has no CUDA kernels".to_string())
+            } else {
+                unsupported_arch((major, minor))
+            };
+            Ok(GpuInfo {
+                ordinal,
+                name,
+                memory_bytes,
+                arch: format!("sm_{major}{minor}"),
+                unusable,
+            })
         })
         .collect()
 }

@@ -82,3 +82,16 @@ pub fn fatbin() -> Option<&'static [u8]> {
         None
     }
 }
+
+/// The GPU targets the fatbin was built for (`sm_90`: machine code, `compute_90`: PTX the
+/// driver compiles for newer GPUs), or `None` in a CPU-only build.
+pub fn targets() -> Option<&'static [&'static str]> {
+    #[cfg(engine_kernels)]
+    {
+        Some(embedded::BLOBNET_TARGETS)
+    }
+    #[cfg(not(engine_kernels))]
+    {
+        None
+    }
+}

@@ -51,8 +51,9 @@ use super::{
 };
 use crate::encode::compact::CompactRow;
 
-pub use self::context::describe_devices;
+pub use self::context::{describe_devices, GpuInfo};
 pub use self::error::CudaError;
+pub use self::kernels::targets as kernel_targets;
 
 /// Every knob of the CUDA backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
