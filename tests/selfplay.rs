@@ -7,7 +7,7 @@ use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::search::{Beliefs, LeafValues, SearchConfig};
 use engine::selfplay::{
-    read_shard, run, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, Summary, UnitDone,
+    read_shard, run, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, Summary, UnitDone, UnitSet,
 };
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
@@ -85,6 +85,7 @@ fn play_config_on(
     let mut done = 0;
     let summary = run(
         config,
+        &UnitSet::default(),
         backend,
         &stop,
         &mut |unit: UnitDone| {
@@ -379,6 +380,7 @@ fn slow_writer_throttles_without_losing_rounds() {
     // Queue bound: 4 × 1 worker × 2 games = 8 units, far fewer than 60, so workers must wait.
     let summary = run(
         config,
+        &UnitSet::default(),
         backend,
         &AtomicBool::new(false),
         &mut |unit: UnitDone| {

@@ -8,6 +8,7 @@ pub mod canary;
 pub mod check;
 pub mod cpu;
 pub mod cuda;
+pub mod fault;
 pub mod synthetic;
 pub mod weights;
 

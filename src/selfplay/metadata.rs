@@ -49,6 +49,19 @@ impl ShardMetadata {
         "weights_sha256",
     ];
 
+    /// The keys that decide a run's rows: a rerun with the same values continues the run
+    /// (see [`super::resume`]); the engine version, device, host and unit count may differ.
+    pub const RUN_KEYS: [&'static str; 5] =
+        ["encoder", "rules", "seed", "settings", "weights_sha256"];
+
+    /// True when `metadata` (a shard's) is of a run with this one's identity ([`Self::RUN_KEYS`]).
+    pub fn is_same_run(&self, metadata: &BTreeMap<String, String>) -> bool {
+        let own = self.to_map();
+        Self::RUN_KEYS
+            .iter()
+            .all(|&key| metadata.get(key).is_some_and(|v| Some(v) == own.get(key)))
+    }
+
     /// The keys the shard writer adds to every file.
     pub const FILE_KEYS: [&'static str; 3] = ["first_shard", "format_version", "rows"];
 
@@ -163,6 +176,26 @@ mod tests {
         let full = ShardMetadata::new(&config(Some(2)), "ab12", "cuda");
         assert_eq!(full.rules, "full_game players=4 start_cards=2");
         assert_eq!(full.device, "cuda");
+    }
+
+    #[test]
+    fn a_run_is_the_same_whatever_its_device_host_version_or_unit_count() {
+        let run = ShardMetadata::new(&config(None), "ab12", "cpu");
+        let other_machine = ShardMetadata {
+            device: "cuda".into(),
+            host: "elsewhere".into(),
+            engine_version: "9.9.9".into(),
+            units: 1000,
+            ..run.clone()
+        };
+        assert!(run.is_same_run(&other_machine.to_map()));
+        for key in ShardMetadata::RUN_KEYS {
+            let mut changed = run.to_map();
+            changed.insert(key.into(), "something else".into());
+            assert!(!run.is_same_run(&changed), "{key}");
+            changed.remove(key);
+            assert!(!run.is_same_run(&changed), "{key} missing");
+        }
     }
 
     #[test]

@@ -10,12 +10,14 @@
 
 mod metadata;
 mod out_dir;
+mod resume;
 mod shard;
 mod worker;
 mod writer;
 
 pub use metadata::ShardMetadata;
 pub use out_dir::{hostname, OutDir, OutDirError, LOCK_FILE};
+pub use resume::{finished_units, Finished, ResumeError, UnitSet};
 pub use shard::{
     parse_shard, read_shard, serialize, Example, Shard, ShardError, MAX_SHARD_ROWS,
     SHARD_FORMAT_VERSION,
@@ -122,7 +124,7 @@ impl SelfPlayConfig {
     }
 
     /// Examples one unit gives: one per card dealt in each of its rounds.
-    fn examples_per_unit(&self) -> u64 {
+    pub fn examples_per_unit(&self) -> u64 {
         let cards: u64 = match self.start_cards {
             Some(start) => round_sequence(self.players, start)
                 .map_or(0, |seq| seq.iter().map(|&c| u64::from(c)).sum()),
@@ -175,8 +177,10 @@ fn physical_memory() -> Option<u64> {
 }
 
 /// State shared by the workers.
-struct Shared {
+struct Shared<'a> {
     config: SelfPlayConfig,
+    /// Units an earlier run of the same identity finished: skipped.
+    finished: &'a UnitSet,
     next_unit: AtomicU64,
     stop: AtomicBool,
     decisions: AtomicU64,
@@ -187,13 +191,20 @@ struct Shared {
     writer_behind: AtomicBool,
 }
 
-impl Shared {
+impl Shared<'_> {
     fn claim_unit(&self) -> Option<u64> {
-        if self.stop.load(Ordering::Relaxed) {
-            return None;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let i = self.next_unit.fetch_add(1, Ordering::Relaxed);
+            if i >= self.config.units {
+                return None;
+            }
+            if !self.finished.contains(i) {
+                return Some(i);
+            }
         }
-        let i = self.next_unit.fetch_add(1, Ordering::Relaxed);
-        (i < self.config.units).then_some(i)
     }
 }
 
@@ -238,6 +249,8 @@ pub struct Summary {
     pub cache_hit_rate: f64,
     pub wall_s: f64,
     pub shards: u64,
+    /// Units skipped because an earlier run of the same identity wrote them to `--out`.
+    pub resumed_units: u64,
     /// True when the run was stopped early (Ctrl-C): in-flight units were dropped.
     pub interrupted: bool,
     /// The GPU at the end of the run (NVML), when the network ran on one.
@@ -254,9 +267,10 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// Runs self-play with `backend` until `config.units` units are done or `stop` is set, passing
 /// each finished unit to `sink` and a progress summary to `progress` (every
-/// [`PROGRESS_EVERY`]).
+/// [`PROGRESS_EVERY`]). Units in `finished` (an earlier run's, [`finished_units`]) are skipped.
 pub fn run(
     config: SelfPlayConfig,
+    finished: &UnitSet,
     mut backend: Box<dyn Backend>,
     stop: &AtomicBool,
     sink: &mut impl UnitSink,
@@ -279,8 +293,13 @@ pub fn run(
     // own graphs, so no more.
     let ring = Ring::new(backend.as_mut(), 2 * workers, rows)
         .context("allocating the batch ring's slots")?;
+    let mut summary = Summary {
+        resumed_units: finished.count_below(config.units),
+        ..Summary::default()
+    };
     let shared = Shared {
         config,
+        finished,
         next_unit: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         decisions: AtomicU64::new(0),
@@ -290,7 +309,6 @@ pub fn run(
         writer_behind: AtomicBool::new(false),
     };
     let start = Instant::now();
-    let mut summary = Summary::default();
     let snapshot = |summary: &mut Summary| {
         let wall = start.elapsed().as_secs_f64().max(1e-9);
         let rows = ring.stats.rows.load(Ordering::Relaxed);

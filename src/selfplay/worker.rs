@@ -57,7 +57,7 @@ struct Slot {
 /// The games of one worker, in two groups: one group's batch runs while the other's games
 /// are searched.
 struct Worker<'a> {
-    shared: &'a Shared,
+    shared: &'a Shared<'a>,
     tx: SyncSender<UnitDone>,
     cache: EvalCache,
     requests: Requests,
@@ -65,7 +65,7 @@ struct Worker<'a> {
 }
 
 pub(super) fn run(
-    shared: &Shared,
+    shared: &Shared<'_>,
     ring: &Ring,
     games: usize,
     tx: SyncSender<UnitDone>,
@@ -142,7 +142,7 @@ impl Client for Worker<'_> {
 /// work is left.
 fn advance(
     slot: &mut Slot,
-    shared: &Shared,
+    shared: &Shared<'_>,
     cache: &mut EvalCache,
     requests: &mut Requests,
     tx: &SyncSender<UnitDone>,
@@ -249,7 +249,7 @@ fn advance(
 
 /// Deals unit `index` from its own random stream (run seed, unit index): the same unit plays
 /// the same way whichever worker takes it.
-fn start_unit(shared: &Shared, index: u64) -> Unit {
+fn start_unit(shared: &Shared<'_>, index: u64) -> Unit {
     let cfg = &shared.config;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     rng.set_stream(index);
@@ -279,7 +279,7 @@ fn start_unit(shared: &Shared, index: u64) -> Unit {
 
 /// Hands a finished unit to the writer, waiting while its queue is full (a slow disk then
 /// throttles self-play, with one warning).
-fn send_done(shared: &Shared, tx: &SyncSender<UnitDone>, done: UnitDone) {
+fn send_done(shared: &Shared<'_>, tx: &SyncSender<UnitDone>, done: UnitDone) {
     match tx.try_send(done) {
         Err(TrySendError::Full(done)) => {
             if !shared.writer_behind.swap(true, Ordering::Relaxed) {

@@ -1,7 +1,7 @@
 //! The shard writer of a run: examples in, numbered shard files out, in unit order.
 
 use super::shard::{serialize, Example, MAX_SHARD_ROWS, SHARD_FORMAT_VERSION};
-use super::{OutDir, ShardMetadata, UnitDone, UnitSink};
+use super::{OutDir, ShardMetadata, UnitDone, UnitSet, UnitSink};
 use crate::fsio::write_atomic;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ pub struct ShardWriter {
     /// Finished rounds waiting for an earlier round index.
     reorder: BTreeMap<u64, Vec<Example>>,
     next_round: u64,
+    /// Rounds an earlier run of the same identity wrote: never added, never waited for.
+    finished: UnitSet,
 }
 
 impl ShardWriter {
@@ -58,7 +60,15 @@ impl ShardWriter {
             last_write: Instant::now(),
             reorder: BTreeMap::new(),
             next_round: 0,
+            finished: UnitSet::default(),
         }
+    }
+
+    /// A writer that continues a run: the rounds in `finished` are on disk already.
+    pub fn continuing(mut self, finished: UnitSet) -> ShardWriter {
+        self.next_round = finished.next_missing(0);
+        self.finished = finished;
+        self
     }
 
     /// Most bytes a writer of `shard_size`-row shards holds: a shard's examples and bytes.
@@ -71,7 +81,7 @@ impl ShardWriter {
     pub fn add_round(&mut self, index: u64, examples: Vec<Example>) -> Result<()> {
         self.reorder.insert(index, examples);
         while let Some(examples) = self.reorder.remove(&self.next_round) {
-            self.next_round += 1;
+            self.next_round = self.finished.next_missing(self.next_round + 1);
             self.pending.extend(examples);
             while self.pending.len() >= self.shard_size {
                 let rest = self.pending.split_off(self.shard_size);
@@ -194,6 +204,23 @@ mod tests {
         for shard in &read {
             assert!(shard.metadata.keys().eq(&keys), "{:?}", shard.metadata);
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_continuing_writer_skips_the_finished_rounds_and_keeps_order() {
+        let out = temp_out("continuing");
+        let dir = out.path().to_path_buf();
+        let finished = UnitSet::from_indices(vec![0, 2]);
+        let mut writer = ShardWriter::new(out, 2, None, run_metadata()).continuing(finished);
+        writer.add_round(3, vec![example(3)]).unwrap();
+        writer.add_round(1, vec![example(1)]).unwrap();
+        // Rounds 1 and 3 are in order with 0 and 2 skipped: one full shard already.
+        assert!(dir.join("shard-000000.safetensors").exists());
+        writer.add_round(4, vec![example(4)]).unwrap();
+        assert_eq!(writer.finish().unwrap(), (2, 3));
+        let (examples, _) = read_back(&OutDir::claim(&dir).unwrap(), 0..2);
+        assert_eq!(examples, [1, 3, 4].map(example));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

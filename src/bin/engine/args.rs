@@ -749,6 +749,9 @@ pub(crate) struct SelfplayArgs {
     #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true,
           value_parser = float_in("a positive number", |x| x > 0.0))]
     pub(crate) check_threshold: f32,
+    /// Tests only: every batch from launch N on fails at its wait, as a device fault does
+    #[arg(long, hide = true, value_name = "N")]
+    pub(crate) fault_after_batches: Option<u64>,
     /// Dirichlet noise at each world's root: concentration α, > 0 (default 0.3)
     /// [selfplay.dirichlet_alpha]
     #[arg(long, allow_negative_numbers = true,

@@ -9,9 +9,10 @@ use clap::{CommandFactory, Parser};
 use engine::arena::{ArenaConfig, ArenaResult, Decision, Side, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
 use engine::net::cpu::CpuKernel;
+use engine::net::fault::FaultBackend;
 use engine::net::weights::Weights;
 use engine::net::Backend;
-use engine::selfplay::{OutDir, SelfPlayConfig, ShardMetadata, ShardWriter};
+use engine::selfplay::{finished_units, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter};
 use engine::settings::{Settings, SettingsError};
 use engine::telemetry::{nvml_snapshot, GpuSampler};
 use log::Progress;
@@ -400,21 +401,45 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     let (opened, check) = args.device.open(&net, rows)?.watched(&net, rows, watch);
     // NVML telemetry only when the network really runs on a GPU.
     let mut sampler = opened.gpu.map(GpuSampler::new);
-    let (backend, opened_gpu) = (opened.backend, opened.gpu);
+    let (mut backend, opened_gpu) = (opened.backend, opened.gpu);
+    if let Some(healthy) = args.fault_after_batches {
+        backend = Box::new(FaultBackend::new(backend, healthy));
+    }
     let metadata = ShardMetadata::new(&config, net.weights.sha256(), backend.name());
-    let flush_every = Duration::from_secs(args.flush_secs);
-    let mut writer = ShardWriter::new(out, args.shard_size, Some(flush_every), metadata);
-    let stop = Arc::new(AtomicBool::new(false));
-    install_interrupt_handler(stop.clone(), "writing completed rounds")?;
+    // A rerun of the same run (a fault, Ctrl-C or crash stopped it) skips what is on disk.
+    let finished = finished_units(out.path(), &metadata, config.examples_per_unit())?;
     let unit = if config.start_cards.is_some() {
         "games"
     } else {
         "rounds"
     };
+    let resumed = finished.units.count_below(config.units);
+    if finished.shards > 0 {
+        note!(
+            "note: continuing the run in {}: {resumed} of {} {unit} are in its {} shard(s) ({} rows) already",
+            args.out.display(),
+            config.units,
+            finished.shards,
+            finished.rows
+        );
+    }
+    for (unit_index, rows) in &finished.partial {
+        note!(
+            "note: unit {unit_index} has {rows} of its {} rows on disk (a crash cut it): kept, not played again",
+            config.examples_per_unit()
+        );
+    }
+    let flush_every = Duration::from_secs(args.flush_secs);
+    let mut writer = ShardWriter::new(out, args.shard_size, Some(flush_every), metadata)
+        .continuing(finished.units.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt_handler(stop.clone(), "writing completed rounds")?;
     let template =
         format!("{{bar:30}} {{pos}}/{{len}} {unit} {{elapsed_precise}} ETA {{eta}} {{msg}}");
-    let bar = Progress::new(config.units, unit, &template);
-    let summary = engine::selfplay::run(config, backend, &stop, &mut writer, |s| {
+    // The units this run plays (the ETA's rate is this run's).
+    let bar = Progress::new(config.units - resumed, unit, &template);
+    let units = config.units;
+    let played = engine::selfplay::run(config, &finished.units, backend, &stop, &mut writer, |s| {
         let stats = sampler.as_mut().and_then(GpuSampler::sample);
         let gpu_line = stats.map_or(String::new(), |g| {
             format!(
@@ -437,9 +462,20 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
             100.0 * s.cache_hit_rate
         );
         bar.update(s.units, message);
-    })?;
+    });
     bar.finish();
+    // Every finished unit reaches the disk, the run failed or not.
     let (shards, rows) = writer.finish()?;
+    let summary = match played {
+        Ok(summary) => summary,
+        Err(e) => {
+            return Err(e.context(format!(
+                "self-play stopped; the {unit} it finished are in {} ({rows} rows, {shards} new \
+                 shard(s)): rerun the same command to play the rest of the {units}",
+                args.out.display()
+            )))
+        }
+    };
     let util_mean = sampler.as_ref().and_then(GpuSampler::mean);
     let summary = engine::selfplay::Summary {
         shards,
@@ -473,8 +509,12 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
         out!("{json}");
     } else {
         out!(
-            "{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%{}, {:.1} s{}",
+            "{}{}{} rounds, {} decisions, {} examples in {} shard(s) under {} ({rows} rows); {:.1} rounds/min, {:.0} NN rows/s, avg batch {:.0}, cache hits {:.1}%{}, {:.1} s{}",
             if summary.interrupted { "interrupted: " } else { "" },
+            match summary.resumed_units {
+                0 => String::new(),
+                n => format!("continued ({n} {unit} were on disk): "),
+            },
             summary.rounds,
             summary.decisions,
             summary.examples,
