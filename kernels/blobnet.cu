@@ -113,10 +113,12 @@ __device__ __forceinline__ void value_rows(float* __restrict__ value, const floa
 // Arguments (outputs first, sizes last):
 //   policy  f32 [rows_alloc, 52]  out: softmax rows [0, fill); other rows untouched
 //   value   f32 [rows_alloc]      out: tanh values [0, fill); other rows untouched
+//   tags    u32 [rows_alloc / 32] out: CTA b writes fill[1] (the batch's tag) once its rows
+//                                 are written, so the host can tell fresh outputs from stale
 //   inputs  f32 [rows_alloc, 256] encoded states, row-major; only rows [0, fill) are read
 //   masks   u64 [rows_alloc]      legal-action bits (bit a = action a); rows [0, fill) read
-//   fill    u32 [1]               device-resident row count (so one captured graph per bucket
-//                                 serves every fill <= bucket)
+//   fill    u32 [2]               device-resident row count (so one captured graph per bucket
+//                                 serves every fill <= bucket) and the batch's tag
 //   weights f16 [total_tiles(layers, ffn) * 8192]  the weight stream (common.cuh)
 //   params  f32 [total_params(layers, ffn)]        biases, LayerNorm affine, value_out
 //   layers  encoder layers (>= 1);  ffn  FFN width (a multiple of 256)
@@ -128,7 +130,7 @@ __device__ __forceinline__ void value_rows(float* __restrict__ value, const floa
 // FP32 GEMM result (33,280 B); the FP32 residual stream lives in registers (Residual).
 extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
     blobnet_forward_f32(float* __restrict__ policy, float* __restrict__ value,
-                        const float* __restrict__ inputs,
+                        unsigned int* __restrict__ tags, const float* __restrict__ inputs,
                         const unsigned long long* __restrict__ masks,
                         const unsigned int* __restrict__ fill, const __half* __restrict__ weights,
                         const float* __restrict__ params, int layers, int ffn) {
@@ -216,4 +218,7 @@ extern "C" __global__ void __launch_bounds__(blob::kThreads, 1)
     __syncthreads();
     value_rows(value + row0, result, heads + kHeadValueHiddenBias, heads + kHeadValueOutWeight,
                heads + kHeadValueOutBias, valid, warp, lane);
+    // Every warp's rows are written: the CTA's tag says so.
+    __syncthreads();
+    if (threadIdx.x == 0) tags[blockIdx.x] = fill[1];
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use engine::encode::compact::{compact, CompactRow};
 use engine::encode::{encode, EncoderVersion};
 use engine::net::cpu::CpuBackend;
-use engine::net::cuda::{describe_devices, CudaBackend, CudaConfig, CudaError};
+use engine::net::cuda::{describe_devices, CudaBackend, CudaConfig, CudaError, InjectedFault};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::{Backend, BatchIn, BatchOut, HeapSlot, NetError, INPUT_DIM, POLICY_DIM};
 use engine::ring::Ring;
@@ -548,6 +548,95 @@ fn devices_and_telemetry_are_described_or_explained() -> Outcome {
 
 // ---- CPU-only tests -------------------------------------------------------------------------
 
+/// Every CTA of a batch writes the batch's tag once its rows are written, and the host checks
+/// the tags: a kernel that leaves rows unwritten (here, one CTA short) is an error naming the
+/// GPU, the bucket and the first stale row, never the previous batch's outputs passed on.
+fn stale_outputs_are_an_error_never_data() -> Outcome {
+    let weights = reference_weights();
+    let config = CudaConfig {
+        fault: Some(InjectedFault::ShortGrid { from_launch: 3 }),
+        ..CudaConfig::for_max_batch(64)
+    };
+    let mut gpu = cuda(&weights, config)?;
+    let mut rng = rng("stale");
+    let batch = random_batch(&mut rng, 64);
+    // Launch 2: whole. Launch 3: one CTA short, its rows 32.. hold launch 2's outputs.
+    run(&mut gpu, &batch.inputs, &batch.masks).expect("launch 2 runs whole");
+    let err = run(&mut gpu, &batch.inputs, &batch.masks)
+        .err()
+        .expect("stale rows refused");
+    let text = format!("{err}");
+    assert!(
+        text.contains("stale outputs on cuda:0, batch of 64 rows in bucket 64")
+            && text.contains("rows 32.."),
+        "{text}"
+    );
+    Ok(())
+}
+
+/// Environment variable that makes [`a_device_fault_is_reported_once_against_its_batch`]
+/// provoke the fault itself (in a child process of this binary).
+const FAULT_CHILD: &str = "ENGINE_GPU_FAULT_CHILD";
+
+/// A real device fault (an illegal address, injected from launch 4 on) fails the batch that
+/// hit it, reported against that batch with the GPU, the bucket and the driver's message; the
+/// ring then refuses every later batch with that same error. A device fault is sticky for the
+/// process's context, so the fault runs in a child process of this test binary.
+fn a_device_fault_is_reported_once_against_its_batch() -> Outcome {
+    let weights = reference_weights();
+    if std::env::var_os(FAULT_CHILD).is_none() {
+        drop(cuda(&weights, CudaConfig::for_max_batch(64))?);
+        let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+            .args([
+                "--exact",
+                "a_device_fault_is_reported_once_against_its_batch",
+                "--test-threads",
+                "1",
+            ])
+            .env(FAULT_CHILD, "1")
+            .output()
+            .expect("the child runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        return Ok(());
+    }
+    let config = CudaConfig {
+        fault: Some(InjectedFault::IllegalAddress { from_launch: 4 }),
+        ..CudaConfig::for_max_batch(64)
+    };
+    let mut gpu = cuda(&weights, config)?;
+    let ring = Ring::new(&mut gpu, 2, 64).expect("ring");
+    let batch = random_batch(&mut rng("fault"), 40);
+    std::thread::scope(|scope| {
+        let server = scope.spawn(|| ring.serve(&mut gpu));
+        let _close = ring.close_on_drop();
+        let one = || -> Result<(), engine::ring::RingError> {
+            let mut slot = ring.acquire()?;
+            slot.push_rows(&batch.inputs, &batch.masks);
+            let slot = ring.wait(ring.submit(slot)?)?;
+            ring.release(slot);
+            Ok(())
+        };
+        // Launch 1 was the start-up warm-up; ring batches 0 and 1 are launches 2 and 3.
+        one().expect("ring batch 0");
+        one().expect("ring batch 1");
+        let err = one().expect_err("ring batch 2 hits the fault");
+        let text = format!("{err}");
+        eprintln!("the fault as reported: {text}");
+        assert!(
+            text.contains("failed on batch 2")
+                && text.contains("cuda:0, batch of 40 rows in bucket 64")
+                && text.contains("ILLEGAL_ADDRESS"),
+            "{text}"
+        );
+        assert_eq!(one().expect_err("sticky").to_string(), text);
+        ring.close();
+        assert!(server.join().expect("no panic").is_err());
+    });
+    Ok(())
+}
+
 /// Without a usable GPU, start-up fails with one of the "unavailable" errors and a message
 /// that says why; bad configs fail before anything touches the GPU.
 fn start_up_errors_are_named() -> Outcome {
@@ -618,6 +707,8 @@ fn main() -> ExitCode {
         batches_above_the_largest_bucket_are_rejected,
         custom_buckets_and_an_empty_batch,
         devices_and_telemetry_are_described_or_explained,
-        start_up_errors_are_named
+        start_up_errors_are_named,
+        stale_outputs_are_an_error_never_data,
+        a_device_fault_is_reported_once_against_its_batch
     ])
 }

@@ -162,7 +162,8 @@ const SELFPLAY: &str = "selfplay --players 3 --cards 2 --rounds 8 --shard-size 2
                         --preset light --device cpu --workers 1 --seed 1 --quiet";
 
 /// `engine selfplay` writes a few shards (the last one partial); `scripts/read_shard.py` and
-/// [`read_shard`] must see the same rows, metadata and tensor bytes (SHA-256) in each.
+/// [`read_shard`] must see the same rows, metadata and tensor bytes (SHA-256) in each, and
+/// `scripts/count_units.py` every round's rows once.
 fn read_shard_py_agrees_with_the_rust_reader() -> Outcome {
     let python = python_with("numpy, safetensors")?;
     let dir = std::env::temp_dir().join(format!("engine-read-shard-py-{}", std::process::id()));
@@ -215,6 +216,31 @@ fn read_shard_py_agrees_with_the_rust_reader() -> Outcome {
             assert_eq!(py["sha256"][key], json!(sha), "{name}: tensor {key}");
         }
     }
+
+    // scripts/count_units.py: 8 rounds of 6 rows each, no unit missing or doubled; asked for 9
+    // rounds, it names the missing one and fails.
+    let count = |units: &str| {
+        python_module(&python, "count_units")
+            .arg(&dir)
+            .args(["--units", units, "--rows-per-unit", "6"])
+            .output()
+            .expect("running scripts.count_units")
+    };
+    let out = count("8");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&counted["rows"], &counted["units"]),
+        (&json!(48), &json!(8))
+    );
+    let out = count("9");
+    assert_eq!(out.status.code(), Some(1));
+    let counted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(counted["missing"], json!([8]));
     std::fs::remove_dir_all(&dir).unwrap();
     Ok(())
 }

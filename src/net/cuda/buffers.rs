@@ -4,8 +4,8 @@
 //! [`DeviceNet`] (the packed weights on the device).
 //!
 //! Pinned memory: the host only writes inputs, masks and the fill count, so those may be
-//! write-combined (faster PCIe reads by the GPU); the host reads the outputs, so those are
-//! default (cached) pinned memory: reading write-combined memory is ~70x slower.
+//! write-combined (faster PCIe reads by the GPU); the host reads the outputs and the CTA tags,
+//! so those are default (cached) pinned memory: reading write-combined memory is ~70x slower.
 //!
 //! The batch ring's slots are [`PinnedSlot`]s allocated by the backend, so a worker fills the
 //! memory the device copies from (no staging copy), and each ring slot has its
@@ -22,6 +22,7 @@ use half::f16;
 
 use super::error::{CudaError, Stage};
 use super::graph::GraphSet;
+use super::layout::ROWS_PER_CTA;
 use super::pack::PackedNet;
 use crate::net::{SlotMemory, SlotParts, SlotView, INPUT_DIM, POLICY_DIM};
 
@@ -41,6 +42,9 @@ pub struct PinnedBuf<T> {
 // SAFETY: the buffer is plain host memory owned by this value (like a Box<[T]>); the CUDA
 // driver allows freeing it from any thread once the context is bound, which Drop does.
 unsafe impl<T: Send> Send for PinnedBuf<T> {}
+// SAFETY: a shared reference only reads (`as_slice`), under the same contract as an owner's
+// reads: never across a pending device copy into the memory.
+unsafe impl<T: Sync> Sync for PinnedBuf<T> {}
 
 impl<T: DeviceRepr + ValidAsZeroBits> PinnedBuf<T> {
     /// `len` zeroed elements; `write_combined` for memory the host only writes.
@@ -217,13 +221,17 @@ impl SlotMemory for PinnedSlot {
 pub struct DeviceSlot {
     pub capacity: usize,
     pub stream: Arc<CudaStream>,
-    /// Rows of the batch being launched; copied to `fill` by every launch.
+    /// `[rows, tag]` of the batch being launched; copied to `fill` by every launch.
     pub host_fill: PinnedBuf<u32>,
     pub inputs: DeviceBuf<f32>,
     pub masks: DeviceBuf<u64>,
     pub fill: DeviceBuf<u32>,
     pub policy: DeviceBuf<f32>,
     pub value: DeviceBuf<f32>,
+    /// One word per CTA: the tag of the last batch whose rows the CTA wrote.
+    pub tags: DeviceBuf<u32>,
+    /// `tags` copied back by every launch, read by whoever waits for the batch.
+    pub host_tags: Arc<PinnedBuf<u32>>,
     /// Recorded after a batch's last copy; whoever reads the outputs waits on it.
     pub done: Arc<CudaEvent>,
     pub graphs: GraphSet,
@@ -274,12 +282,14 @@ impl DeviceSlot {
         };
         Ok(DeviceSlot {
             capacity,
-            host_fill: PinnedBuf::new(ctx, 1, true)?,
+            host_fill: PinnedBuf::new(ctx, 2, true)?,
             inputs: DeviceBuf::zeros(&stream, capacity * INPUT_DIM)?,
             masks: DeviceBuf::zeros(&stream, capacity)?,
-            fill: DeviceBuf::zeros(&stream, 1)?,
+            fill: DeviceBuf::zeros(&stream, 2)?,
             policy: DeviceBuf::zeros(&stream, capacity * POLICY_DIM)?,
             value: DeviceBuf::zeros(&stream, capacity)?,
+            tags: DeviceBuf::zeros(&stream, capacity.div_ceil(ROWS_PER_CTA))?,
+            host_tags: Arc::new(PinnedBuf::new(ctx, capacity.div_ceil(ROWS_PER_CTA), false)?),
             done: Arc::new(ctx.new_event(Some(flags)).stage("event creation")?),
             graphs: GraphSet::default(),
             host: HostAddrs::of(host),

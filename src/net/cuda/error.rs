@@ -1,5 +1,5 @@
 //! [`CudaError`]: every way the CUDA backend can fail, each naming what failed (stage, kernel
-//! symbol, bucket, tensor), and [`Stage`], which tags a driver error with the stage it hit.
+//! symbol, GPU and bucket, tensor), and [`Stage`], which tags a driver error with the stage it hit.
 
 use cudarc::driver::DriverError;
 use thiserror::Error;
@@ -52,12 +52,24 @@ pub enum CudaError {
     },
     #[error("CUDA graph capture for bucket {bucket} produced no graph")]
     EmptyCapture { bucket: usize },
-    #[error("CUDA failed at {stage} (bucket {bucket}): {source}")]
+    #[error("CUDA failed on {at} at {stage}: {source}")]
     Batch {
         stage: &'static str,
-        bucket: usize,
+        at: BatchAt,
         #[source]
         source: DriverError,
+    },
+    /// The kernel left a CTA's rows unwritten: its tag is not the batch's (a previous batch's
+    /// outputs are in those rows), so they are an error, never data.
+    #[error(
+        "stale outputs on {at}: rows {first_row}.. were not written by this batch (CTA tag \
+         {found}, expected {expected})"
+    )]
+    StaleOutputs {
+        at: BatchAt,
+        first_row: usize,
+        found: u32,
+        expected: u32,
     },
     #[error("CUDA failed at {stage}: {source}")]
     Driver {
@@ -65,6 +77,24 @@ pub enum CudaError {
         #[source]
         source: DriverError,
     },
+}
+
+/// Which batch failed: the GPU, the batch's rows and the bucket (graph) it ran in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchAt {
+    pub device: usize,
+    pub rows: usize,
+    pub bucket: usize,
+}
+
+impl std::fmt::Display for BatchAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cuda:{}, batch of {} rows in bucket {}",
+            self.device, self.rows, self.bucket
+        )
+    }
 }
 
 impl CudaError {
@@ -93,7 +123,7 @@ impl CudaError {
 /// Tags a driver error with the stage it failed at (candle's `WrapErr::w()`).
 pub trait Stage<T> {
     fn stage(self, stage: &'static str) -> Result<T, CudaError>;
-    fn batch_stage(self, stage: &'static str, bucket: usize) -> Result<T, CudaError>;
+    fn batch_stage(self, stage: &'static str, at: BatchAt) -> Result<T, CudaError>;
 }
 
 impl<T> Stage<T> for Result<T, DriverError> {
@@ -101,11 +131,7 @@ impl<T> Stage<T> for Result<T, DriverError> {
         self.map_err(|source| CudaError::Driver { stage, source })
     }
 
-    fn batch_stage(self, stage: &'static str, bucket: usize) -> Result<T, CudaError> {
-        self.map_err(|source| CudaError::Batch {
-            stage,
-            bucket,
-            source,
-        })
+    fn batch_stage(self, stage: &'static str, at: BatchAt) -> Result<T, CudaError> {
+        self.map_err(|source| CudaError::Batch { stage, at, source })
     }
 }

@@ -16,11 +16,13 @@ pub struct ForwardArgs {
     pub policy: sys::CUdeviceptr,
     /// f32 `[capacity]`, written for rows `[0, fill)`.
     pub value: sys::CUdeviceptr,
+    /// u32 `[capacity / 32]`: CTA `b` writes the batch tag (`fill[1]`) once its rows are done.
+    pub tags: sys::CUdeviceptr,
     /// f32 `[capacity, 256]`, read for rows `[0, fill)`.
     pub inputs: sys::CUdeviceptr,
     /// u64 `[capacity]`, read for rows `[0, fill)`.
     pub masks: sys::CUdeviceptr,
-    /// u32 `[1]`: the batch's row count, read on the device when the kernel runs.
+    /// u32 `[2]`: the batch's row count and tag, read on the device when the kernel runs.
     pub fill: sys::CUdeviceptr,
     /// f16 weight stream, `pack::tile_count(layers, ffn)` tiles.
     pub weights: sys::CUdeviceptr,
@@ -55,6 +57,7 @@ pub unsafe fn forward_f32(
     launch
         .arg(&args.policy)
         .arg(&args.value)
+        .arg(&args.tags)
         .arg(&args.inputs)
         .arg(&args.masks)
         .arg(&args.fill)

@@ -16,7 +16,7 @@
 
 /// Layout version of the weight stream, parameter block and kernel arguments (bumped on any
 /// change, and reported by the fatbin's ABI block).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Batch rows one CTA owns; buckets are multiples of it.
 pub const ROWS_PER_CTA: usize = 32;
 /// Threads per CTA.

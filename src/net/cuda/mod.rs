@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaEvent, DriverError};
 
-use self::buffers::{DeviceNet, DeviceSlot, PinnedSlot};
+use self::buffers::{DeviceNet, DeviceSlot, PinnedBuf, PinnedSlot};
 use self::context::Gpu;
 use self::error::Stage;
 use self::graph::{Capture, GraphSet};
@@ -46,13 +46,13 @@ use self::layout::ROWS_PER_CTA;
 use self::pack::PackedNet;
 use super::weights::PreparedWeights;
 use super::{
-    check_batch, check_rows, Backend, BatchIn, BatchOut, NetError, Pending, SlotMemory, INPUT_DIM,
-    POLICY_DIM,
+    check_batch, check_rows, Backend, BatchIn, BatchOut, Done, NetError, Pending, SlotMemory,
+    INPUT_DIM, POLICY_DIM,
 };
 use crate::encode::compact::CompactRow;
 
 pub use self::context::{describe_devices, GpuInfo};
-pub use self::error::CudaError;
+pub use self::error::{BatchAt, CudaError};
 pub use self::kernels::targets as kernel_targets;
 
 /// Every knob of the CUDA backend.
@@ -71,6 +71,29 @@ pub struct CudaConfig {
     /// blocking-sync events, the core is free for search meanwhile) or lets the driver poll
     /// (`false`: lower latency, the waiting core spins).
     pub blocking_wait: bool,
+    /// Tests only: a fault injected into every launch from a given one on (launches run
+    /// eagerly then, without graphs).
+    pub fault: Option<InjectedFault>,
+}
+
+/// A fault for tests to provoke on the device, from launch `from_launch` on (launches are
+/// numbered from 1, the start-up warm-up's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// The kernel runs one CTA fewer than the batch's rows need: the last CTA's rows keep
+    /// the previous batch's outputs (the stale-output check must refuse them).
+    ShortGrid { from_launch: u32 },
+    /// The kernel reads its inputs from address 0: an illegal address, a sticky device fault.
+    IllegalAddress { from_launch: u32 },
+}
+
+impl InjectedFault {
+    fn first_launch(self) -> u32 {
+        match self {
+            InjectedFault::ShortGrid { from_launch }
+            | InjectedFault::IllegalAddress { from_launch } => from_launch,
+        }
+    }
 }
 
 impl Default for CudaConfig {
@@ -80,6 +103,7 @@ impl Default for CudaConfig {
             graphs: true,
             poison_outputs: false,
             blocking_wait: true,
+            fault: None,
         }
     }
 }
@@ -128,6 +152,8 @@ pub struct CudaBackend {
     gpu: Gpu,
     device: usize,
     config: CudaConfig,
+    /// The tag of the next batch launched (never 0, which fresh tag buffers hold).
+    next_tag: u32,
 }
 
 impl CudaBackend {
@@ -157,6 +183,7 @@ impl CudaBackend {
             gpu,
             device,
             config,
+            next_tag: 1,
         };
         // Warm-up: loads the kernel (lazy module loading) outside any capture and proves the
         // launch configuration (zero inputs, the smallest bucket's rows).
@@ -237,7 +264,7 @@ impl CudaBackend {
     /// between `slot` and its host memory, and the kernel.
     fn capture(&self, slot: &DeviceSlot) -> Result<GraphSet, CudaError> {
         let mut graphs = GraphSet::default();
-        if !self.config.graphs {
+        if !self.config.graphs || self.config.fault.is_some() {
             return Ok(graphs);
         }
         for &bucket in self.config.buckets.iter().filter(|&&b| b <= slot.capacity) {
@@ -268,26 +295,36 @@ impl CudaBackend {
     /// Runs the staged batch of `rows` rows (inputs and masks already in `staging_host`) and
     /// waits for it; the outputs are then in `staging_host`.
     fn run_staging(&mut self, rows: usize) -> Result<(), CudaError> {
-        let bucket = self.bucket_for(rows);
-        self.launch_slot(None, rows)?;
-        self.staging
-            .done
-            .synchronize()
-            .batch_stage("synchronize (kernel or copy failed)", bucket)
+        let launched = self.launch_slot(None, rows)?;
+        launched.wait(&self.staging.done, &self.staging.host_tags)
+    }
+
+    /// Where a batch of `rows` rows runs, for errors.
+    fn batch_at(&self, rows: usize) -> BatchAt {
+        BatchAt {
+            device: self.device,
+            rows,
+            bucket: self.bucket_for(rows),
+        }
     }
 
     /// Launches `rows` rows of ring slot `index` (`None`: the staging slot) with its graph for
     /// the batch's bucket (or eagerly) and records the slot's event; does not wait. The
     /// slot's host memory must hold the batch and stay untouched until the event completes.
     /// On an error, whatever was already enqueued has finished when this returns.
-    fn launch_slot(&mut self, index: Option<usize>, rows: usize) -> Result<(), CudaError> {
-        let bucket = self.bucket_for(rows);
+    fn launch_slot(&mut self, index: Option<usize>, rows: usize) -> Result<Launched, CudaError> {
+        let at = self.batch_at(rows);
+        let bucket = at.bucket;
         self.gpu.ctx.bind_to_thread().stage("bind context")?;
+        let tag = self.next_tag;
+        self.next_tag = self.next_tag.checked_add(1).unwrap_or(1);
         let slot = match index {
             Some(i) => &mut self.ring_slots[i],
             None => &mut self.staging,
         };
-        slot.host_fill.as_mut_slice()[0] = rows as u32;
+        slot.host_fill
+            .as_mut_slice()
+            .copy_from_slice(&[rows as u32, tag]);
         // Looked up again as shared: `enqueue` borrows the whole backend, which a reborrow of
         // the mutable lookup would keep locked.
         let slot = match index {
@@ -295,25 +332,26 @@ impl CudaBackend {
             None => &self.staging,
         };
         let launched = match slot.graphs.get(bucket) {
-            Some(graph) => graph.launch().batch_stage("graph launch", bucket),
+            Some(graph) => graph.launch().batch_stage("graph launch", at),
             // SAFETY: rows <= the slot's capacity (callers check); host_fill holds `rows`.
-            None => unsafe { self.enqueue(slot, rows, rows) }.batch_stage("eager forward", bucket),
+            None => unsafe { self.enqueue(slot, rows, rows) }.batch_stage("eager forward", at),
         }
         .and_then(|()| {
             slot.done
                 .record(&slot.stream)
-                .batch_stage("event record", bucket)
+                .batch_stage("event record", at)
         });
         if launched.is_err() {
             // Copies enqueued before the failure may still be running on the host memory
             // the caller takes back with the error.
             let _ = slot.stream.synchronize();
         }
-        launched
+        launched.map(|()| Launched { at, tag })
     }
 
-    /// Enqueues on the slot's stream: copy-in of `copy_rows` rows and the fill count, the
-    /// optional poison, the kernel over `grid_rows` rows and copy-out of `copy_rows` rows.
+    /// Enqueues on the slot's stream: copy-in of `copy_rows` rows and the fill count and tag,
+    /// the optional poison, the kernel over `grid_rows` rows and copy-out of `copy_rows` rows
+    /// and their CTAs' tags.
     /// Captured once per bucket (`copy_rows == grid_rows == bucket`) or run eagerly per batch
     /// (`== rows`).
     ///
@@ -337,16 +375,31 @@ impl CudaBackend {
         htod(slot.inputs.ptr, host.inputs, copy_rows * INPUT_DIM * f32s)?;
         htod(slot.masks.ptr, host.masks, copy_rows * u64s)?;
         slot.host_fill
-            .copy_to_device(slot.fill.ptr, 1, &slot.stream)?;
+            .copy_to_device(slot.fill.ptr, 2, &slot.stream)?;
         if self.config.poison_outputs {
             const NAN: u32 = 0x7fc0_0000;
             sys::cuMemsetD32Async(slot.policy.ptr, NAN, copy_rows * POLICY_DIM, s).result()?;
             sys::cuMemsetD32Async(slot.value.ptr, NAN, copy_rows, s).result()?;
         }
+        // Injected faults run eagerly (no graph), so the host's tag is this launch's.
+        let fault = self
+            .config
+            .fault
+            .filter(|f| slot.host_fill.as_slice()[1] >= f.first_launch());
+        let grid_rows = match fault {
+            Some(InjectedFault::ShortGrid { .. }) => {
+                grid_rows.next_multiple_of(ROWS_PER_CTA) - ROWS_PER_CTA
+            }
+            _ => grid_rows,
+        };
         let args = ForwardArgs {
             policy: slot.policy.ptr,
             value: slot.value.ptr,
-            inputs: slot.inputs.ptr,
+            tags: slot.tags.ptr,
+            inputs: match fault {
+                Some(InjectedFault::IllegalAddress { .. }) => 0,
+                _ => slot.inputs.ptr,
+            },
             masks: slot.masks.ptr,
             fill: slot.fill.ptr,
             weights: self.net.weights.ptr,
@@ -365,7 +418,13 @@ impl CudaBackend {
             sys::cuMemcpyDtoHAsync_v2(host as *mut c_void, device, bytes, s).result()
         };
         dtoh(host.policy, slot.policy.ptr, copy_rows * POLICY_DIM * f32s)?;
-        dtoh(host.value, slot.value.ptr, copy_rows * f32s)
+        dtoh(host.value, slot.value.ptr, copy_rows * f32s)?;
+        let host_tags = slot.host_tags.as_slice().as_ptr() as usize;
+        dtoh(
+            host_tags,
+            slot.tags.ptr,
+            copy_rows.div_ceil(ROWS_PER_CTA) * size_of::<u32>(),
+        )
     }
 }
 
@@ -440,27 +499,63 @@ impl Backend for CudaBackend {
         let slot = &self.ring_slots[index];
         check_rows(rows, slot.capacity)?;
         if rows == 0 {
-            return Ok(Box::new(EventPending { event: None }));
+            return Ok(Box::new(Done));
         }
-        self.launch_slot(Some(index), rows)
+        let launched = self
+            .launch_slot(Some(index), rows)
             .map_err(|e| e.into_net("launch"))?;
+        let slot = &self.ring_slots[index];
         Ok(Box::new(EventPending {
-            event: Some(self.ring_slots[index].done.clone()),
+            event: Some(slot.done.clone()),
+            tags: slot.host_tags.clone(),
+            launched,
         }))
+    }
+}
+
+/// A batch on its way: where it runs and the tag its CTAs write.
+#[derive(Clone, Copy, Debug)]
+struct Launched {
+    at: BatchAt,
+    tag: u32,
+}
+
+impl Launched {
+    /// Waits for the batch (its slot's `done` event), then checks that every CTA of its rows
+    /// wrote this batch's tag into `tags` (the slot's host copy).
+    fn wait(&self, done: &CudaEvent, tags: &PinnedBuf<u32>) -> Result<(), CudaError> {
+        done.synchronize()
+            .batch_stage("synchronize (kernel or copy failed)", self.at)?;
+        let ctas = self.at.rows.div_ceil(ROWS_PER_CTA);
+        match tags.as_slice()[..ctas]
+            .iter()
+            .position(|&found| found != self.tag)
+        {
+            None => Ok(()),
+            Some(cta) => Err(CudaError::StaleOutputs {
+                at: self.at,
+                first_row: cta * ROWS_PER_CTA,
+                found: tags.as_slice()[cta],
+                expected: self.tag,
+            }),
+        }
     }
 }
 
 /// A ring slot's batch on the device, done when its slot's event completes.
 struct EventPending {
     event: Option<Arc<CudaEvent>>,
+    /// The slot's host copy of its CTA tags (read once the event completed).
+    tags: Arc<PinnedBuf<u32>>,
+    launched: Launched,
 }
 
 impl Pending for EventPending {
     fn wait(mut self: Box<Self>, _: &dyn SlotMemory, _: usize) -> Result<(), NetError> {
         match self.event.take() {
-            Some(event) => event
-                .synchronize()
-                .stage("batch (kernel or copy failed)")
+            Some(event) => self
+                .launched
+                .wait(&event, &self.tags)
                 .map_err(|e| e.into_net("wait")),
             None => Ok(()),
         }
