@@ -51,7 +51,7 @@ use super::{
 };
 use crate::encode::compact::CompactRow;
 
-pub use self::context::describe_devices;
+pub use self::context::{describe_devices, visible_devices};
 pub use self::error::CudaError;
 
 /// Every knob of the CUDA backend.
