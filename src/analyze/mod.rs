@@ -153,7 +153,10 @@ pub fn serve_on<R: BufRead, W: Write + Send>(
 ) -> Result<ServeSummary> {
     let rows = rows_per_batch(&config.search);
     let threads = config.threads.max(1);
-    if devices.is_empty() || devices.len() > threads {
+    if devices.is_empty() {
+        bail!("analysis needs a device to run the network on");
+    }
+    if devices.len() > threads {
         bail!(
             "{} devices need at least as many threads (--threads), each searching on one device: \
              there are \

@@ -251,7 +251,7 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_util_mean_percent: Option<f64>,
     /// Each device's share of the network's work, in the order the devices were given (one
-    /// entry on one device); their rows and batches sum to the totals above.
+    /// entry on one device); their rows sum to `nn_rows`.
     pub devices: Vec<DeviceSummary>,
 }
 
@@ -305,7 +305,10 @@ pub fn run_on(
     config.validate()?;
     let rows = config.rows_per_batch();
     let workers = config.workers;
-    if devices.is_empty() || devices.len() > workers {
+    if devices.is_empty() {
+        bail!("self-play needs a device to run the network on");
+    }
+    if devices.len() > workers {
         bail!(
             "{} devices need at least as many workers (--workers), each feeding one device: \
              there are {workers}",

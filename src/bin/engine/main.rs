@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A result line: `println!` that hands a write error to the caller (`?`), so that a closed
@@ -374,7 +374,7 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
         every,
         threshold: args.check_threshold,
     });
-    let (devices, checks): (Vec<Opened>, Vec<Option<Arc<Mutex<CheckStats>>>>) = args
+    let (devices, checks): (Vec<Opened>, Vec<_>) = args
         .device
         .open_all(&net, rows, "", false)?
         .into_iter()
