@@ -2,12 +2,14 @@
 //! examples, runs are reproducible from their seed whatever the number of workers (each row
 //! naming its unit), and an interrupted run keeps only complete rounds.
 
+use engine::device::Opened;
 use engine::game::round_sequence;
 use engine::net::cpu::{CpuBackend, CpuKernel};
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::search::{Beliefs, LeafValues, SearchConfig};
 use engine::selfplay::{
-    read_shard, run, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, Summary, UnitDone, UnitSet,
+    read_shard, run, run_on, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter, Summary, UnitDone,
+    UnitSet,
 };
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
@@ -311,6 +313,63 @@ fn same_seed_gives_identical_full_game_shards_for_any_worker_count() {
             .map(|&c| usize::from(c))
             .sum::<usize>();
     same_shards_for_any_worker_count("games", config, per_game);
+}
+
+/// Two CPU backends (each in its own pool of one thread) stand for two devices: workers 0
+/// and 2 feed the first, 1 the second; the shards are those of one backend, and each device's
+/// rows add up to the total.
+#[test]
+fn two_devices_give_the_shards_of_one() {
+    let config = SelfPlayConfig {
+        games_per_worker: 3,
+        ..config(24, 8, 3)
+    };
+    let (dir_one, dir_two) = (temp_dir("devices-one"), temp_dir("devices-two"));
+    let (_, one) = play_config(&dir_one, config.clone(), None);
+    let meta = ShardMetadata::new(&config, "test-weights", "cpu");
+    let mut writer = ShardWriter::new(OutDir::claim(&dir_two).unwrap(), 40, None, meta);
+    let devices = (0..2)
+        .map(|_| {
+            let backend =
+                CpuBackend::with_threads(net(), config.rows_per_batch(), CpuKernel::detect(), 1)
+                    .unwrap();
+            Opened {
+                description: backend.describe(),
+                backend: Box::new(backend),
+                gpu: None,
+                fallback: None,
+            }
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let summary = run_on(
+        config,
+        &UnitSet::default(),
+        devices,
+        &stop,
+        &mut |unit: UnitDone| writer.add_round(unit.index, unit.examples),
+        |_| {},
+    )
+    .unwrap();
+    writer.finish().unwrap();
+    let two: Vec<Vec<u8>> = shard_files(&dir_two)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    assert!(
+        one.len() >= 2 && one == two,
+        "two devices wrote other shards"
+    );
+    assert_eq!(summary.devices.len(), 2);
+    assert!(summary
+        .devices
+        .iter()
+        .all(|d| d.rows > 0 && d.device == "cpu"));
+    let rows: u64 = summary.devices.iter().map(|d| d.rows).sum();
+    assert_eq!(rows, summary.nn_rows);
+    for d in [dir_one, dir_two] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }
 
 /// Where positions recur between units (hundreds of 3 players × 1 card rounds), workers'

@@ -6,8 +6,8 @@
 //! time). A line is a query (a position to search, parsed in `query.rs` and rebuilt by
 //! replaying its history in `position.rs`) or an action (`terminate`, `clear_cache`,
 //! `query_version`). The reader thread answers actions and bad lines at once and hands the
-//! accepted queries to worker threads, which search several at once (as [`Client`]s of one
-//! [`Ring`], two groups each, one group's batch on the backend while the other's searches
+//! accepted queries to worker threads, which search several at once (as [`Client`]s of a
+//! [`Ring`]: one per device, worker `t` on device `t % devices` ([`serve_on`]); two groups each, one group's batch on the backend while the other's searches
 //! advance) and answer each as it finishes, with partial answers on the way when asked
 //! (`report_every`). Queries read and not yet answered are registered by id (`in_flight.rs`), so
 //! that `terminate` can stop them. EOF drains the queries in flight and returns.
@@ -30,6 +30,7 @@ pub use query::{
     FPU_REDUCTION_RANGE, MAX_DETS, MAX_SIMS, MAX_TIME_MS,
 };
 
+use crate::device::Opened;
 use crate::error_text::error_chain;
 use crate::net::Backend;
 use crate::ring::{drive, Batch, Client, Ring, RingError};
@@ -126,24 +127,69 @@ impl Reply {
 /// been answered; fails on an I/O error or a backend failure (after answering the queries in
 /// flight with a `backend` error).
 pub fn serve<R: BufRead, W: Write + Send>(
+    input: R,
+    output: W,
+    backend: Box<dyn Backend>,
+    config: &AnalyzeConfig,
+) -> Result<ServeSummary> {
+    let opened = Opened {
+        description: backend.name().to_string(),
+        backend,
+        gpu: None,
+        fallback: None,
+    };
+    serve_on(input, output, vec![opened], config)
+}
+
+/// [`serve`] over several devices: one batch ring and one backend thread per device, worker
+/// `t` searching through device `t % devices.len()` (so `config.threads` must be at least the
+/// number of devices). An answer does not depend on the device its query ran on, as long as
+/// the devices compute the same bits for a row.
+pub fn serve_on<R: BufRead, W: Write + Send>(
     mut input: R,
     mut output: W,
-    mut backend: Box<dyn Backend>,
+    devices: Vec<Opened>,
     config: &AnalyzeConfig,
 ) -> Result<ServeSummary> {
     let rows = rows_per_batch(&config.search);
-    if backend.max_batch() < rows {
+    let threads = config.threads.max(1);
+    if devices.is_empty() {
+        bail!("analysis needs a device to run the network on");
+    }
+    if devices.len() > threads {
         bail!(
-            "the {} backend takes {} rows per batch; analysis needs {rows}",
-            backend.name(),
-            backend.max_batch()
+            "{} devices need at least as many threads (--threads), each searching on one device: \
+             there are \
+             {threads}",
+            devices.len()
         );
     }
-    let threads = config.threads.max(1);
+    let (names, mut backends): (Vec<String>, Vec<Box<dyn Backend>>) = devices
+        .into_iter()
+        .map(|opened| (opened.device(), opened.backend))
+        .unzip();
+    for (name, backend) in names.iter().zip(&backends) {
+        if backend.max_batch() < rows {
+            bail!(
+                "the {} backend on {name} takes {} rows per batch; analysis needs {rows}",
+                backend.name(),
+                backend.max_batch()
+            );
+        }
+    }
     let settings = config.search;
-    // One slot per group of each worker (filling, or in flight).
-    let ring = Ring::new(backend.as_mut(), 2 * threads, rows)
-        .context("allocating the batch ring's slots")?;
+    let n = backends.len();
+    // One slot per group of each worker (filling, or in flight) of the device's ring.
+    let rings = backends
+        .iter_mut()
+        .zip(&names)
+        .enumerate()
+        .map(|(d, (backend, name))| {
+            let feeding = (d..threads).step_by(n).count();
+            Ring::new(backend.as_mut(), 2 * feeding, rows)
+                .with_context(|| format!("allocating the batch ring's slots on {name}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let jobs = Mutex::new(job_rx);
     let (reply_tx, reply_rx) = mpsc::channel::<Reply>();
@@ -151,11 +197,15 @@ pub fn serve<R: BufRead, W: Write + Send>(
     let in_flight = Arc::new(InFlight::default());
 
     std::thread::scope(|scope| -> Result<ServeSummary> {
-        let ring = &ring;
+        let rings = &rings;
         let (jobs, failed) = (&jobs, &failed);
-        let server = scope.spawn(move || ring.serve(backend.as_mut()));
-        // Even if a worker panics, the backend thread ends and the scope can join it.
-        let _close = ring.close_on_drop();
+        let servers: Vec<_> = rings
+            .iter()
+            .zip(&mut backends)
+            .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
+            .collect();
+        // Even if a worker panics, the backend threads end and the scope can join them.
+        let _close: Vec<_> = rings.iter().map(Ring::close_on_drop).collect();
         let writer = scope.spawn(move || -> std::io::Result<ServeSummary> {
             let mut summary = ServeSummary::default();
             for reply in reply_rx {
@@ -176,8 +226,8 @@ pub fn serve<R: BufRead, W: Write + Send>(
             Ok(summary)
         });
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                let replies = reply_tx.clone();
+            .map(|t| {
+                let (replies, ring) = (reply_tx.clone(), &rings[t % n]);
                 scope.spawn(move || {
                     let r = run_worker(jobs, ring, &replies, &settings, rows);
                     if r.is_err() {
@@ -201,15 +251,23 @@ pub fn serve<R: BufRead, W: Write + Send>(
             let error = QueryError::line(ErrorCode::Backend, "the network backend failed");
             let _ = reply_tx.send(Reply::error(&job.id, &error));
         }
-        ring.close();
-        let served = server.join().expect("backend thread panicked");
+        for ring in rings {
+            ring.close();
+        }
+        let mut served = Ok(());
+        for (server, name) in servers.into_iter().zip(&names) {
+            let result = server.join().expect("backend thread panicked");
+            if let (Ok(()), Err(e)) = (&served, result) {
+                served = Err(anyhow::Error::new(e).context(format!("network backend on {name}")));
+            }
+        }
         drop(reply_tx);
         let summary = writer
             .join()
             .expect("writer thread panicked")
             .context("writing answers")?;
         read.context("reading queries")?;
-        served.context("network backend")?;
+        served?;
         if let Some(e) = worker_failure {
             return Err(e).context("analysis worker");
         }

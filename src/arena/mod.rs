@@ -29,6 +29,7 @@ pub use side::{Searching, Side};
 pub use sprt::{Decision, Sprt, SprtReport};
 pub use stats::{DealScore, Tally};
 
+use crate::device::Opened;
 use crate::game::{RoundConfig, Seat};
 use crate::net::Backend;
 use crate::ring::Ring;
@@ -304,40 +305,93 @@ pub fn run(
     config: &ArenaConfig,
     backends: [Option<Box<dyn Backend>>; 2],
     stop: &AtomicBool,
+    progress: impl FnMut(&Progress),
+) -> Result<ArenaResult> {
+    let devices = backends.map(|backend| {
+        backend
+            .map(|backend| Opened {
+                description: backend.name().to_string(),
+                backend,
+                gpu: None,
+                fallback: None,
+            })
+            .into_iter()
+            .collect()
+    });
+    run_on(config, devices, stop, progress)
+}
+
+/// [`run`] over several devices: `devices[0]` holds side A's backend on each device (empty for
+/// a random side), `[1]` side B's, in the same device order. Each device has one ring per
+/// searching side, and thread `t` plays its deals on device `t % devices` (so there must be at
+/// least as many threads as devices). The result does not depend on the devices.
+pub fn run_on(
+    config: &ArenaConfig,
+    devices: [Vec<Opened>; 2],
+    stop: &AtomicBool,
     mut progress: impl FnMut(&Progress),
 ) -> Result<ArenaResult> {
     config.validate()?;
     let rows = config.rows_per_batch();
-    // The backends of the searching sides, in side order, and which one each side sends to.
-    let (mut names, mut searching): (Vec<&str>, Vec<Box<dyn Backend>>) = (Vec::new(), Vec::new());
+    let threads = config.threads;
+    // The backends of the searching sides, and which ring of a device each side sends to.
+    let mut names = Vec::new();
+    let mut searching: Vec<Vec<Opened>> = Vec::new();
     let mut ring_of_side = [None; 2];
-    for (i, (backend, side)) in backends.into_iter().zip(&config.sides).enumerate() {
+    for (i, (opened, side)) in devices.into_iter().zip(&config.sides).enumerate() {
         let name = ["A", "B"][i];
-        match (backend, side.search_config()) {
-            (Some(backend), Some(_)) => {
-                if rows > backend.max_batch() {
-                    bail!(
-                        "a batch can hold {rows} rows but side {name}'s {} backend takes at \
-                         most {}",
-                        backend.name(),
-                        backend.max_batch()
-                    );
+        match (opened.is_empty(), side.search_config()) {
+            (false, Some(_)) => {
+                for o in &opened {
+                    let backend = &o.backend;
+                    if rows > backend.max_batch() {
+                        bail!(
+                            "a batch can hold {rows} rows but side {name}'s {} backend on {} \
+                             takes at most {}",
+                            backend.name(),
+                            o.device(),
+                            backend.max_batch()
+                        );
+                    }
                 }
                 ring_of_side[i] = Some(searching.len());
                 names.push(name);
-                searching.push(backend);
+                searching.push(opened);
             }
-            (None, None) => {}
-            (Some(_), None) => bail!("side {name} plays at random and takes no backend"),
-            (None, Some(_)) => bail!("side {name} searches and needs a backend"),
+            (true, None) => {}
+            (false, None) => bail!("side {name} plays at random and takes no backend"),
+            (true, Some(_)) => bail!("side {name} searches and needs a backend"),
         }
     }
-    let threads = config.threads;
-    // A worker holds one slot of each ring per group (filling, or in flight).
-    let mut rings = Vec::with_capacity(searching.len());
-    for (name, backend) in names.iter().zip(&mut searching) {
-        let ring = Ring::new(backend.as_mut(), 2 * threads, rows)
-            .with_context(|| format!("allocating side {name}'s batch ring"))?;
+    let n = searching.first().map_or(1, Vec::len);
+    if searching.iter().any(|side| side.len() != n) {
+        bail!("both searching sides need a backend on each device");
+    }
+    if n > threads {
+        bail!(
+            "{n} devices need at least as many threads (--threads), each playing on one device: \
+             there are \
+             {threads}"
+        );
+    }
+    // Ring `d * sides + s`: side `s` on device `d`. A worker holds one slot of each of its
+    // device's rings per group (filling, or in flight).
+    let sides = searching.len();
+    let mut labels = Vec::with_capacity(n * sides);
+    let mut backends: Vec<Box<dyn Backend>> = Vec::with_capacity(n * sides);
+    let mut per_side: Vec<_> = searching.into_iter().map(Vec::into_iter).collect();
+    for _ in 0..n {
+        for (name, side) in names.iter().zip(&mut per_side) {
+            let opened = side.next().expect("as many backends as devices");
+            labels.push(format!("side {name}'s backend on {}", opened.device()));
+            backends.push(opened.backend);
+        }
+    }
+    let mut rings = Vec::with_capacity(backends.len());
+    for (r, (label, backend)) in labels.iter().zip(&mut backends).enumerate() {
+        let feeding = (r / sides.max(1)..threads).step_by(n).count();
+        let ring = Ring::new(backend.as_mut(), 2 * feeding, rows)
+            .with_context(|| format!("allocating the batch ring of {label}"))?;
         rings.push(ring);
     }
     let rings: Vec<&Ring> = rings.iter().collect();
@@ -354,15 +408,17 @@ pub fn run(
         let rings = &rings;
         let servers: Vec<_> = rings
             .iter()
-            .zip(searching.iter_mut())
+            .zip(backends.iter_mut())
             .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
             .collect();
         // Even if a worker panics, the backend threads end and the scope can join them.
         let _close: Vec<_> = rings.iter().map(|ring| ring.close_on_drop()).collect();
         let (tx, rx) = mpsc::channel();
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
+            .map(|t| {
                 let (tx, shared) = (tx.clone(), &shared);
+                let device = t % n;
+                let rings = &rings[device * sides..(device + 1) * sides];
                 scope.spawn(move || {
                     let r = play::run(shared, rings, tx);
                     if r.is_err() {
@@ -402,10 +458,9 @@ pub fn run(
                 failure.get_or_insert(e.context("arena worker"));
             }
         }
-        for (server, name) in servers.into_iter().zip(&names) {
+        for (server, label) in servers.into_iter().zip(&labels) {
             if let Err(e) = server.join().expect("backend thread panicked") {
-                failure
-                    .get_or_insert(anyhow::Error::new(e).context(format!("side {name}'s backend")));
+                failure.get_or_insert(anyhow::Error::new(e).context(label.clone()));
             }
         }
         failure.map_or(Ok(()), Err)

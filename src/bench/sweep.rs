@@ -283,12 +283,8 @@ fn open_in_pool(
         .thread_name(move |i| format!("bench-cpu-{threads}-{i}"))
         .build()
         .map_err(|source| SweepError::Pool { threads, source })?;
-    let cpu = DeviceOptions {
-        spec: DeviceSpec::Cpu,
-        ..*options
-    };
     let opened = pool
-        .install(|| device::open(&cpu, net, rows))
+        .install(|| device::open(DeviceSpec::Cpu, options, net, rows))
         .map_err(|source| SweepError::Device { threads, source })?;
     Ok((threads, pool, opened))
 }

@@ -141,13 +141,16 @@ impl Scratch {
     }
 }
 
-/// BlobNet on the CPU in f32. Uses the global rayon pool (`RAYON_NUM_THREADS` sets its size).
+/// BlobNet on the CPU in f32. Computes in the rayon pool it is called from (the global one,
+/// whose size `RAYON_NUM_THREADS` sets), or in a pool of its own ([`CpuBackend::with_threads`]).
 pub struct CpuBackend {
     net: CpuNet,
     engine: Engine,
     max_batch: usize,
     /// One per rayon thread plus one for a caller outside the pool, indexed by thread.
     scratch: Vec<Mutex<Scratch>>,
+    /// The backend's own threads (`None`: the pool of the calling thread).
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl CpuBackend {
@@ -174,6 +177,33 @@ impl CpuBackend {
             scratch: (0..=rayon::current_num_threads())
                 .map(|_| Mutex::default())
                 .collect(),
+            pool: None,
+        })
+    }
+
+    /// A backend with a given kernel that computes in a pool of its own of `threads` threads,
+    /// whatever thread calls it: several CPU backends in one run (`--device cpu,cpu`) then
+    /// share the cores out instead of queueing on one pool. Fails if this CPU cannot run the
+    /// kernel or the threads cannot be started.
+    pub fn with_threads(
+        weights: Arc<PreparedWeights>,
+        max_batch: usize,
+        kernel: CpuKernel,
+        threads: usize,
+    ) -> Result<CpuBackend, NetError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("engine-cpu-{i}"))
+            .build()
+            .map_err(|e| NetError::Unsupported {
+                backend: "cpu",
+                reason: format!("starting a pool of {threads} threads: {e}"),
+            })?;
+        // Scratch sized to the pool it will run in.
+        let cpu = pool.install(|| CpuBackend::with_kernel(weights, max_batch, kernel))?;
+        Ok(CpuBackend {
+            pool: Some(pool),
+            ..cpu
         })
     }
 
@@ -181,13 +211,17 @@ impl CpuBackend {
         self.engine.kernel()
     }
 
+    /// The threads a batch is spread over: the backend's own, or those of the calling pool.
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or_else(
+            rayon::current_num_threads,
+            rayon::ThreadPool::current_num_threads,
+        )
+    }
+
     /// One line for logs: the kernel and the thread count.
     pub fn describe(&self) -> String {
-        format!(
-            "cpu, {} kernel, {} threads",
-            self.kernel(),
-            rayon::current_num_threads()
-        )
+        format!("cpu, {} kernel, {} threads", self.kernel(), self.threads())
     }
 
     /// [`Backend::forward`] that also writes the raw policy logits `[rows, POLICY_DIM]`.
@@ -208,6 +242,19 @@ impl CpuBackend {
     }
 
     fn run(
+        &self,
+        inp: BatchIn<'_>,
+        out: BatchOut<'_>,
+        logits: Option<&mut [f32]>,
+    ) -> Result<(), NetError> {
+        match &self.pool {
+            Some(pool) => pool.install(|| self.run_here(inp, out, logits)),
+            None => self.run_here(inp, out, logits),
+        }
+    }
+
+    /// [`CpuBackend::run`] in the calling thread's pool.
+    fn run_here(
         &self,
         inp: BatchIn<'_>,
         out: BatchOut<'_>,

@@ -1,10 +1,11 @@
-//! Self-play: worker threads, each running many games at once through the batch ring, one
-//! backend thread, and the shard writer.
+//! Self-play: worker threads, each running many games at once through a batch ring, one
+//! backend thread per device (one ring each: worker `w` feeds device `w % devices`), and the
+//! shard writer.
 //!
 //! A unit of work is one round (round mode) or one full game. Unit `i` draws everything from
 //! its own random stream (run seed, `i`), every row records its `i` (the shard's `unit`
 //! tensor), and shards are written in unit order, so a run is reproducible from its seed:
-//! byte-identical for any number of workers on the CPU (tests/selfplay.rs). Each worker's
+//! byte-identical for any number of workers or CPU devices (tests/selfplay.rs). Each worker's
 //! evaluation cache is shared by the units it plays, but a cache hit never changes a search
 //! (see [`crate::search`]), so which units shared a worker does not matter.
 
@@ -24,6 +25,7 @@ pub use shard::{
 };
 pub use writer::ShardWriter;
 
+use crate::device::Opened;
 use crate::game::{round_sequence, RoundConfig, Seat};
 use crate::net::{Backend, INPUT_DIM, POLICY_DIM};
 use crate::ring::Ring;
@@ -257,7 +259,25 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu: Option<crate::telemetry::GpuStats>,
     /// Mean GPU utilisation (NVML: share of time a kernel ran) over the samples taken while
-    /// the run went on, when the network ran on a GPU with NVML.
+    /// the run went on, when the network ran on a GPU with NVML (over several GPUs, the mean
+    /// of their means).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_util_mean_percent: Option<f64>,
+    /// Each device's share of the network's work, in the order the devices were given (one
+    /// entry on one device); their rows sum to `nn_rows`.
+    pub devices: Vec<DeviceSummary>,
+}
+
+/// One device's share of a run's network work: what its batch ring ran.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DeviceSummary {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    pub rows: u64,
+    pub rows_per_s: f64,
+    pub batches: u64,
+    pub avg_batch: f64,
+    /// Mean GPU utilisation over the run (NVML), when the device is a GPU NVML reports on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_util_mean_percent: Option<f64>,
 }
@@ -271,28 +291,77 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 pub fn run(
     config: SelfPlayConfig,
     finished: &UnitSet,
-    mut backend: Box<dyn Backend>,
+    backend: Box<dyn Backend>,
+    stop: &AtomicBool,
+    sink: &mut impl UnitSink,
+    progress: impl FnMut(&Summary),
+) -> Result<Summary> {
+    let opened = Opened {
+        description: backend.name().to_string(),
+        backend,
+        gpu: None,
+        fallback: None,
+    };
+    run_on(config, finished, vec![opened], stop, sink, progress)
+}
+
+/// [`run`] over several devices: one batch ring and one backend thread per device, worker `w`
+/// feeding device `w % devices.len()` (so there must be at least as many workers as devices).
+/// The shards do not depend on how many devices there are (each unit has its own stream, and a
+/// backend gives a row the same bits in any batch), only on what the devices compute.
+pub fn run_on(
+    config: SelfPlayConfig,
+    finished: &UnitSet,
+    mut devices: Vec<Opened>,
     stop: &AtomicBool,
     sink: &mut impl UnitSink,
     mut progress: impl FnMut(&Summary),
 ) -> Result<Summary> {
     config.validate()?;
     let rows = config.rows_per_batch();
-    if rows > backend.max_batch() {
+    let workers = config.workers;
+    if devices.is_empty() {
+        bail!("self-play needs a device to run the network on");
+    }
+    if devices.len() > workers {
         bail!(
-            "a batch can hold {rows} rows but the {} backend takes at most {}",
-            backend.name(),
-            backend.max_batch()
+            "{} devices need at least as many workers (--workers), each feeding one device: \
+             there are {workers}",
+            devices.len()
         );
     }
-    let workers = config.workers;
+    for opened in &devices {
+        let backend = &opened.backend;
+        if rows > backend.max_batch() {
+            bail!(
+                "a batch can hold {rows} rows but the {} backend on {} takes at most {}",
+                backend.name(),
+                opened.device(),
+                backend.max_batch()
+            );
+        }
+    }
     let full_games = config.start_cards.is_some();
     let games = config.games_per_worker;
-    // A worker holds one slot per group of games (filling, or in flight), so two per worker
-    // never make anyone wait; on a GPU each slot is page-locked and device memory with its
-    // own graphs, so no more.
-    let ring = Ring::new(backend.as_mut(), 2 * workers, rows)
-        .context("allocating the batch ring's slots")?;
+    // A worker holds one slot per group of games (filling, or in flight) of its device's ring,
+    // so two per worker never make anyone wait; on a GPU each slot is page-locked and device
+    // memory with its own graphs, so no more.
+    let n = devices.len();
+    let rings = devices
+        .iter_mut()
+        .enumerate()
+        .map(|(d, opened)| {
+            let feeding = (d..workers).step_by(n).count();
+            Ring::new(opened.backend.as_mut(), 2 * feeding, rows).with_context(|| {
+                format!("allocating the batch ring's slots on {}", opened.device())
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The backends go to their threads; the summary keeps the devices' names.
+    let (names, mut backends): (Vec<String>, Vec<Box<dyn Backend>>) = devices
+        .into_iter()
+        .map(|opened| (opened.device(), opened.backend))
+        .unzip();
     let mut summary = Summary {
         resumed_units: finished.count_below(config.units),
         ..Summary::default()
@@ -311,8 +380,28 @@ pub fn run(
     let start = Instant::now();
     let snapshot = |summary: &mut Summary| {
         let wall = start.elapsed().as_secs_f64().max(1e-9);
-        let rows = ring.stats.rows.load(Ordering::Relaxed);
-        let batches = ring.stats.batches.load(Ordering::Relaxed);
+        let mean = |rows: u64, batches: u64| match batches {
+            0 => 0.0,
+            _ => rows as f64 / batches as f64,
+        };
+        summary.devices = names
+            .iter()
+            .zip(&rings)
+            .map(|(name, ring)| {
+                let rows = ring.stats.rows.load(Ordering::Relaxed);
+                let batches = ring.stats.batches.load(Ordering::Relaxed);
+                DeviceSummary {
+                    device: name.clone(),
+                    rows,
+                    rows_per_s: rows as f64 / wall,
+                    batches,
+                    avg_batch: mean(rows, batches),
+                    gpu_util_mean_percent: None,
+                }
+            })
+            .collect();
+        let rows = summary.devices.iter().map(|d| d.rows).sum();
+        let batches = summary.devices.iter().map(|d| d.batches).sum();
         let lookups = shared.cache_lookups.load(Ordering::Relaxed);
         summary.decisions = shared.decisions.load(Ordering::Relaxed);
         summary.nn_rows = rows;
@@ -320,11 +409,7 @@ pub fn run(
         summary.wall_s = wall;
         summary.rounds_per_min = summary.rounds as f64 * 60.0 / wall;
         summary.nn_rows_per_s = rows as f64 / wall;
-        summary.avg_batch = if batches > 0 {
-            rows as f64 / batches as f64
-        } else {
-            0.0
-        };
+        summary.avg_batch = mean(rows, batches);
         summary.cache_hit_rate = if lookups > 0 {
             shared.cache_hits.load(Ordering::Relaxed) as f64 / lookups as f64
         } else {
@@ -332,16 +417,20 @@ pub fn run(
         };
     };
     std::thread::scope(|scope| -> Result<()> {
-        let ring = &ring;
-        let server = scope.spawn(move || ring.serve(backend.as_mut()));
-        // Even if a worker panics, the backend thread ends and the scope can join it.
-        let _close = ring.close_on_drop();
+        let rings = &rings;
+        let servers: Vec<_> = rings
+            .iter()
+            .zip(&mut backends)
+            .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
+            .collect();
+        // Even if a worker panics, the backend threads end and the scope can join them.
+        let _close: Vec<_> = rings.iter().map(Ring::close_on_drop).collect();
         // Bounded: when the writer (a slow disk) falls behind, workers wait instead of piling
         // finished units up in memory (4 per game, as `SelfPlayConfig::memory_bound` counts).
         let (tx, rx) = mpsc::sync_channel(4 * workers * games);
         let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let tx = tx.clone();
+            .map(|w| {
+                let (tx, ring) = (tx.clone(), &rings[w % n]);
                 let shared = &shared;
                 scope.spawn(move || {
                     let r = worker::run(shared, ring, games, tx);
@@ -388,16 +477,20 @@ pub fn run(
                 progress(&summary);
             }
         }
-        ring.close();
+        for ring in rings {
+            ring.close();
+        }
         for h in handles {
             h.join()
                 .expect("worker panicked")
                 .context("self-play worker")?;
         }
-        server
-            .join()
-            .expect("backend thread panicked")
-            .context("network backend")?;
+        for (server, name) in servers.into_iter().zip(&names) {
+            server
+                .join()
+                .expect("backend thread panicked")
+                .with_context(|| format!("network backend on {name}"))?;
+        }
         failure.map_or(Ok(()), Err)
     })?;
     snapshot(&mut summary);

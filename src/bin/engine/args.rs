@@ -5,7 +5,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use engine::arena::{Searching, Side};
 use engine::bench::sweep::Grid;
-use engine::device::DeviceSpec;
+use engine::device::{DeviceList, DeviceSpec};
 use engine::net::cpu::CpuKernel;
 use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
 use engine::selfplay::{MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS, MAX_WORKERS};
@@ -39,8 +39,12 @@ impl Cli {
     /// (status 2) before any work.
     pub(crate) fn check(&self) -> Result<(), clap::Error> {
         match &self.command {
-            Command::Bench(args) => args.check(),
+            Command::Bench(args) => args
+                .device
+                .one_device("engine bench")
+                .and_then(|()| args.check()),
             Command::Arena(args) => args.check(),
+            Command::Serve(args) => args.device.one_device("engine serve"),
             _ => Ok(()),
         }
     }
@@ -250,7 +254,8 @@ impl BenchArgs {
             let message = "--in-flight takes one N without --sweep (a list with it)".to_string();
             return usage(ErrorKind::ArgumentConflict, message);
         }
-        if self.cpu_threads.is_some() && matches!(self.device.device, DeviceSpec::Cuda(_)) {
+        let on_gpu = matches!(self.device.device.single(), Some(DeviceSpec::Cuda(_)));
+        if self.cpu_threads.is_some() && on_gpu {
             let message = format!(
                 "--cpu-threads sizes the CPU backend's thread pool: it does not apply to --device {}",
                 self.device.device
@@ -302,9 +307,13 @@ fn list_of(max: usize) -> impl Fn(&str) -> Result<List, String> + Clone + Send +
 /// Device options shared by the commands that run the network.
 #[derive(clap::Args)]
 pub(crate) struct DeviceArgs {
-    /// Where the network runs: auto (GPU 0 if usable, else CPU), cpu, cuda or cuda:N
-    #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    pub(crate) device: DeviceSpec,
+    /// Where the network runs: auto (GPU 0 if usable, else CPU), cpu, cuda or cuda:N. selfplay,
+    /// analyze and arena also take several: cuda:0,cuda:1 (distinct GPUs), cuda:all (every
+    /// usable GPU) or cpu,cpu (the cores shared out between the CPU backends; for tests and
+    /// comparisons); each device gets its own backend and batch ring, and the workers (or
+    /// threads) are dealt out over them in turn
+    #[arg(long, default_value = "auto", value_name = "DEVICE[,DEVICE…]")]
+    pub(crate) device: DeviceList,
     /// CUDA: launch kernels eagerly instead of replaying captured graphs (for A/B timing)
     #[arg(long)]
     pub(crate) no_graphs: bool,
@@ -318,6 +327,23 @@ pub(crate) struct DeviceArgs {
     /// bit for bit, portable differs in the last bits
     #[arg(long, value_name = "KERNEL")]
     pub(crate) cpu_kernel: Option<CpuKernel>,
+}
+
+impl DeviceArgs {
+    /// Refuses a list of devices for `command`, which runs on one (a usage error).
+    fn one_device(&self, command: &str) -> Result<(), clap::Error> {
+        match self.device.single() {
+            Some(_) => Ok(()),
+            None => Err(Cli::command().error(
+                ErrorKind::ValueValidation,
+                format!(
+                    "--device {}: {command} runs on one device: give auto, cpu, cuda or cuda:N \
+                     (selfplay, analyze and arena take several)",
+                    self.device
+                ),
+            )),
+        }
+    }
 }
 
 /// `--gpu-wait`.

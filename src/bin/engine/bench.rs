@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use engine::bench::search::{SearchBenchConfig, SearchReport, DEFAULT_DEALS};
 use engine::bench::sweep::{self, Grid, Pick, SelfPlayFlags, DEFAULT_SECONDS, TOLERANCE};
 use engine::bench::BenchResult;
-use engine::device::{DeviceOptions, Net};
+use engine::device::Net;
 use serde_json::json;
 use std::io::Write;
 use std::time::Duration;
@@ -58,16 +58,6 @@ fn one(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn device_options(args: &BenchArgs) -> DeviceOptions {
-    let d = &args.device;
-    DeviceOptions {
-        spec: d.device,
-        cpu_kernel: d.cpu_kernel,
-        graphs: !d.no_graphs,
-        blocking_wait: d.gpu_wait == GpuWait::Block,
-    }
-}
-
 /// `--sweep`: the grid's table, the recommendation and its self-play command line.
 fn sweep(args: &BenchArgs) -> Result<()> {
     let seconds = args.seconds.unwrap_or(DEFAULT_SECONDS);
@@ -94,7 +84,7 @@ fn sweep(args: &BenchArgs) -> Result<()> {
     let grid = Grid::new(gpu.is_some(), batches, in_flight, threads)?;
     let bar = Progress::new(grid.len() as u64, "points", "sweep {pos}/{len} {msg}");
     bar.bar().enable_steady_tick(Duration::from_millis(250));
-    let options = device_options(args);
+    let options = args.device.options();
     let results = sweep::run(opened, &options, &net, &grid, seconds, &mut |p| {
         let message = p.next.map_or(String::new(), |next| {
             let threads = next

@@ -8,10 +8,10 @@ use args::{ArenaArgs, Cli, Command, DeviceArgs, GpuWait, SelfplayArgs};
 use clap::{CommandFactory, Parser};
 use engine::arena::{ArenaConfig, ArenaResult, Decision, Side, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
+use engine::net::check::CheckStats;
 use engine::net::cpu::CpuKernel;
 use engine::net::fault::FaultBackend;
 use engine::net::weights::Weights;
-use engine::net::Backend;
 use engine::selfplay::{finished_units, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter};
 use engine::settings::{Settings, SettingsError};
 use engine::telemetry::{nvml_snapshot, GpuSampler};
@@ -45,18 +45,44 @@ mod bench;
 impl DeviceArgs {
     fn options(&self) -> DeviceOptions {
         DeviceOptions {
-            spec: self.device,
             cpu_kernel: self.cpu_kernel,
             graphs: !self.no_graphs,
             blocking_wait: self.gpu_wait == GpuWait::Block,
         }
     }
 
-    /// Starts the backend with room for `rows` rows per batch, saying where it runs.
+    /// Starts the backend of the one device named (the commands that call this refuse a list
+    /// when parsing it) with room for `rows` rows per batch, saying where it runs.
     fn open(&self, net: &Net, rows: usize) -> Result<Opened> {
-        let opened = device::open(&self.options(), net, rows)?;
+        let Some(spec) = self.device.single() else {
+            bail!("--device {}: this command runs on one device", self.device);
+        };
+        let opened = device::open(spec, &self.options(), net, rows)?;
         announce(&opened, "");
         Ok(opened)
+    }
+
+    /// Starts one backend per device named, each with room for `rows` rows per batch, saying
+    /// where each runs (`what`, as for [`announce`]) unless `quietly`.
+    fn open_all(&self, net: &Net, rows: usize, what: &str, quietly: bool) -> Result<Vec<Opened>> {
+        let all = device::open_all(&self.device, &self.options(), net, rows)?;
+        if quietly {
+            return Ok(all.opened);
+        }
+        for why in &all.skipped {
+            note!("note: --device cuda:all leaves out a GPU: {why}");
+        }
+        let n = all.opened.len();
+        for (i, opened) in all.opened.iter().enumerate() {
+            match n {
+                1 => announce(opened, what),
+                _ => announce(
+                    opened,
+                    &format!(" {} of {n} ({}){what}", i + 1, opened.device()),
+                ),
+            }
+        }
+        Ok(all.opened)
     }
 }
 
@@ -156,9 +182,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 search: settings.search_config(),
             };
             let rows = engine::analyze::rows_per_batch(&config.search);
-            let opened = args.device.open(&net, rows)?;
+            let devices = args.device.open_all(&net, rows, "", false)?;
             let (input, output) = (std::io::stdin().lock(), std::io::stdout());
-            engine::analyze::serve(input, output, opened.backend, &config)?;
+            engine::analyze::serve_on(input, output, devices, &config)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(args),
@@ -398,14 +424,30 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
         every,
         threshold: args.check_threshold,
     });
-    let (opened, check) = args.device.open(&net, rows)?.watched(&net, rows, watch);
-    // NVML telemetry only when the network really runs on a GPU.
-    let mut sampler = opened.gpu.map(GpuSampler::new);
-    let (mut backend, opened_gpu) = (opened.backend, opened.gpu);
+    let (mut devices, checks): (Vec<Opened>, Vec<_>) = args
+        .device
+        .open_all(&net, rows, "", false)?
+        .into_iter()
+        .map(|opened| opened.watched(&net, rows, watch))
+        .unzip();
     if let Some(healthy) = args.fault_after_batches {
-        backend = Box::new(FaultBackend::new(backend, healthy));
+        devices = devices
+            .into_iter()
+            .map(|o| Opened {
+                backend: Box::new(FaultBackend::new(o.backend, healthy)),
+                ..o
+            })
+            .collect();
     }
-    let metadata = ShardMetadata::new(&config, net.weights.sha256(), backend.name());
+    // NVML telemetry only for the devices that really are GPUs.
+    let mut samplers: Vec<Option<GpuSampler>> =
+        devices.iter().map(|d| d.gpu.map(GpuSampler::new)).collect();
+    let single_gpu = match devices.as_slice() {
+        [one] => one.gpu,
+        _ => None,
+    };
+    // The devices of a list all run one backend kind (cpu, or cuda).
+    let metadata = ShardMetadata::new(&config, net.weights.sha256(), devices[0].backend.name());
     // A rerun of the same run (a fault, Ctrl-C or crash stopped it) skips what is on disk.
     let finished = finished_units(out.path(), &metadata, config.examples_per_unit())?;
     let unit = if config.start_cards.is_some() {
@@ -439,34 +481,43 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     // The units this run plays (the ETA's rate is this run's).
     let bar = Progress::new(config.units - resumed, unit, &template);
     let units = config.units;
-    let played = engine::selfplay::run(config, &finished.units, backend, &stop, &mut writer, |s| {
-        let stats = sampler.as_mut().and_then(GpuSampler::sample);
-        let gpu_line = stats.map_or(String::new(), |g| {
-            format!(
-                ", GPU {}% {:.1}/{:.1} GiB",
-                g.util_percent,
-                g.mem_used_bytes as f64 / GIB,
-                g.mem_total_bytes as f64 / GIB
-            )
+    let played =
+        engine::selfplay::run_on(config, &finished.units, devices, &stop, &mut writer, |s| {
+            let stats: Vec<_> = samplers
+                .iter_mut()
+                .filter_map(|s| s.as_mut().and_then(GpuSampler::sample))
+                .collect();
+            let gpu_line = match stats.as_slice() {
+                [] => String::new(),
+                [g] => format!(
+                    ", GPU {}% {:.1}/{:.1} GiB",
+                    g.util_percent,
+                    g.mem_used_bytes as f64 / GIB,
+                    g.mem_total_bytes as f64 / GIB
+                ),
+                all => {
+                    let util: Vec<_> = all.iter().map(|g| format!("{}%", g.util_percent)).collect();
+                    format!(", GPUs {}", util.join(" "))
+                }
+            };
+            // Before the first round ends, a rate in rounds would read 0: the network's rate shows
+            // the run is moving.
+            let rounds = match s.rounds {
+                0 => "first rounds in play".to_string(),
+                _ => format!("{:.0} rounds/min", s.rounds_per_min),
+            };
+            let message = format!(
+                "{rounds}, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
+                s.nn_rows_per_s,
+                s.avg_batch,
+                100.0 * s.cache_hit_rate
+            );
+            bar.update(s.units, message);
         });
-        // Before the first round ends, a rate in rounds would read 0: the network's rate shows
-        // the run is moving.
-        let rounds = match s.rounds {
-            0 => "first rounds in play".to_string(),
-            _ => format!("{:.0} rounds/min", s.rounds_per_min),
-        };
-        let message = format!(
-            "{rounds}, {:.0} evals/s, avg batch {:.0}, cache hits {:.0}%{gpu_line}",
-            s.nn_rows_per_s,
-            s.avg_batch,
-            100.0 * s.cache_hit_rate
-        );
-        bar.update(s.units, message);
-    });
     bar.finish();
     // Every finished unit reaches the disk, the run failed or not.
     let (shards, rows) = writer.finish()?;
-    let summary = match played {
+    let mut summary = match played {
         Ok(summary) => summary,
         Err(e) => {
             return Err(e.context(format!(
@@ -476,20 +527,41 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
             )))
         }
     };
-    let util_mean = sampler.as_ref().and_then(GpuSampler::mean);
+    for (device, sampler) in summary.devices.iter_mut().zip(&samplers) {
+        device.gpu_util_mean_percent = sampler.as_ref().and_then(GpuSampler::mean);
+    }
+    let means: Vec<f64> = summary
+        .devices
+        .iter()
+        .filter_map(|d| d.gpu_util_mean_percent)
+        .collect();
+    let util_mean = (!means.is_empty()).then(|| means.iter().sum::<f64>() / means.len() as f64);
     let summary = engine::selfplay::Summary {
         shards,
-        gpu: opened_gpu.and_then(nvml_snapshot),
+        gpu: single_gpu.and_then(nvml_snapshot),
         gpu_util_mean_percent: util_mean,
         ..summary
     };
-    if let Some(hint) = sampler.as_ref().and_then(GpuSampler::underfed_hint) {
-        note!("{hint}");
+    for sampler in samplers.iter().flatten() {
+        if let Some(hint) = sampler.underfed_hint() {
+            note!("{hint}");
+        }
     }
-    let check = check.map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone());
-    if let Some(c) = &check {
+    let checks: Vec<Option<CheckStats>> = checks
+        .iter()
+        .map(|c| {
+            c.as_ref()
+                .map(|c| c.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        })
+        .collect();
+    for (c, device) in checks.iter().zip(&summary.devices) {
+        let Some(c) = c else { continue };
+        let on = match checks.len() {
+            1 => String::new(),
+            _ => format!(" ({})", device.device),
+        };
         note!(
-            "check against the CPU: {} batches ({} rows), max |Δ| {:.2e}, p99 {:.2e}",
+            "check against the CPU{on}: {} batches ({} rows), max |Δ| {:.2e}, p99 {:.2e}",
             c.batches_checked,
             c.rows_checked,
             c.max_abs_diff,
@@ -498,13 +570,23 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
     }
     if args.json {
         let mut json = serde_json::to_value(&summary)?;
-        if let Some(c) = &check {
-            json["check"] = serde_json::json!({
+        let check_json = |c: &CheckStats| {
+            serde_json::json!({
                 "batches": c.batches_checked,
                 "rows": c.rows_checked,
                 "max_abs_diff": c.max_abs_diff,
                 "p99_abs_diff": c.p99_abs_diff(),
-            });
+            })
+        };
+        match checks.as_slice() {
+            [Some(c)] => json["check"] = check_json(c),
+            _ => {
+                for (i, c) in checks.iter().enumerate() {
+                    if let Some(c) = c {
+                        json["devices"][i]["check"] = check_json(c);
+                    }
+                }
+            }
         }
         out!("{json}");
     } else {
@@ -528,6 +610,21 @@ fn selfplay(args: SelfplayArgs) -> Result<ExitCode> {
             summary.wall_s,
             util_mean.map_or(String::new(), |u| format!(", GPU busy {u:.0}%"))
         );
+        if summary.devices.len() > 1 {
+            for (i, d) in summary.devices.iter().enumerate() {
+                out!(
+                    "  device {} ({}): {} NN rows, {:.0} rows/s, {} batches, avg batch {:.0}{}",
+                    i + 1,
+                    d.device,
+                    d.rows,
+                    d.rows_per_s,
+                    d.batches,
+                    d.avg_batch,
+                    d.gpu_util_mean_percent
+                        .map_or(String::new(), |u| format!(", GPU busy {u:.0}%"))
+                );
+            }
+        }
     }
     Ok(if summary.interrupted {
         ExitCode::from(INTERRUPTED)
@@ -612,8 +709,8 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(stop.clone(), "reporting the deals finished")?;
     let rows = config.rows_per_batch();
-    let mut backends: [Option<Box<dyn Backend>>; 2] = [None, None];
-    // One load when both sides search with the same file; each side its own backend.
+    let mut devices: [Vec<Opened>; 2] = [Vec::new(), Vec::new()];
+    // One load when both sides search with the same file; each side its own backends.
     let mut loaded: Option<(&Path, Net)> = None;
     for (i, name) in ["A", "B"].into_iter().enumerate() {
         let Some(path) = args.weights(i) else {
@@ -623,18 +720,18 @@ fn arena(args: ArenaArgs) -> Result<ExitCode> {
             Some((p, net)) if p == path.as_path() => net,
             _ => Net::load(Some(path))?,
         };
-        let opened = device::open(&args.device.options(), &net, rows)
-            .with_context(|| format!("side {name}'s net ({})", path.display()))?;
         // One note for both sides when they run alike.
-        if backends.iter().all(Option::is_none) {
-            announce(&opened, " (each searching side has its own backend)");
-        }
-        backends[i] = Some(opened.backend);
+        let quietly = devices.iter().any(|d| !d.is_empty());
+        let what = " (each searching side has its own backend)";
+        devices[i] = args
+            .device
+            .open_all(&net, rows, what, quietly)
+            .with_context(|| format!("side {name}'s net ({})", path.display()))?;
         loaded = Some((path.as_path(), net));
     }
     let template = "{bar:30} {pos}/{len} deals, {per_sec}, ETA {eta} {msg}";
     let bar = Progress::new(config.deals, "deals", template);
-    let r = engine::arena::run(&config, backends, &stop, |p| {
+    let r = engine::arena::run_on(&config, devices, &stop, |p| {
         let t = p.tally;
         let mut msg = format!(
             "A−B {:+.2}/round, A won {}/{}/{} (W/D/L), Elo {}",

@@ -46,6 +46,13 @@ pub fn device_count() -> Result<usize, CudaError> {
     Ok(result::device::get_count().stage("cuDeviceGetCount")? as usize)
 }
 
+/// Number of CUDA devices this process sees (`CUDA_VISIBLE_DEVICES` applied), loading the
+/// driver first: an error when there is no driver.
+pub fn visible_devices() -> Result<usize, CudaError> {
+    init_driver()?;
+    device_count()
+}
+
 /// One device ready to run the kernels: its context, the one stream every operation of the
 /// backend goes through, and the loaded module with every kernel resolved.
 pub struct Gpu {

@@ -51,7 +51,7 @@ use super::{
 };
 use crate::encode::compact::CompactRow;
 
-pub use self::context::{describe_devices, GpuInfo};
+pub use self::context::{describe_devices, visible_devices, GpuInfo};
 pub use self::error::{BatchAt, CudaError};
 pub use self::kernels::targets as kernel_targets;
 
