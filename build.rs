@@ -1,16 +1,19 @@
-//! Build script: compiles the CUDA kernels (`kernels/*.cu`) with nvcc into one fatbin, embeds
-//! it as `$OUT_DIR/kernels.rs` (`pub const BLOBNET_FATBIN: &[u8]`) and sets the cfg
-//! `engine_kernels`.
+//! Build script: compiles the CUDA kernels (`kernels/*.cu`) with nvcc into two fatbins, embeds
+//! them as `$OUT_DIR/kernels.rs` (`BLOBNET_FATBIN`, the native build: machine code for every
+//! supported GPU generation, each with as many weight stages as its shared memory holds;
+//! `BLOBNET_PORTABLE_FATBIN`: compute_80 PTX of the 99 KB configuration, which the driver
+//! compiles for any sm_80+ GPU) and sets the cfg `engine_kernels`.
 //!
 //! nvcc is looked up in `$NVCC`, `$CUDA_HOME/bin`, `$CUDA_PATH/bin`, `$PATH`, then the local
 //! toolchain `scripts/install-cuda-toolchain.sh` installs (`.cuda/toolkit/bin`). Without nvcc
 //! the build goes on CPU-only with a warning; `ENGINE_REQUIRE_CUDA_KERNELS=1` turns a missing
-//! nvcc or a failed compile into an error. The target list is fixed (sm_90 SASS + compute_90
-//! PTX; `ENGINE_CUDA_GENCODE` replaces it), never probed from a GPU on the build machine.
-//! `ENGINE_NVCC_FLAGS` adds flags for tuning experiments (`-DBLOB_STAGES=6`: the kernels
-//! report such launch geometry to the host in their ABI block).
+//! nvcc or a failed compile into an error. The target lists are fixed (native: sm_80, sm_86,
+//! sm_89, sm_90 SASS + compute_90 PTX, `ENGINE_CUDA_GENCODE` replaces it; portable: compute_80
+//! PTX), never probed from a GPU on the build machine. `ENGINE_NVCC_FLAGS` adds flags to the
+//! native build for tuning experiments (`-DBLOB_STAGES=6`: the kernels report such launch
+//! geometry to the host in their ABI block).
 //! nvcc's output, with ptxas's register and shared-memory report per kernel, lands in
-//! `$OUT_DIR/nvcc.log`. The compact input layout (`src/encode/compact_layout.rs`) and the
+//! `$OUT_DIR/blobnet.nvcc.log` and `blobnet_portable.nvcc.log`. The compact input layout (`src/encode/compact_layout.rs`) and the
 //! kernels' layout (`src/net/cuda/layout.rs`) are written out as `$OUT_DIR/compact_layout.cuh`
 //! and `$OUT_DIR/blobnet_layout.cuh` for the kernels, so each is defined once.
 
@@ -28,9 +31,24 @@ mod compact_layout;
 #[path = "src/net/cuda/layout.rs"]
 mod layout;
 
-/// sm_90 machine code plus compute_90 PTX (which newer GPUs JIT). The fused kernel needs
-/// 198 KiB of shared memory per block, more than sm_80 (163 KiB) or sm_89 (99 KiB) offer.
-const GENCODE: &[&str] = &["-gencode", "arch=compute_90,code=[sm_90,compute_90]"];
+/// The native build: machine code for Ampere (sm_80: A100; sm_86: RTX 30, A10), Ada (sm_89: RTX
+/// 40, L4) and Hopper (sm_90), plus compute_90 PTX (which newer GPUs JIT). Each generation's code
+/// keeps as many weight stages in shared memory as its blocks may hold (kernels/common.cuh).
+const GENCODE: &[&str] = &[
+    "-gencode",
+    "arch=compute_80,code=sm_80",
+    "-gencode",
+    "arch=compute_86,code=sm_86",
+    "-gencode",
+    "arch=compute_89,code=sm_89",
+    "-gencode",
+    "arch=compute_90,code=[sm_90,compute_90]",
+];
+/// The portable build: compute_80 PTX with 2 weight stages (100,864 bytes of shared memory per
+/// block, under the 99 KB of sm_86/sm_89): runs on any sm_80+ GPU through the driver's JIT, so
+/// the consumer-GPU configuration can be checked on any GPU (`--cuda-kernel portable`).
+const PORTABLE_GENCODE: &[&str] = &["-gencode", "arch=compute_80,code=compute_80"];
+const PORTABLE_FLAGS: &[&str] = &["-DBLOB_STAGES=2"];
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
@@ -75,15 +93,40 @@ fn main() {
         Ok(v) if !v.trim().is_empty() => v.split_whitespace().map(String::from).collect(),
         _ => GENCODE.iter().map(|s| s.to_string()).collect(),
     };
-    match compile(&nvcc, &manifest, &out_dir, &sources, &gencode) {
-        Ok(fatbin) => {
+    let extra: Vec<String> = env::var("ENGINE_NVCC_FLAGS")
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let portable_gencode: Vec<String> = PORTABLE_GENCODE.iter().map(|s| s.to_string()).collect();
+    let portable_flags: Vec<String> = PORTABLE_FLAGS.iter().map(|s| s.to_string()).collect();
+    let built = prepare(&out_dir, &sources).and_then(|unity| {
+        let native = compile(
+            &nvcc, &manifest, &out_dir, &unity, &gencode, &extra, "blobnet",
+        )?;
+        let portable = compile(
+            &nvcc,
+            &manifest,
+            &out_dir,
+            &unity,
+            &portable_gencode,
+            &portable_flags,
+            "blobnet_portable",
+        )?;
+        Ok((native, portable))
+    });
+    match built {
+        Ok((native, portable)) => {
             let rs = format!(
-                "/// The BlobNet kernels (kernels/*.cu) as one fatbin.\n\
+                "/// The BlobNet kernels (kernels/*.cu), native build.\n\
                  pub const BLOBNET_FATBIN: &[u8] = include_bytes!({:?});\n\
-                 /// What the fatbin holds: `sm_XY` machine code and `compute_XY` PTX.\n\
-                 pub const BLOBNET_TARGETS: &[&str] = &{:?};\n",
-                fatbin.display().to_string(),
-                code_targets(&gencode)
+                 /// What the native fatbin holds: `sm_XY` machine code and `compute_XY` PTX.\n\
+                 pub const BLOBNET_TARGETS: &[&str] = &{:?};\n\
+                 /// The portable build (99 KB of shared memory per block, PTX).\n\
+                 pub const BLOBNET_PORTABLE_FATBIN: &[u8] = include_bytes!({:?});\n\
+                 pub const BLOBNET_PORTABLE_TARGETS: &[&str] = &{:?};\n",
+                native.display().to_string(),
+                code_targets(&gencode),
+                portable.display().to_string(),
+                code_targets(&portable_gencode)
             );
             fs::write(out_dir.join("kernels.rs"), rs).expect("write kernels.rs");
             println!("cargo::rustc-cfg=engine_kernels");
@@ -155,15 +198,9 @@ fn find_nvcc(manifest: &Path) -> Option<PathBuf> {
         .find_map(exe)
 }
 
-/// One nvcc run over a unity file that includes every kernel source, so all kernels share
-/// one fatbin (and one module at run time).
-fn compile(
-    nvcc: &Path,
-    manifest: &Path,
-    out_dir: &Path,
-    sources: &[PathBuf],
-    gencode: &[String],
-) -> Result<PathBuf, String> {
+/// Writes the generated headers and the unity file that includes every kernel source (so all
+/// kernels share one fatbin, and one module at run time); returns the unity file.
+fn prepare(out_dir: &Path, sources: &[PathBuf]) -> Result<PathBuf, String> {
     for (name, text) in [
         ("compact_layout.cuh", compact_layout_header()),
         ("blobnet_layout.cuh", blobnet_layout_header()),
@@ -177,14 +214,25 @@ fn compile(
         .map(|s| format!("#include {:?}\n", s.display().to_string()))
         .collect();
     fs::write(&unity, body).map_err(|e| format!("write {}: {e}", unity.display()))?;
-    let fatbin = out_dir.join("blobnet.fatbin");
-    let extra: Vec<String> = env::var("ENGINE_NVCC_FLAGS")
-        .map(|v| v.split_whitespace().map(String::from).collect())
-        .unwrap_or_default();
+    Ok(unity)
+}
+
+/// One nvcc run of `unity` for `gencode` with `extra` flags into `$OUT_DIR/NAME.fatbin` (its
+/// log in `NAME.nvcc.log`).
+fn compile(
+    nvcc: &Path,
+    manifest: &Path,
+    out_dir: &Path,
+    unity: &Path,
+    gencode: &[String],
+    extra: &[String],
+    name: &str,
+) -> Result<PathBuf, String> {
+    let fatbin = out_dir.join(format!("{name}.fatbin"));
     let output = Command::new(nvcc)
         .arg("-fatbin")
         .args(gencode)
-        .args(&extra)
+        .args(extra)
         .args([
             "-O3",
             "-std=c++17",
@@ -200,11 +248,11 @@ fn compile(
         .arg(out_dir)
         .arg("-o")
         .arg(&fatbin)
-        .arg(&unity)
+        .arg(unity)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", nvcc.display()))?;
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
-    let log_path = out_dir.join("nvcc.log");
+    let log_path = out_dir.join(format!("{name}.nvcc.log"));
     let _ = fs::write(&log_path, &log);
     if !output.status.success() {
         let first = log

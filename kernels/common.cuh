@@ -29,11 +29,18 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kRowsPerWarp = kRows / kWarps;  // 4: rows a warp owns in row-wise epilogues
 constexpr int kTileElems = kKT * kD;        // 8192 halves = 16 KB per tile in the stream
 constexpr int kTilesPerGemm = kD / kKT;     // 8: every GEMM here has K = 256
-// Weight tiles resident in shared memory (kStages - 1 in flight). A build knob for tuning
-// (ENGINE_NVCC_FLAGS=-DBLOB_STAGES=N); the host reads it, with the shared memory size, from
-// the fatbin's ABI block.
+// Weight tiles resident in shared memory (kStages - 1 in flight): as many as the target's
+// shared memory per block holds (below), or a build knob for tuning and for the portable build
+// (-DBLOB_STAGES=N). The host reads it, with the shared memory size, from the ABI block of the
+// code the driver loaded for the device.
 #ifndef BLOB_STAGES
-#define BLOB_STAGES 8
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define BLOB_STAGES 8  // Hopper: 227 KB per block (202,240 B used)
+#elif __CUDA_ARCH__ == 800 || __CUDA_ARCH__ == 870
+#define BLOB_STAGES 5  // A100, Orin: 163 KB per block (151,552 B used)
+#else
+#define BLOB_STAGES 2  // sm_86, sm_89 (RTX 30/40, A10, L4): 99 KB per block (100,864 B used)
+#endif
 #endif
 constexpr int kStages = BLOB_STAGES;
 constexpr int kChunksPerThread = kTileElems / 8 / kThreads;  // 16-byte cp.async per thread per tile
@@ -52,7 +59,15 @@ constexpr int kOffF16 = kOffH16 + kHalfTileBytes;
 constexpr int kOffResult = kOffF16 + kHalfTileBytes;
 constexpr int kSmemBytes = kOffResult + kResultBytes;   // 202,240 with 8 stages (opt-in)
 static_assert(kStages >= 2, "the pipeline needs a stage to fill while one is read");
-static_assert(kSmemBytes <= 227 * 1024, "exceeds the sm_90 shared memory per block");
+// Shared memory a block of the target may opt in to.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+constexpr int kSmemLimit = 227 * 1024;
+#elif __CUDA_ARCH__ == 800 || __CUDA_ARCH__ == 870
+constexpr int kSmemLimit = 163 * 1024;
+#else
+constexpr int kSmemLimit = 99 * 1024;
+#endif
+static_assert(kSmemBytes <= kSmemLimit, "exceeds the target's shared memory per block");
 static_assert(kStageBytes % 128 == 0 && kHalfTileBytes % 128 == 0, "128-byte carve-up");
 static_assert(kResultBytes % 128 == 0, "128-byte carve-up");
 static_assert(kRows % 16 == 0 && kRows / 16 == 2, "GEMM warp tiling assumes 32 rows");

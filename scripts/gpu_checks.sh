@@ -10,7 +10,7 @@
 #   tests       the GPU test executable, full sweep (parity, graphs, f16/bf16, limits)
 #   bench       engine bench --device cuda:0, B = 64 / 256 / 1024 / 4096: direct forward calls
 #               (graphs, and eager), and through the ring with 1 and 8 batches in flight (and 1 with
-#               --gpu-wait spin)
+#               --gpu-wait spin); the portable kernels (--cuda-kernel portable), direct and 8 in flight
 #   variants    the same bench for every kernel variant binary .device/engine-* (device-pack.sh
 #               builds them with ENGINE_NVCC_FLAGS, e.g. engine-s4 with -DBLOB_STAGES=4)
 #   selfplay    engine selfplay --device cuda:0, 4 players, Medium: 5-card rounds with mover and
@@ -105,6 +105,11 @@ if wanted bench; then
         done
         run_step "bench-$batch-ring1-spin" "bench-$batch-ring1-spin.json" 20 "$DEV/engine" bench \
             --device cuda:0 --gpu-wait spin --batch "$batch" --in-flight 1 --seconds 2 --json
+        # The RTX 30/40 configuration (99 KB, 2 weight stages) as PTX JIT-compiled for this GPU.
+        run_step "bench-$batch-portable" "bench-$batch-portable.json" 20 "$DEV/engine" bench \
+            --device cuda:0 --cuda-kernel portable --batch "$batch" --seconds 2 --json
+        run_step "bench-$batch-portable-ring8" "bench-$batch-portable-ring8.json" 20 "$DEV/engine" bench \
+            --device cuda:0 --cuda-kernel portable --batch "$batch" --in-flight 8 --seconds 2 --json
     done
 fi
 if wanted variants; then
@@ -119,6 +124,7 @@ fi
 if wanted selfplay; then
     selfplay_for 15 selfplay-mover --leaf-values mover --rounds 100000000
     selfplay_for 15 selfplay-all --leaf-values all --rounds 100000000
+    selfplay_for 15 selfplay-mover-portable --leaf-values mover --rounds 100000000 --cuda-kernel portable
     selfplay_for 15 selfplay-mover-g128 --leaf-values mover --rounds 100000000 --games-per-worker 128
     selfplay_for 15 selfplay-mover-spin --leaf-values mover --rounds 100000000 --gpu-wait spin
     selfplay_for 15 selfplay-fullgame --leaf-values mover --full-game --start-cards 7 --games 1000000

@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::net::canary::{self, CanaryError};
 use crate::net::check::{CheckBackend, CheckStats};
 use crate::net::cpu::{CpuBackend, CpuKernel};
-use crate::net::cuda::{CudaBackend, CudaConfig, CudaError};
+use crate::net::cuda::{CudaBackend, CudaConfig, CudaError, CudaKernel};
 use crate::net::weights::{PreparedWeights, Weights, WeightsError};
 use crate::net::{Backend, NetError};
 
@@ -152,6 +152,8 @@ impl fmt::Display for DeviceList {
 pub struct DeviceOptions {
     /// The CPU's matrix kernel (`None`: the fastest this CPU has).
     pub cpu_kernel: Option<CpuKernel>,
+    /// CUDA: which build of the kernels runs.
+    pub cuda_kernel: CudaKernel,
     /// CUDA: replay captured graphs (`false`: launch eagerly).
     pub graphs: bool,
     /// CUDA: a waiting thread sleeps until the GPU signals (`false`: it spins).
@@ -162,6 +164,7 @@ impl Default for DeviceOptions {
     fn default() -> Self {
         DeviceOptions {
             cpu_kernel: None,
+            cuda_kernel: CudaKernel::Auto,
             graphs: true,
             blocking_wait: true,
         }
@@ -366,6 +369,7 @@ fn open_cuda(
     let config = CudaConfig {
         graphs: options.graphs,
         blocking_wait: options.blocking_wait,
+        kernel: options.cuda_kernel,
         ..CudaConfig::for_max_batch(rows)
     };
     let mut gpu = CudaBackend::new(device, &net.prepared, config)

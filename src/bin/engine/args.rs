@@ -7,6 +7,7 @@ use engine::arena::{Searching, Side};
 use engine::bench::sweep::Grid;
 use engine::device::{DeviceList, DeviceSpec};
 use engine::net::cpu::CpuKernel;
+use engine::net::cuda::CudaKernel;
 use engine::search::{MAX_SIMS_PER_WORLD, MAX_WORLDS};
 use engine::selfplay::{MAX_GAMES_PER_WORKER, MAX_SHARD_ROWS, MAX_UNITS, MAX_WORKERS};
 use engine::settings::{Override, Settings, SettingsError};
@@ -327,6 +328,12 @@ pub(crate) struct DeviceArgs {
     /// bit for bit, portable differs in the last bits
     #[arg(long, value_name = "KERNEL")]
     pub(crate) cpu_kernel: Option<CpuKernel>,
+    /// CUDA: the build of the kernels: auto (native if its code for the GPU fits the GPU's
+    /// shared memory, else portable), native (machine code per generation: sm_80, sm_86, sm_89,
+    /// sm_90) or portable (the 99 KB configuration of RTX 30/40 GPUs as PTX: runs on any sm_80+
+    /// GPU, to check that configuration on another)
+    #[arg(long, default_value = "auto", value_name = "BUILD")]
+    pub(crate) cuda_kernel: CudaKernel,
 }
 
 impl DeviceArgs {

@@ -10,6 +10,7 @@ use engine::arena::{ArenaConfig, ArenaResult, Decision, Side, Sprt};
 use engine::device::{self, DeviceOptions, Net, Opened, Watch};
 use engine::net::check::CheckStats;
 use engine::net::cpu::CpuKernel;
+use engine::net::cuda::KernelBuild;
 use engine::net::fault::FaultBackend;
 use engine::net::weights::Weights;
 use engine::selfplay::{finished_units, OutDir, SelfPlayConfig, ShardMetadata, ShardWriter};
@@ -46,6 +47,7 @@ impl DeviceArgs {
     fn options(&self) -> DeviceOptions {
         DeviceOptions {
             cpu_kernel: self.cpu_kernel,
+            cuda_kernel: self.cuda_kernel,
             graphs: !self.no_graphs,
             blocking_wait: self.gpu_wait == GpuWait::Block,
         }
@@ -295,7 +297,11 @@ fn verify(given: Option<&Path>, json: bool) -> Result<ExitCode> {
 fn info(weights: Option<&(Weights, PathBuf)>, json: bool) -> Result<()> {
     let cpu_kernel = CpuKernel::detect();
     let cpu_kernels: Vec<&str> = CpuKernel::supported().map(CpuKernel::as_str).collect();
-    let cuda_targets = engine::net::cuda::kernel_targets();
+    let builds = [KernelBuild::Native, KernelBuild::Portable];
+    let cuda_targets: Vec<(KernelBuild, &[&str])> = builds
+        .iter()
+        .filter_map(|&b| b.targets().map(|t| (b, t)))
+        .collect();
     let gpus = engine::net::cuda::describe_devices();
     let nvtx = engine::telemetry::nvtx_active();
     if json {
@@ -303,7 +309,11 @@ fn info(weights: Option<&(Weights, PathBuf)>, json: bool) -> Result<()> {
             "engine_version": env!("CARGO_PKG_VERSION"),
             "cpu_kernel": cpu_kernel.as_str(),
             "cpu_kernels": cpu_kernels,
-            "cuda_kernels": { "compiled_in": cuda_targets.is_some(), "targets": cuda_targets.unwrap_or_default() },
+            "cuda_kernels": {
+                "compiled_in": !cuda_targets.is_empty(),
+                "targets": cuda_targets.iter().find(|(b, _)| *b == KernelBuild::Native).map_or(&[][..], |(_, t)| t),
+                "builds": cuda_targets.iter().map(|(b, t)| (b.as_str(), t)).collect::<std::collections::BTreeMap<_, _>>(),
+            },
             "gpus": gpus.as_ref().map_or_else(|e| serde_json::json!({ "unavailable": e.to_string() }), |d| serde_json::json!(d)),
             "nvtx": nvtx,
         });
@@ -349,9 +359,15 @@ fn info(weights: Option<&(Weights, PathBuf)>, json: bool) -> Result<()> {
         cpu_kernel.as_str(),
         cpu_kernels.join(", ")
     );
-    match cuda_targets {
-        Some(targets) => out!("cuda        kernels compiled in for {}", describe_targets(targets)),
-        None => out!("cuda        no kernels compiled in (a CPU-only build: nvcc was not found when it was built)"),
+    if cuda_targets.is_empty() {
+        out!("cuda        no kernels compiled in (a CPU-only build: nvcc was not found when it was built)");
+    }
+    for (build, targets) in &cuda_targets {
+        out!(
+            "cuda        {} kernels for {}",
+            build.as_str(),
+            describe_targets(targets)
+        );
     }
     match &gpus {
         Ok(devices) if !devices.is_empty() => {

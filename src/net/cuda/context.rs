@@ -1,5 +1,6 @@
-//! Driver probing, the context and stream of one device, the sm_90+ check and the module:
-//! the embedded fatbin loaded once, every kernel resolved and configured up front.
+//! Driver probing, the context and stream of one device, the sm_80+ check and the module: the
+//! embedded fatbin of the chosen build loaded once, every kernel resolved and configured up
+//! front.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -9,7 +10,8 @@ use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStr
 use cudarc::nvrtc::Ptx;
 
 use super::error::{CudaError, Stage};
-use super::kernels::{self, Geometry, Kernel, ABI_SYMBOL, EXPECTED_ABI};
+use super::kernels::{self, Geometry, Kernel, KernelBuild, ABI_SYMBOL, EXPECTED_ABI};
+use super::CudaKernel;
 
 /// Loads and initialises the driver library, turning the ways that can fail (no
 /// `libcuda.so`, a driver without a symbol cudarc needs, no device node) into
@@ -61,16 +63,18 @@ pub struct Gpu {
     pub name: String,
     pub compute_capability: (i32, i32),
     pub total_mem: usize,
-    /// Launch geometry the loaded kernels were built with.
+    /// The build of the kernels loaded, and its launch geometry.
+    pub build: KernelBuild,
     pub geometry: Geometry,
     functions: Vec<CudaFunction>,
     _module: Arc<CudaModule>,
 }
 
 impl Gpu {
-    /// Opens `device`, checks it is sm_90+ with enough opt-in shared memory, loads `fatbin`,
-    /// checks its ABI block and resolves every [`Kernel`].
-    pub fn open(device: usize, fatbin: &[u8]) -> Result<Gpu, CudaError> {
+    /// Opens `device`, checks it is sm_80+, loads the kernels `choice` names (for `auto`, the
+    /// first build whose code for the device fits its shared memory), checks their ABI block
+    /// and resolves every [`Kernel`].
+    pub fn open(device: usize, choice: CudaKernel) -> Result<Gpu, CudaError> {
         init_driver()?;
         let count = device_count()?;
         if device >= count {
@@ -100,43 +104,35 @@ impl Gpu {
             return Err(unsupported(reason));
         }
         let stream = ctx.new_stream().stage("stream creation")?;
-
-        let module = ctx
-            .load_module(Ptx::from_binary(fatbin.to_vec()))
-            .stage("module load (embedded fatbin)")?;
-        let mut abi = [0u32; 8];
-        {
-            let global = module
-                .get_global(ABI_SYMBOL, &stream)
-                .stage("ABI block lookup")?;
-            let mut bytes = [0u8; 32];
-            if global.len() != bytes.len() {
-                return Err(CudaError::AbiMismatch {
-                    expected: EXPECTED_ABI,
-                    found: abi,
-                });
-            }
-            stream
-                .memcpy_dtoh(&global, &mut bytes)
-                .stage("ABI block read")?;
-            stream.synchronize().stage("ABI block read")?;
-            for (word, b) in abi.iter_mut().zip(bytes.chunks_exact(4)) {
-                *word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        let geometry = kernels::geometry(&abi).ok_or(CudaError::AbiMismatch {
-            expected: EXPECTED_ABI,
-            found: abi,
-        })?;
         let optin = ctx
             .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-            .stage("shared memory limit")?;
-        if (optin as u32) < geometry.smem_bytes {
-            return Err(unsupported(format!(
-                "{optin} bytes of shared memory per block, the kernels need {}",
+            .stage("shared memory limit")? as u32;
+        // `auto`: the native build when its code for this GPU fits the GPU's shared memory
+        // (every generation it was built for), else the portable one (a newer GPU with less
+        // shared memory per block than Hopper, running PTX).
+        let builds: &[KernelBuild] = match choice {
+            CudaKernel::Auto => &[KernelBuild::Native, KernelBuild::Portable],
+            CudaKernel::Native => &[KernelBuild::Native],
+            CudaKernel::Portable => &[KernelBuild::Portable],
+        };
+        let mut refusal = None;
+        let mut loaded = None;
+        for &build in builds {
+            let fatbin = build.fatbin().ok_or(CudaError::NoKernelsCompiledIn)?;
+            let (module, geometry) = load(&ctx, &stream, fatbin, build)?;
+            if geometry.smem_bytes <= optin {
+                loaded = Some((build, module, geometry));
+                break;
+            }
+            refusal = Some(format!(
+                "{optin} bytes of shared memory per block, the {} kernels need {}",
+                build.as_str(),
                 geometry.smem_bytes
-            )));
+            ));
         }
+        let Some((build, module, geometry)) = loaded else {
+            return Err(unsupported(refusal.expect("a build was tried")));
+        };
         let functions = Kernel::ALL
             .iter()
             .map(|&k| {
@@ -160,6 +156,7 @@ impl Gpu {
             name,
             compute_capability,
             total_mem,
+            build,
             geometry,
             functions,
             _module: module,
@@ -169,6 +166,46 @@ impl Gpu {
     pub fn function(&self, kernel: Kernel) -> &CudaFunction {
         &self.functions[kernel as usize]
     }
+}
+
+/// Loads `fatbin` (the driver picks the code for the context's GPU) and reads the geometry
+/// from its ABI block, refusing a block of another layout (a stale build).
+fn load(
+    ctx: &Arc<CudaContext>,
+    stream: &Arc<CudaStream>,
+    fatbin: &[u8],
+    build: KernelBuild,
+) -> Result<(Arc<CudaModule>, Geometry), CudaError> {
+    let stage = match build {
+        KernelBuild::Native => "module load (embedded native fatbin)",
+        KernelBuild::Portable => "module load (embedded portable fatbin)",
+    };
+    let module = ctx
+        .load_module(Ptx::from_binary(fatbin.to_vec()))
+        .stage(stage)?;
+    let mut abi = [0u32; 8];
+    let global = module
+        .get_global(ABI_SYMBOL, stream)
+        .stage("ABI block lookup")?;
+    let mut bytes = [0u8; 32];
+    if global.len() != bytes.len() {
+        return Err(CudaError::AbiMismatch {
+            expected: EXPECTED_ABI,
+            found: abi,
+        });
+    }
+    stream
+        .memcpy_dtoh(&global, &mut bytes)
+        .stage("ABI block read")?;
+    stream.synchronize().stage("ABI block read")?;
+    for (word, b) in abi.iter_mut().zip(bytes.chunks_exact(4)) {
+        *word = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    let geometry = kernels::geometry(&abi).ok_or(CudaError::AbiMismatch {
+        expected: EXPECTED_ABI,
+        found: abi,
+    })?;
+    Ok((module, geometry))
 }
 
 /// A visible device as `engine info` lists it, and whether this build can run on it.
@@ -201,10 +238,10 @@ impl std::fmt::Display for GpuInfo {
     }
 }
 
-/// Why a device of compute capability `(major, minor)` cannot run this build's kernels.
+/// Why a device of compute capability `(major, minor)` cannot run the kernels.
 fn unsupported_arch((major, minor): (i32, i32)) -> Option<String> {
-    (major < 9).then(|| {
-        format!("compute capability {major}.{minor}; the kernels need 9.0 (Hopper) or newer")
+    (major < 8).then(|| {
+        format!("compute capability {major}.{minor}; the kernels need 8.0 (Ampere) or newer")
     })
 }
 
@@ -227,7 +264,7 @@ pub fn describe_devices() -> Result<Vec<GpuInfo>, CudaError> {
             // SAFETY: as above.
             let memory_bytes =
                 unsafe { result::device::total_mem(dev) }.stage("cuDeviceTotalMem")?;
-            let unusable = if kernels::fatbin().is_none() {
+            let unusable = if KernelBuild::Native.fatbin().is_none() {
                 Some("this build has no CUDA kernels".to_string())
             } else {
                 unsupported_arch((major, minor))

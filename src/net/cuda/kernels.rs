@@ -71,27 +71,53 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
 }
 
-/// The fatbin nvcc built from `kernels/*.cu`, or `None` in a CPU-only build.
-pub fn fatbin() -> Option<&'static [u8]> {
-    #[cfg(engine_kernels)]
-    {
-        Some(embedded::BLOBNET_FATBIN)
-    }
-    #[cfg(not(engine_kernels))]
-    {
-        None
-    }
+/// The two builds of the kernels in the binary (build.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelBuild {
+    /// Machine code per GPU generation (sm_80, sm_86, sm_89, sm_90) plus compute_90 PTX, each
+    /// with as many weight stages as its shared memory per block holds.
+    Native,
+    /// compute_80 PTX of the 99 KB configuration (2 weight stages): any sm_80+ GPU, JIT-compiled
+    /// by the driver.
+    Portable,
 }
 
-/// The GPU targets the fatbin was built for (`sm_90`: machine code, `compute_90`: PTX the
-/// driver compiles for newer GPUs), or `None` in a CPU-only build.
-pub fn targets() -> Option<&'static [&'static str]> {
-    #[cfg(engine_kernels)]
-    {
-        Some(embedded::BLOBNET_TARGETS)
+impl KernelBuild {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelBuild::Native => "native",
+            KernelBuild::Portable => "portable",
+        }
     }
-    #[cfg(not(engine_kernels))]
-    {
-        None
+
+    /// The fatbin of this build, or `None` in a CPU-only build.
+    pub fn fatbin(self) -> Option<&'static [u8]> {
+        #[cfg(engine_kernels)]
+        {
+            Some(match self {
+                KernelBuild::Native => embedded::BLOBNET_FATBIN,
+                KernelBuild::Portable => embedded::BLOBNET_PORTABLE_FATBIN,
+            })
+        }
+        #[cfg(not(engine_kernels))]
+        {
+            None
+        }
+    }
+
+    /// The GPU targets of this build (`sm_90`: machine code, `compute_90`: PTX the driver
+    /// compiles for newer GPUs), or `None` in a CPU-only build.
+    pub fn targets(self) -> Option<&'static [&'static str]> {
+        #[cfg(engine_kernels)]
+        {
+            Some(match self {
+                KernelBuild::Native => embedded::BLOBNET_TARGETS,
+                KernelBuild::Portable => embedded::BLOBNET_PORTABLE_TARGETS,
+            })
+        }
+        #[cfg(not(engine_kernels))]
+        {
+            None
+        }
     }
 }

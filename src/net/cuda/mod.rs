@@ -1,5 +1,6 @@
-//! CUDA backend: BlobNet on an NVIDIA GPU (sm_90+) through the driver API (cudarc, loaded at
-//! run time, so a binary without CUDA still starts and says why the GPU is unusable).
+//! CUDA backend: BlobNet on an NVIDIA GPU (sm_80+: Ampere, Ada, Hopper and newer) through the
+//! driver API (cudarc, loaded at run time, so a binary without CUDA still starts and says why
+//! the GPU is unusable).
 //!
 //! Owns: the device context and its main stream ([`context`]), the embedded kernels
 //! ([`kernels`], built by `build.rs` from `kernels/*.cu`), their layout ([`layout`], written
@@ -53,7 +54,7 @@ use crate::encode::compact::CompactRow;
 
 pub use self::context::{describe_devices, visible_devices, GpuInfo};
 pub use self::error::{BatchAt, CudaError};
-pub use self::kernels::targets as kernel_targets;
+pub use self::kernels::KernelBuild;
 
 /// Every knob of the CUDA backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,9 +72,37 @@ pub struct CudaConfig {
     /// blocking-sync events, the core is free for search meanwhile) or lets the driver poll
     /// (`false`: lower latency, the waiting core spins).
     pub blocking_wait: bool,
+    /// Which build of the kernels runs (`--cuda-kernel`).
+    pub kernel: CudaKernel,
     /// Tests only: a fault injected into every launch from a given one on (launches run
     /// eagerly then, without graphs).
     pub fault: Option<InjectedFault>,
+}
+
+/// `--cuda-kernel`: which build of the kernels a GPU runs ([`KernelBuild`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CudaKernel {
+    /// The native build if its code for the GPU fits the GPU's shared memory, else the portable.
+    #[default]
+    Auto,
+    Native,
+    /// The 99 KB configuration as PTX: what an RTX 30/40 runs, on any sm_80+ GPU (to check it).
+    Portable,
+}
+
+impl std::str::FromStr for CudaKernel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<CudaKernel, String> {
+        match s {
+            "auto" => Ok(CudaKernel::Auto),
+            "native" => Ok(CudaKernel::Native),
+            "portable" => Ok(CudaKernel::Portable),
+            _ => Err(format!(
+                "unknown CUDA kernel build {s:?} (one of auto, native, portable)"
+            )),
+        }
+    }
 }
 
 /// A fault for tests to provoke on the device, from launch `from_launch` on (launches are
@@ -103,6 +132,7 @@ impl Default for CudaConfig {
             graphs: true,
             poison_outputs: false,
             blocking_wait: true,
+            kernel: CudaKernel::Auto,
             fault: None,
         }
     }
@@ -166,9 +196,8 @@ impl CudaBackend {
         config: CudaConfig,
     ) -> Result<CudaBackend, CudaError> {
         config.validate()?;
-        let fatbin = kernels::fatbin().ok_or(CudaError::NoKernelsCompiledIn)?;
         let packed = PackedNet::new(weights)?;
-        let gpu = Gpu::open(device, fatbin)?;
+        let gpu = Gpu::open(device, config.kernel)?;
         let net = DeviceNet::upload(&gpu.stream, &packed)?;
         let max = *config.buckets.last().expect("validated: non-empty");
         let mut staging_host = PinnedSlot::new(&gpu.ctx, max)?;
@@ -201,15 +230,22 @@ impl CudaBackend {
         Ok(backend)
     }
 
-    /// `cuda:N name (sm_XY)`.
+    /// `cuda:N name (sm_XY, memory, kernel build and weight stages)`.
     pub fn describe(&self) -> String {
         let (major, minor) = self.gpu.compute_capability;
         format!(
-            "cuda:{} {} (sm_{major}{minor}, {:.1} GiB)",
+            "cuda:{} {} (sm_{major}{minor}, {:.1} GiB, {} kernels, {} weight stages)",
             self.device,
             self.gpu.name,
-            self.gpu.total_mem as f64 / (1u64 << 30) as f64
+            self.gpu.total_mem as f64 / (1u64 << 30) as f64,
+            self.gpu.build.as_str(),
+            self.gpu.geometry.stages
         )
+    }
+
+    /// The build of the kernels this backend runs.
+    pub fn kernel_build(&self) -> KernelBuild {
+        self.gpu.build
     }
 
     pub fn device(&self) -> usize {
@@ -568,6 +604,38 @@ impl Drop for EventPending {
         // device must be done with it. An error here was or will be reported by a waiter.
         if let Some(event) = self.event.take() {
             let _ = event.synchronize();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_builds_parse_by_name_and_refuse_others() {
+        for (name, kernel) in [
+            ("auto", CudaKernel::Auto),
+            ("native", CudaKernel::Native),
+            ("portable", CudaKernel::Portable),
+        ] {
+            assert_eq!(name.parse::<CudaKernel>(), Ok(kernel));
+        }
+        let err = "sm_86".parse::<CudaKernel>().unwrap_err();
+        assert!(err.contains("auto, native, portable"), "{err}");
+        assert_eq!(CudaConfig::default().kernel, CudaKernel::Auto);
+        // Both builds are in a build with kernels, neither in a CPU-only one.
+        for build in [KernelBuild::Native, KernelBuild::Portable] {
+            assert_eq!(build.fatbin().is_some(), build.targets().is_some());
+            assert_eq!(build.fatbin().is_some(), cfg!(engine_kernels));
+        }
+        // (ENGINE_CUDA_GENCODE replaces the native list for experiments.)
+        let default_list = std::env::var_os("ENGINE_CUDA_GENCODE").is_none();
+        if let Some(targets) = KernelBuild::Native.targets().filter(|_| default_list) {
+            for arch in ["sm_80", "sm_86", "sm_89", "sm_90", "compute_90"] {
+                assert!(targets.contains(&arch), "{targets:?}");
+            }
+            assert_eq!(KernelBuild::Portable.targets(), Some(&["compute_80"][..]));
         }
     }
 }
