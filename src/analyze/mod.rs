@@ -33,7 +33,7 @@ pub use query::{
 use crate::device::Opened;
 use crate::error_text::error_chain;
 use crate::net::Backend;
-use crate::ring::{drive, Batch, Client, Ring, RingError};
+use crate::ring::{drive, Batch, Client, Ring, RingError, Servers};
 use crate::search::{Gathered, LeafValues, Requests, SearchConfig};
 use analysis::{Analysis, Job};
 use anyhow::{bail, Context, Result};
@@ -199,13 +199,7 @@ pub fn serve_on<R: BufRead, W: Write + Send>(
     std::thread::scope(|scope| -> Result<ServeSummary> {
         let rings = &rings;
         let (jobs, failed) = (&jobs, &failed);
-        let servers: Vec<_> = rings
-            .iter()
-            .zip(&mut backends)
-            .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
-            .collect();
-        // Even if a worker panics, the backend threads end and the scope can join them.
-        let _close: Vec<_> = rings.iter().map(Ring::close_on_drop).collect();
+        let servers = Servers::spawn(scope, rings, &mut backends);
         let writer = scope.spawn(move || -> std::io::Result<ServeSummary> {
             let mut summary = ServeSummary::default();
             for reply in reply_rx {
@@ -251,16 +245,9 @@ pub fn serve_on<R: BufRead, W: Write + Send>(
             let error = QueryError::line(ErrorCode::Backend, "the network backend failed");
             let _ = reply_tx.send(Reply::error(&job.id, &error));
         }
-        for ring in rings {
-            ring.close();
-        }
-        let mut served = Ok(());
-        for (server, name) in servers.into_iter().zip(&names) {
-            let result = server.join().expect("backend thread panicked");
-            if let (Ok(()), Err(e)) = (&served, result) {
-                served = Err(anyhow::Error::new(e).context(format!("network backend on {name}")));
-            }
-        }
+        let served = servers.join().map_err(|(d, e)| {
+            anyhow::Error::new(e).context(format!("network backend on {}", names[d]))
+        });
         drop(reply_tx);
         let summary = writer
             .join()

@@ -32,7 +32,7 @@ pub use stats::{DealScore, Tally};
 use crate::device::Opened;
 use crate::game::{RoundConfig, Seat};
 use crate::net::Backend;
-use crate::ring::Ring;
+use crate::ring::{Ring, Servers};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -387,14 +387,14 @@ pub fn run_on(
             backends.push(opened.backend);
         }
     }
-    let mut rings = Vec::with_capacity(backends.len());
+    let mut owned_rings = Vec::with_capacity(backends.len());
     for (r, (label, backend)) in labels.iter().zip(&mut backends).enumerate() {
         let feeding = (r / sides.max(1)..threads).step_by(n).count();
         let ring = Ring::new(backend.as_mut(), 2 * feeding, rows)
             .with_context(|| format!("allocating the batch ring of {label}"))?;
-        rings.push(ring);
+        owned_rings.push(ring);
     }
-    let rings: Vec<&Ring> = rings.iter().collect();
+    let rings: Vec<&Ring> = owned_rings.iter().collect();
     let shared = Shared {
         config: config.clone(),
         ring_of_side,
@@ -406,13 +406,7 @@ pub fn run_on(
     let mut interrupted = false;
     std::thread::scope(|scope| -> Result<()> {
         let rings = &rings;
-        let servers: Vec<_> = rings
-            .iter()
-            .zip(backends.iter_mut())
-            .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
-            .collect();
-        // Even if a worker panics, the backend threads end and the scope can join them.
-        let _close: Vec<_> = rings.iter().map(|ring| ring.close_on_drop()).collect();
+        let servers = Servers::spawn(scope, &owned_rings, &mut backends);
         let (tx, rx) = mpsc::channel();
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -458,10 +452,8 @@ pub fn run_on(
                 failure.get_or_insert(e.context("arena worker"));
             }
         }
-        for (server, label) in servers.into_iter().zip(&labels) {
-            if let Err(e) = server.join().expect("backend thread panicked") {
-                failure.get_or_insert(anyhow::Error::new(e).context(label.clone()));
-            }
+        if let Err((r, e)) = servers.join() {
+            failure.get_or_insert(anyhow::Error::new(e).context(labels[r].clone()));
         }
         failure.map_or(Ok(()), Err)
     })?;

@@ -376,6 +376,55 @@ impl Ring {
     }
 }
 
+/// The backend threads of several rings (one per device), spawned in a thread scope: ring `i`
+/// served by `backends[i]`. Dropping it closes every ring, so the threads end even when a
+/// worker panics (the scope then joins them and the panic goes on).
+pub struct Servers<'scope, 'env> {
+    rings: &'env [Ring],
+    threads: Vec<std::thread::ScopedJoinHandle<'scope, Result<(), RingError>>>,
+}
+
+impl<'scope, 'env> Servers<'scope, 'env> {
+    pub fn spawn(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        rings: &'env [Ring],
+        backends: &'env mut [Box<dyn Backend>],
+    ) -> Servers<'scope, 'env> {
+        assert_eq!(rings.len(), backends.len(), "one backend per ring");
+        let threads = rings
+            .iter()
+            .zip(backends)
+            .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
+            .collect();
+        Servers { rings, threads }
+    }
+
+    /// Closes every ring and waits for its thread: the first failure, with its ring's index.
+    pub fn join(mut self) -> Result<(), (usize, RingError)> {
+        self.close();
+        let mut first = Ok(());
+        for (i, thread) in std::mem::take(&mut self.threads).into_iter().enumerate() {
+            let result = thread.join().expect("backend thread panicked");
+            if let (Ok(()), Err(e)) = (&first, result) {
+                first = Err((i, e));
+            }
+        }
+        first
+    }
+
+    fn close(&self) {
+        for ring in self.rings {
+            ring.close();
+        }
+    }
+}
+
+impl Drop for Servers<'_, '_> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 /// See [`Ring::close_on_drop`].
 #[must_use = "the ring closes when the guard is dropped"]
 pub struct CloseOnDrop<'a>(&'a Ring);

@@ -306,3 +306,34 @@ fn a_panicking_client_lets_the_scope_end() {
     }));
     assert!(outcome.is_err(), "the worker's panic reaches the caller");
 }
+
+/// `Servers`: one thread per ring, each ring on its own backend; `join` closes the rings and
+/// names the first ring whose backend failed, while the other ring kept serving.
+#[test]
+fn servers_serve_each_ring_on_its_backend_and_name_the_one_that_failed() {
+    use crate::net::fault::FaultBackend;
+    let mut backends: Vec<Box<dyn Backend>> = vec![
+        Box::new(UniformBackend { max_batch: 4 }),
+        Box::new(FaultBackend::new(Box::new(UniformBackend { max_batch: 4 }), 0)),
+    ];
+    let rings: Vec<Ring> = backends
+        .iter_mut()
+        .map(|b| Ring::new(b.as_mut(), 2, 4).unwrap())
+        .collect();
+    let one = |ring: &Ring| {
+        let mut batch = ring.acquire()?;
+        batch.push(&[0.0; INPUT_DIM], 1);
+        let batch = ring.wait(ring.submit(batch)?)?;
+        ring.release(batch);
+        Ok::<(), RingError>(())
+    };
+    std::thread::scope(|scope| {
+        let servers = Servers::spawn(scope, &rings, &mut backends);
+        assert!(one(&rings[1]).is_err(), "ring 1's backend fails");
+        assert!(one(&rings[0]).is_ok() && one(&rings[0]).is_ok());
+        let (ring, err) = servers.join().unwrap_err();
+        assert_eq!(ring, 1);
+        assert!(err.to_string().contains("injected fault"), "{err}");
+    });
+    assert!(matches!(one(&rings[0]), Err(RingError::Closed)));
+}

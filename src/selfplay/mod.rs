@@ -28,7 +28,7 @@ pub use writer::ShardWriter;
 use crate::device::Opened;
 use crate::game::{round_sequence, RoundConfig, Seat};
 use crate::net::{Backend, INPUT_DIM, POLICY_DIM};
-use crate::ring::Ring;
+use crate::ring::{Ring, Servers};
 use crate::search::{EvalCache, SearchConfig, TemperatureSchedule};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -418,13 +418,7 @@ pub fn run_on(
     };
     std::thread::scope(|scope| -> Result<()> {
         let rings = &rings;
-        let servers: Vec<_> = rings
-            .iter()
-            .zip(&mut backends)
-            .map(|(ring, backend)| scope.spawn(move || ring.serve(backend.as_mut())))
-            .collect();
-        // Even if a worker panics, the backend threads end and the scope can join them.
-        let _close: Vec<_> = rings.iter().map(Ring::close_on_drop).collect();
+        let servers = Servers::spawn(scope, rings, &mut backends);
         // Bounded: when the writer (a slow disk) falls behind, workers wait instead of piling
         // finished units up in memory (4 per game, as `SelfPlayConfig::memory_bound` counts).
         let (tx, rx) = mpsc::sync_channel(4 * workers * games);
@@ -477,20 +471,14 @@ pub fn run_on(
                 progress(&summary);
             }
         }
-        for ring in rings {
-            ring.close();
-        }
         for h in handles {
             h.join()
                 .expect("worker panicked")
                 .context("self-play worker")?;
         }
-        for (server, name) in servers.into_iter().zip(&names) {
-            server
-                .join()
-                .expect("backend thread panicked")
-                .with_context(|| format!("network backend on {name}"))?;
-        }
+        servers.join().map_err(|(d, e)| {
+            anyhow::Error::new(e).context(format!("network backend on {}", names[d]))
+        })?;
         failure.map_or(Ok(()), Err)
     })?;
     snapshot(&mut summary);
