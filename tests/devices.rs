@@ -174,10 +174,5 @@ fn one_device_commands_refuse_a_list_and_bad_lists_are_usage_errors() {
     }
     let selfplay = |device: &str| engine(&["selfplay", "--device", device, "--rounds", "1"]);
     usage_error(&selfplay("cpu,cuda:0"), &"mixed", "mixes the CPU and GPUs");
-    usage_error(
-        &selfplay("cuda:0,cuda:0"),
-        &"twice",
-        "cuda:0 is named twice",
-    );
     usage_error(&selfplay("auto,auto"), &"auto", "auto picks one device");
 }

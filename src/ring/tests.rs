@@ -314,7 +314,10 @@ fn servers_serve_each_ring_on_its_backend_and_name_the_one_that_failed() {
     use crate::net::fault::FaultBackend;
     let mut backends: Vec<Box<dyn Backend>> = vec![
         Box::new(UniformBackend { max_batch: 4 }),
-        Box::new(FaultBackend::new(Box::new(UniformBackend { max_batch: 4 }), 0)),
+        Box::new(FaultBackend::new(
+            Box::new(UniformBackend { max_batch: 4 }),
+            0,
+        )),
     ];
     let rings: Vec<Ring> = backends
         .iter_mut()

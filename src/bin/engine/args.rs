@@ -309,10 +309,10 @@ fn list_of(max: usize) -> impl Fn(&str) -> Result<List, String> + Clone + Send +
 #[derive(clap::Args)]
 pub(crate) struct DeviceArgs {
     /// Where the network runs: auto (GPU 0 if usable, else CPU), cpu, cuda or cuda:N. selfplay,
-    /// analyze and arena also take several: cuda:0,cuda:1 (distinct GPUs), cuda:all (every
-    /// usable GPU) or cpu,cpu (the cores shared out between the CPU backends; for tests and
-    /// comparisons); each device gets its own backend and batch ring, and the workers (or
-    /// threads) are dealt out over them in turn
+    /// analyze and arena also take several: cuda:0,cuda:1 (one GPU may be listed twice),
+    /// cuda:all (every usable GPU) or cpu,cpu (the cores shared out between the CPU backends;
+    /// for tests and comparisons); each device gets its own backend and batch ring, and the
+    /// workers (or threads) are dealt out over them in turn
     #[arg(long, default_value = "auto", value_name = "DEVICE[,DEVICE…]")]
     pub(crate) device: DeviceList,
     /// CUDA: launch kernels eagerly instead of replaying captured graphs (for A/B timing)
