@@ -2,16 +2,15 @@
 
 mod common;
 
-use common::{engine, signal, stderr, temp_dir, usage_error, KillOnDrop};
+use common::{engine, signal, stderr, usage_error, KillOnDrop, TempDir};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// Two fresh nets (seeds 1 and 2) in a temporary directory.
-fn two_nets(name: &str) -> (PathBuf, PathBuf) {
-    let dir = temp_dir(name);
-    std::fs::create_dir_all(&dir).unwrap();
+/// Two fresh nets (seeds 1 and 2) in a temporary directory (removed when the first value drops).
+fn two_nets(name: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new(name);
     let paths = (dir.join("a.safetensors"), dir.join("b.safetensors"));
     for (seed, path) in [("1", &paths.0), ("2", &paths.1)] {
         let out = engine(&[
@@ -23,7 +22,7 @@ fn two_nets(name: &str) -> (PathBuf, PathBuf) {
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    paths
+    (dir, paths.0, paths.1)
 }
 
 /// `engine arena` of small, fast deals (3 players × 2 cards, 2 worlds × 8 simulations) on the
@@ -69,7 +68,7 @@ fn json(out: &Output) -> Value {
 /// the deals each plays at once.
 #[test]
 fn the_result_depends_on_the_seed_alone() {
-    let (a, b) = two_nets("arena-seed");
+    let (_nets, a, b) = two_nets("arena-seed");
     let base = json(&arena(&a, &b, &["--deals", "6", "--json", "--quiet"]));
     assert_eq!(base["deals"], 6);
     assert_eq!(base["rounds_played"], 18);
@@ -112,7 +111,7 @@ fn the_result_depends_on_the_seed_alone() {
 /// A net against itself draws every deal; the SPRT accepts H0 after 5 and stops there.
 #[test]
 fn the_sprt_stops_early_and_says_so() {
-    let (a, _) = two_nets("arena-sprt");
+    let (_nets, a, _) = two_nets("arena-sprt");
     let r = json(&arena(
         &a,
         &a,
@@ -147,7 +146,7 @@ fn the_sprt_stops_early_and_says_so() {
 /// threads nor the deals each plays at once.
 #[test]
 fn sides_of_any_kind_on_one_net_depend_on_the_seed_alone() {
-    let (w, _) = two_nets("arena-sides");
+    let (_nets, w, _) = two_nets("arena-sides");
     let w = w.to_str().unwrap();
     let cases: [&[&str]; 3] = [
         &[
@@ -208,7 +207,7 @@ fn sides_of_any_kind_on_one_net_depend_on_the_seed_alone() {
 /// random play twice (which needs no net).
 #[test]
 fn identical_sides_draw_every_deal() {
-    let (w, _) = two_nets("arena-identical");
+    let (_nets, w, _) = two_nets("arena-identical");
     let w = w.to_str().unwrap();
     let cases: [&[&str]; 4] = [
         &["--a", w],
@@ -275,7 +274,7 @@ fn side_flags_are_checked_before_any_work() {
     for (sides, why) in cases {
         usage_error(&arena_of(sides, &[]), &sides, why);
     }
-    let (w, _) = two_nets("arena-side-flags");
+    let (_nets, w, _) = two_nets("arena-side-flags");
     let sides = ["--a", w.to_str().unwrap(), "--a-set", "search.c_puct=3"];
     let r = json(&arena_of(
         &sides,
@@ -338,7 +337,7 @@ fn a_bad_device_is_refused() {
 
 #[test]
 fn a_missing_net_is_named() {
-    let (a, _) = two_nets("arena-missing");
+    let (_nets, a, _) = two_nets("arena-missing");
     let missing = Path::new("/nonexistent/net.safetensors");
     let out = arena(&a, missing, &["--deals", "1"]);
     assert_eq!(out.status.code(), Some(1));
@@ -352,7 +351,7 @@ fn a_missing_net_is_named() {
 /// Ctrl-C: the deals finished are reported (JSON `interrupted`), and the status is 130.
 #[test]
 fn an_interrupted_arena_reports_what_it_finished() {
-    let (a, b) = two_nets("arena-sigint");
+    let (_nets, a, b) = two_nets("arena-sigint");
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
     let mut args = vec![
         "arena",

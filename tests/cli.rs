@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{engine, refusal, selfplay_with, stderr, temp_dir, usage_error};
+use common::{engine, refusal, selfplay_with, stderr, temp_dir, usage_error, TempDir};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -151,12 +151,11 @@ fn a_closed_stdout_ends_every_command_quietly() {
 /// binary was built from) and names a missing `--vectors` directory.
 #[test]
 fn verify_finds_its_vectors_from_anywhere() {
-    let elsewhere = temp_dir("cli-verify");
-    std::fs::create_dir_all(&elsewhere).unwrap();
+    let elsewhere = TempDir::new("cli-verify");
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_engine"))
             .args(args)
-            .current_dir(&elsewhere)
+            .current_dir(&*elsewhere)
             .env_remove("ENGINE_VECTORS")
             .stdin(Stdio::null())
             .output()

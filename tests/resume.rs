@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{selfplay_with, shard_files, stderr, temp_dir};
+use common::{selfplay_with, shard_files, stderr, TempDir};
 use engine::selfplay::{read_shard, Example};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,7 +42,7 @@ fn rows_by_unit(dir: &Path) -> BTreeMap<u64, Vec<Example>> {
 
 #[test]
 fn a_run_stopped_by_a_device_fault_continues_on_rerun_with_no_row_lost_or_doubled() {
-    let (clean, faulted) = (temp_dir("resume-clean"), temp_dir("resume-faulted"));
+    let (clean, faulted) = (TempDir::new("resume-clean"), TempDir::new("resume-faulted"));
     let out = run(&clean, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = rows_by_unit(&clean);
@@ -89,7 +89,4 @@ fn a_run_stopped_by_a_device_fault_continues_on_rerun_with_no_row_lost_or_double
     assert!(other.status.success(), "{}", stderr(&other));
     let summary: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
     assert_eq!(summary["units"], ROUNDS);
-    for dir in [clean, faulted] {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }

@@ -54,6 +54,31 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A fresh directory for a test (see [`temp_dir`]), created, and removed when dropped: also
+/// when the test fails, so failed runs leave nothing behind either.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = temp_dir(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The shard files in `dir`, in name order (none while `dir` does not exist yet).
 pub fn shard_files(dir: &Path) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
