@@ -2,6 +2,8 @@
 //! `$ENGINE_VECTORS`, default `tests/vectors`) on every kernel this CPU runs, batching,
 //! masks, the init/save/load round trip, and one crafted file per weights error.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -276,10 +278,11 @@ fn bad_batches_are_errors() {
     assert!(zero_rows.is_ok());
 }
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("engine-net-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A fresh directory for one test (removed when the guard drops) and `name` in it.
+fn temp_path(name: &str) -> (common::TempDir, PathBuf) {
+    let dir = common::TempDir::new(&format!("net-test-{name}"));
+    let path = dir.join(name);
+    (dir, path)
 }
 
 #[test]
@@ -289,7 +292,7 @@ fn init_save_load_round_trip() {
     assert_eq!(fresh.param_count(), 4_917_301);
     assert_eq!(Dims::default().param_count(), 4_917_301);
     assert_eq!(fresh.tensors().count(), 85);
-    let path = temp_path("init.safetensors");
+    let (_dir, path) = temp_path("init.safetensors");
     fresh.save(&path).unwrap();
     let loaded = Weights::load(&path).unwrap();
     assert_eq!(loaded.dims(), fresh.dims());
@@ -548,7 +551,7 @@ fn files_that_are_not_weights_are_refused_before_reading() {
         "{err}"
     );
     // Sparse: no disk space used.
-    let path = temp_path("huge.safetensors");
+    let (_dir, path) = temp_path("huge.safetensors");
     let file = std::fs::File::create(&path).unwrap();
     file.set_len(engine::net::weights::MAX_WEIGHTS_BYTES + 1)
         .unwrap();
