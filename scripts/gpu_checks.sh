@@ -14,7 +14,8 @@
 #   variants    the same bench for every kernel variant binary .device/engine-* (device-pack.sh
 #               builds them with ENGINE_NVCC_FLAGS, e.g. engine-s4 with -DBLOB_STAGES=4)
 #   selfplay    engine selfplay --device cuda:0, 4 players, Medium: 5-card rounds with mover and
-#               all leaf values, mover with 128 games per worker and with --gpu-wait spin, and full
+#               all leaf values, mover with the portable kernels and on cuda:0,cuda:0 (two backends),
+#               mover with 128 games per worker and with --gpu-wait spin, and full
 #               games from 7 cards (mover), 15 s each (SIGINT ends each run: the first Ctrl-C
 #               finishes the rounds in flight and prints the summary)
 #   fault       self-play stopped by an injected fault (--fault-after-batches: the run writes its finished
@@ -65,14 +66,15 @@ run_step() { # run_step NAME LOG SECONDS COMMAND...
     pack_logs
 }
 
-# selfplay_for SECONDS NAME ARGS...: a self-play run stopped by SIGINT after SECONDS (the engine
-# then finishes the rounds in flight and prints its JSON summary); rc 0 when the summary came.
+# selfplay_for SECONDS NAME ARGS...: a self-play run (on $SELFPLAY_DEVICE, default cuda:0) stopped by
+# SIGINT after SECONDS (the engine then finishes the rounds in flight and prints its JSON summary); rc 0
+# when the summary came.
 selfplay_for() {
     local secs="$1" name="$2"
     shift 2
     local start=$SECONDS dir
     dir="$(mktemp -d)"
-    timeout -s INT --kill-after=60 "$secs" "$DEV/engine" selfplay --device cuda:0 \
+    timeout -s INT --kill-after=60 "$secs" "$DEV/engine" selfplay --device "${SELFPLAY_DEVICE:-cuda:0}" \
         --out "$dir" --json --quiet "$@" > "$LOGS/$name.json" 2> "$LOGS/$name.log"
     local rc=$?
     [[ -s "$LOGS/$name.json" ]] && rc=0
@@ -125,6 +127,8 @@ if wanted selfplay; then
     selfplay_for 15 selfplay-mover --leaf-values mover --rounds 100000000
     selfplay_for 15 selfplay-all --leaf-values all --rounds 100000000
     selfplay_for 15 selfplay-mover-portable --leaf-values mover --rounds 100000000 --cuda-kernel portable
+    # Two backends and rings on the one GPU: the multi-device path, per-device rows in the summary.
+    SELFPLAY_DEVICE=cuda:0,cuda:0 selfplay_for 15 selfplay-mover-two-backends --leaf-values mover --rounds 100000000
     selfplay_for 15 selfplay-mover-g128 --leaf-values mover --rounds 100000000 --games-per-worker 128
     selfplay_for 15 selfplay-mover-spin --leaf-values mover --rounds 100000000 --gpu-wait spin
     selfplay_for 15 selfplay-fullgame --leaf-values mover --full-game --start-cards 7 --games 1000000
