@@ -239,6 +239,17 @@ pub struct Opened {
 }
 
 impl Opened {
+    /// A backend the caller made itself (tests, library callers), on the host as far as the
+    /// run's telemetry knows: described by its name, no GPU, no fallback.
+    pub fn of(backend: Box<dyn Backend>) -> Opened {
+        Opened {
+            description: backend.name().to_string(),
+            backend,
+            gpu: None,
+            fallback: None,
+        }
+    }
+
     /// The device's name in summaries: `cuda:N`, or the backend's (`cpu`).
     pub fn device(&self) -> String {
         self.gpu

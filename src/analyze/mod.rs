@@ -132,13 +132,7 @@ pub fn serve<R: BufRead, W: Write + Send>(
     backend: Box<dyn Backend>,
     config: &AnalyzeConfig,
 ) -> Result<ServeSummary> {
-    let opened = Opened {
-        description: backend.name().to_string(),
-        backend,
-        gpu: None,
-        fallback: None,
-    };
-    serve_on(input, output, vec![opened], config)
+    serve_on(input, output, vec![Opened::of(backend)], config)
 }
 
 /// [`serve`] over several devices: one batch ring and one backend thread per device, worker

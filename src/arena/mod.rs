@@ -307,17 +307,7 @@ pub fn run(
     stop: &AtomicBool,
     progress: impl FnMut(&Progress),
 ) -> Result<ArenaResult> {
-    let devices = backends.map(|backend| {
-        backend
-            .map(|backend| Opened {
-                description: backend.name().to_string(),
-                backend,
-                gpu: None,
-                fallback: None,
-            })
-            .into_iter()
-            .collect()
-    });
+    let devices = backends.map(|backend| backend.map(Opened::of).into_iter().collect());
     run_on(config, devices, stop, progress)
 }
 

@@ -296,13 +296,14 @@ pub fn run(
     sink: &mut impl UnitSink,
     progress: impl FnMut(&Summary),
 ) -> Result<Summary> {
-    let opened = Opened {
-        description: backend.name().to_string(),
-        backend,
-        gpu: None,
-        fallback: None,
-    };
-    run_on(config, finished, vec![opened], stop, sink, progress)
+    run_on(
+        config,
+        finished,
+        vec![Opened::of(backend)],
+        stop,
+        sink,
+        progress,
+    )
 }
 
 /// [`run`] over several devices: one batch ring and one backend thread per device, worker `w`

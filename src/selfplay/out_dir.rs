@@ -172,19 +172,26 @@ fn probe(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
 
 /// One past the highest `shard-N.safetensors` number in `dir`, 0 when there is none.
 fn next_shard_number(dir: &Path) -> std::io::Result<u64> {
-    let mut next = 0;
+    Ok(shards_in(dir)?.last().map_or(0, |(n, _)| n + 1))
+}
+
+/// The `shard-N.safetensors` files in `dir` with their numbers, in number order.
+pub(crate) fn shards_in(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut shards = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let number = name
-            .to_str()
+        let path = entry?.path();
+        let number = path
+            .file_name()
+            .and_then(|n| n.to_str())
             .and_then(|n| n.strip_prefix(SHARD_PREFIX))
             .and_then(|n| n.strip_suffix(SHARD_SUFFIX))
             .and_then(|n| n.parse::<u64>().ok());
         if let Some(n) = number {
-            next = next.max(n + 1);
+            shards.push((n, path));
         }
     }
-    Ok(next)
+    shards.sort_unstable_by_key(|&(n, _)| n);
+    Ok(shards)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! unit gives was cut by a crash between two shard writes (the writer splits units across
 //! shards): it is not played again (that would duplicate its rows) and is reported.
 
-use super::out_dir::{SHARD_PREFIX, SHARD_SUFFIX};
+use super::out_dir::shards_in;
 use super::ShardMetadata;
 use crate::safetensors::SafetensorsFile;
 use std::ops::Range;
@@ -102,25 +102,13 @@ pub fn finished_units(
     identity: &ShardMetadata,
     rows_per_unit: u64,
 ) -> Result<Finished, ResumeError> {
-    let list = |source| ResumeError::List {
+    let shards = shards_in(dir).map_err(|source| ResumeError::List {
         dir: dir.to_path_buf(),
         source,
-    };
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(list)? {
-        let path = entry.map_err(list)?.path();
-        let is_shard = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(SHARD_PREFIX) && n.ends_with(SHARD_SUFFIX));
-        if is_shard {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    })?;
     let mut finished = Finished::default();
     let mut units = Vec::new();
-    for path in paths {
+    for (_, path) in shards {
         let bytes = std::fs::read(&path).map_err(|source| ResumeError::Read {
             path: path.clone(),
             source,
