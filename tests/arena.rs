@@ -201,6 +201,15 @@ fn sides_of_any_kind_on_one_net_depend_on_the_seed_alone() {
         r["b"]["settings"]["search"]["dets"], 1,
         "the oracle searches one world"
     );
+    // Belief accuracy: none for random play; the oracle's one world is the deal.
+    assert!(r["belief_accuracy_a"].is_null(), "{r}");
+    assert_eq!(r["belief_accuracy_b"], 1.0);
+    let text = arena_of(cases[2], &["--deals", "1", "--quiet"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("its worlds dealt 100.0% of the hidden cards right"),
+        "{text}"
+    );
 }
 
 /// A side against an identical side draws every deal: one net twice, the oracle twice,

@@ -27,7 +27,7 @@ pub mod stats;
 
 pub use side::{Searching, Side};
 pub use sprt::{Decision, Sprt, SprtReport};
-pub use stats::{DealScore, Tally};
+pub use stats::{BeliefAccuracy, DealScore, Tally};
 
 use crate::device::Opened;
 use crate::game::{RoundConfig, Seat};
@@ -158,6 +158,11 @@ pub struct ArenaResult {
     pub elo_high: Option<f64>,
     /// Likelihood that A is the stronger side.
     pub los: f64,
+    /// Share of the other seats' cards that A's searched worlds dealt to the seat holding
+    /// them, over all A's searches: how well its beliefs guess the hidden hands (1 for the
+    /// oracle, `null` for random play).
+    pub belief_accuracy_a: Option<f64>,
+    pub belief_accuracy_b: Option<f64>,
     /// The SPRT over these deals, when one was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sprt: Option<SprtReport>,
@@ -187,6 +192,8 @@ impl ArenaResult {
             elo_low: elo_ci.map(|c| c.0),
             elo_high: elo_ci.map(|c| c.1),
             los: tally.los(),
+            belief_accuracy_a: tally.beliefs[0].share(),
+            belief_accuracy_b: tally.beliefs[1].share(),
             sprt: sprt.map(|t| t.report(tally)),
             interrupted,
             wall_s: 0.0,

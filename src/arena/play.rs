@@ -168,6 +168,11 @@ impl Worker<'_> {
                     return Ok(());
                 }
                 table.searching = None;
+                deal.score.beliefs[side].add_search(
+                    search.worlds(),
+                    &deal.round,
+                    deal.round.to_act(),
+                );
                 let action = choose_action(&search.result().visits, 0.0, &mut deal.rng);
                 deal.round.apply(action);
                 continue;

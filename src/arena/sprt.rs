@@ -292,6 +292,7 @@ mod tests {
                 a_rounds: 1,
                 b_points: b,
                 b_rounds: 1,
+                ..DealScore::default()
             });
             let decision = test.report(&tally).decision;
             if decision != Decision::None {

@@ -26,6 +26,8 @@
 
 use std::f64::consts::PI;
 
+use crate::game::{Round, Seat};
+
 /// One deal's points over its rotations: net A's and B's summed round scores, and the
 /// seat-rounds each net played (A holds `⌊P/2⌋` seats of each rotation, B the others).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +36,47 @@ pub struct DealScore {
     pub a_rounds: u64,
     pub b_points: u64,
     pub b_rounds: u64,
+    /// Per side (0 = A), how near its searches' worlds came to the true deal.
+    pub beliefs: [BeliefAccuracy; 2],
+}
+
+/// How near a side's searched worlds came to the true deal: over its searches and each
+/// search's worlds, the other seats' cards the world dealt, and how many of them it dealt to
+/// the seat that holds them. The referee counts this after each search, from the true round;
+/// a search never sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BeliefAccuracy {
+    pub cards: u64,
+    pub right: u64,
+}
+
+impl BeliefAccuracy {
+    /// Counts the worlds of one search by `me` against `truth`, the round it searched.
+    pub fn add_search<'a>(
+        &mut self,
+        worlds: impl IntoIterator<Item = &'a Round>,
+        truth: &Round,
+        me: Seat,
+    ) {
+        for world in worlds {
+            for seat in truth.seats().filter(|&s| s != me) {
+                let held = truth.hand(seat);
+                self.cards += u64::from(held.len());
+                self.right += u64::from(world.hand(seat).intersection(held).len());
+            }
+        }
+    }
+
+    pub fn add(&mut self, other: &BeliefAccuracy) {
+        self.cards += other.cards;
+        self.right += other.right;
+    }
+
+    /// The share of cards dealt to the right seat (`None` before any: a side that does not
+    /// search).
+    pub fn share(&self) -> Option<f64> {
+        (self.cards > 0).then(|| self.right as f64 / self.cards as f64)
+    }
 }
 
 /// A deal's outcome for net A.
@@ -75,6 +118,8 @@ pub struct Tally {
     a_rounds: u64,
     b_points: u64,
     b_rounds: u64,
+    /// Per side, over all its searches.
+    pub beliefs: [BeliefAccuracy; 2],
     /// Mean of the per-deal differences so far (Welford).
     mean: f64,
     /// Sum of squared deviations of the differences from their mean (Welford).
@@ -93,6 +138,9 @@ impl Tally {
         self.a_rounds += deal.a_rounds;
         self.b_points += deal.b_points;
         self.b_rounds += deal.b_rounds;
+        for (sum, deal) in self.beliefs.iter_mut().zip(&deal.beliefs) {
+            sum.add(deal);
+        }
         let d = deal.difference();
         let delta = d - self.mean;
         self.mean += delta / self.deals as f64;
@@ -483,6 +531,7 @@ mod tests {
             a_rounds: rounds,
             b_points: b,
             b_rounds: rounds,
+            ..DealScore::default()
         }
     }
 
@@ -496,6 +545,7 @@ mod tests {
             a_rounds: 3,
             b_points: 74,
             b_rounds: 6,
+            ..DealScore::default()
         };
         assert_eq!(odd.outcome(), Outcome::Draw);
         assert_eq!(odd.difference(), 0.0);

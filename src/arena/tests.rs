@@ -1,5 +1,5 @@
 use super::*;
-use crate::game::Round;
+use crate::game::{CardSet, Round};
 use crate::net::cpu::CpuBackend;
 use crate::net::weights::{PreparedWeights, Weights};
 use crate::search::{choose_action, run_blocking, EvalCache, LeafValues, Search, SearchConfig};
@@ -101,6 +101,7 @@ fn reference_deal(config: &ArenaConfig, nets: &mut [CpuBackend; 2], index: u64) 
             // A fresh cache per search: what a cache holds never changes a search.
             let net = &mut nets[side];
             let result = run_blocking(&mut search, net, &mut EvalCache::new(1 << 10)).unwrap();
+            score.beliefs[side].add_search(search.worlds(), &round, round.to_act());
             round.apply(choose_action(&result.visits, 0.0, &mut rng));
         }
         for s in round.seats() {
@@ -177,6 +178,21 @@ fn results_match_direct_play_whatever_the_threads() {
             tally.add(&reference_deal(&config, &mut direct, i));
         }
         let want = ArenaResult::new(&tally, config.players, None, false);
+        // The oracle's one world is the deal; searched worlds are partly right; random play
+        // has none.
+        for (side, accuracy) in sides
+            .iter()
+            .zip([want.belief_accuracy_a, want.belief_accuracy_b])
+        {
+            match side {
+                Side::Oracle(_) => assert_eq!(accuracy, Some(1.0), "{what}"),
+                Side::Search(_) => assert!(
+                    accuracy.is_some_and(|a| a > 0.0 && a < 1.0),
+                    "{what}: {accuracy:?}"
+                ),
+                Side::Random => assert_eq!(accuracy, None, "{what}"),
+            }
+        }
         assert!(
             tally.wins + tally.losses > 0,
             "{what}: distinct sides never differed: {want:?}"
@@ -250,6 +266,36 @@ fn only_searching_sides_take_a_backend() {
         ..config
     };
     assert_eq!(run_quietly(&config, [None, None]).deals, 3);
+}
+
+/// A world is scored card by card against the true hands of the other seats; the searcher's
+/// own hand is not counted.
+#[test]
+fn belief_accuracy_counts_the_other_seats_cards_dealt_right() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let truth = Round::deal_random(4, 5, &mut rng).unwrap();
+    let me = truth.to_act();
+    let hands: Vec<CardSet> = truth.seats().map(|s| truth.hand(s)).collect();
+    // Two other seats' hands swapped: only the third other seat is right.
+    let others: Vec<usize> = truth
+        .seats()
+        .filter(|&s| s != me)
+        .map(|s| s.index())
+        .collect();
+    let mut swapped = hands.clone();
+    swapped.swap(others[0], others[1]);
+    let swapped = Round::new(truth.config(), &swapped).unwrap();
+    let mut accuracy = BeliefAccuracy::default();
+    accuracy.add_search([&truth, &swapped], &truth, me);
+    assert_eq!(
+        accuracy,
+        BeliefAccuracy {
+            cards: 30,
+            right: 15 + 5
+        }
+    );
+    assert_eq!(accuracy.share(), Some(20.0 / 30.0));
+    assert_eq!(BeliefAccuracy::default().share(), None);
 }
 
 /// A random move is legal, and every legal move comes up.
@@ -375,6 +421,7 @@ fn finished(index: u64, a: u64, b: u64) -> Finished {
             a_rounds: 1,
             b_points: b,
             b_rounds: 1,
+            ..DealScore::default()
         },
     }
 }
@@ -390,6 +437,7 @@ fn the_collector_folds_in_deal_order() {
             a_rounds: 1,
             b_points: b,
             b_rounds: 1,
+            ..DealScore::default()
         });
     }
     let mut collector = Collector::new(None);
@@ -436,6 +484,7 @@ fn infinite_elos_are_json_nulls() {
             a_rounds: 1,
             b_points: 0,
             b_rounds: 1,
+            ..DealScore::default()
         });
     }
     let r = ArenaResult::new(&tally, 3, None, false);

@@ -120,6 +120,10 @@ impl CardSet {
         CardSet(self.0 & !other.0)
     }
 
+    pub fn intersection(self, other: CardSet) -> CardSet {
+        CardSet(self.0 & other.0)
+    }
+
     /// Cards in index order.
     pub fn iter(self) -> impl Iterator<Item = Card> {
         let mut bits = self.0;

@@ -837,9 +837,19 @@ fn print_arena(args: &ArenaArgs, config: &ArenaConfig, r: &ArenaResult) -> Resul
         r.wall_s
     );
     let means = [r.mean_score_a, r.mean_score_b];
+    let beliefs = [r.belief_accuracy_a, r.belief_accuracy_b];
     for (i, name) in ["A", "B"].into_iter().enumerate() {
         let side = side_text(&config.sides[i], args.weights(i).map(PathBuf::as_path));
-        out!("{name} {side}: mean score {:.3} per round", means[i]);
+        let beliefs = beliefs[i].map_or(String::new(), |share| {
+            format!(
+                "; its worlds dealt {:.1}% of the hidden cards right",
+                100.0 * share
+            )
+        });
+        out!(
+            "{name} {side}: mean score {:.3} per round{beliefs}",
+            means[i]
+        );
     }
     let ci = match (r.ci95_low, r.ci95_high) {
         (Some(low), Some(high)) => format!("95% CI {low:+.3} .. {high:+.3}, Student t over deals"),
