@@ -15,7 +15,8 @@ Generation g (1, 2, …), each step skipped when its output is already complete:
 The first best net is --init (copied to DIR/weights/gen-000.safetensors) or `engine init-weights --seed SEED`.
 
 Resumable: after a crash, Ctrl-C or SIGTERM, rerun `python -m scripts.loop --run DIR`: finished steps are skipped and
-an unfinished one restarts (a half-done self-play folder is cleared first; every file is written atomically). The
+an unfinished one restarts (an interrupted self-play continues: the rounds it finished are kept and only the rest are
+played; every file is written atomically). The
 settings are kept in DIR/config.json; options given on a rerun override them (e.g. a larger --generations extends the
 run).
 Seeds: self-play, training and arena of generation g use SEED + g, so a run is reproducible on one machine
@@ -121,7 +122,8 @@ class Loop:
         done = folder / "selfplay.json"
         if done.exists():
             return json.loads(done.read_text())
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt: start the generation's games over
+        # An interrupted attempt left the rounds it finished in FOLDER: the same command continues its run and plays
+        # only the rounds missing (engine selfplay resumes a run of the same weights, settings and seed).
         c = self.cfg
         cmd = [self.engine, "selfplay", "--weights", best, "--players", c["players"], "--cards", c["cards"],
                "--rounds", c["rounds_per_gen"], "--preset", c["preset"], "--leaf-values", c["leaf_values"],
@@ -167,7 +169,9 @@ class Loop:
         best = str(self.dir / self.state["best"])
         print(f"generation {g}: best = {self.state['best']}", flush=True)
         sp = self.selfplay(g, best)
-        print(f"  self-play: {sp['rounds']} rounds, {sp['examples']} examples, {sp['wall_s']:.1f} s", flush=True)
+        resumed = f" (+{sp['resumed_units']} from an interrupted attempt)" if sp.get("resumed_units") else ""
+        print(f"  self-play: {sp['rounds']} rounds{resumed}, {sp['examples']} examples, {sp['wall_s']:.1f} s",
+              flush=True)
         tr = self.train(g, best)
         first, last = tr["first"], tr["last"]
         nan = float("nan")
@@ -187,7 +191,8 @@ class Loop:
         self.state["generations"].append({
             "generation": g, "best_before": self.rel(best), "promoted": promoted,
             "best_after": self.state["best"],
-            "selfplay": {k: sp.get(k) for k in ("rounds", "examples", "rounds_per_min", "nn_rows_per_s", "wall_s")},
+            "selfplay": {k: sp.get(k) for k in ("rounds", "resumed_units", "examples", "rounds_per_min",
+                                                        "nn_rows_per_s", "wall_s")},
             "train": {k: tr.get(k) for k in ("train_examples", "val_examples", "epochs", "steps", "device", "wall_s")}
             | {"first": first, "last": last, "log": self.rel(self.metrics_log(g))},
             "arena": {k: ar.get(k) for k in ("deals", "rounds_played", "mean_score_a", "mean_score_b", "difference",

@@ -11,8 +11,9 @@ from pathlib import Path
 from .helpers import engine, python
 from .test_plots import check_report, check_scalars
 
-# Stands in for engine: runs the real one, except that FAKE_ENGINE=selfplay-crash writes the shards, leaves junk
-# and fails (a crash before the step completed), and FAKE_ENGINE=arena-ctrl-c sends SIGINT to the loop (Ctrl-C).
+# Stands in for engine: runs the real one, except that FAKE_ENGINE=selfplay-crash makes self-play's network fail on its
+# 20th batch (a crash before the step completed: the rounds finished by then are written, the exit status is 1), and
+# FAKE_ENGINE=arena-ctrl-c sends SIGINT to the loop (Ctrl-C).
 FAKE = """#!{python}
 import os, signal, subprocess, sys
 mode, args = os.environ.get("FAKE_ENGINE", ""), sys.argv[1:]
@@ -21,11 +22,9 @@ if mode == "arena-ctrl-c" and args[0] == "arena":
     # this exit can be seen, so the loop's Python raises KeyboardInterrupt before it reads the exit status.
     os.kill(os.getppid(), signal.SIGINT)
     sys.exit(1)
-rc = subprocess.call([{engine!r}] + args)
 if mode == "selfplay-crash" and args[0] == "selfplay":
-    open(os.path.join(args[args.index("--out") + 1], "junk"), "w").close()
-    sys.exit(1)
-sys.exit(rc)
+    args += ["--fault-after-batches", "20"]
+sys.exit(subprocess.call([{engine!r}] + args))
 """
 
 
@@ -50,13 +49,21 @@ class LoopTest(unittest.TestCase):
         crash = self.loop("selfplay-crash", *tiny)
         self.assertEqual(crash.returncode, 1, crash.stderr)
         self.assertIn("self-play failed", crash.stderr)
-        self.assertTrue((gen1 / "junk").exists())
+        self.assertIn("rerun the same command", crash.stderr)
+        self.assertTrue(list(gen1.glob("shard-*.safetensors")), "the finished rounds were not written")
         self.assertFalse((gen1 / "selfplay.json").exists())
 
         ctrl_c = self.loop("arena-ctrl-c")  # the stored settings apply
         self.assertEqual(ctrl_c.returncode, 130, ctrl_c.stderr)
         self.assertIn("interrupted", ctrl_c.stderr)
-        self.assertFalse((gen1 / "junk").exists(), "the half-done self-play was not cleared")
+        # The rerun continued the crashed self-play: its rounds kept, the others played, none twice.
+        selfplay = json.loads((gen1 / "selfplay.json").read_text())
+        self.assertGreater(selfplay["resumed_units"], 0, selfplay)
+        self.assertEqual(selfplay["resumed_units"] + selfplay["rounds"], 24, selfplay)
+        self.assertIn("from an interrupted attempt", ctrl_c.stdout)
+        counted = python("count_units", gen1, "--units", 24, "--rows-per-unit", 6)  # 3 players × 2 cards
+        self.assertIn('"missing_count": 0', counted.stdout)
+        self.assertIn('"wrong_count": 0', counted.stdout)
         done = [gen1 / "selfplay.json", self.run_dir / "weights" / "cand-001.safetensors",
                 self.run_dir / "metrics" / "gen-001-train.json", self.run_dir / "metrics" / "gen-001.jsonl"]
         for path in done:
