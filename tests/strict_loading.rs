@@ -1,17 +1,19 @@
 //! Strict loading: one crafted file per way a safetensors file can be malformed, built byte by
 //! byte (8-byte little-endian header length, JSON header, data), each rejected with its own
-//! named error by the container parser and, the same way, by the weights loader and the shard
-//! reader; the engine's writer against the `safetensors` crate (which reads what it writes,
+//! named error by the container parser and, the same way, by the header-only reader, the
+//! weights loader and the shard reader; the engine's writer against the `safetensors` crate (which reads what it writes,
 //! and writes one dtype the same bytes); then what the weights loader and the shard reader
 //! check on top of the container.
 
 use engine::net::weights::{Dims, Weights, WeightsError};
 use engine::safetensors::{
-    serialize, Dtype, FieldOrder, SafetensorsError, SafetensorsFile, TensorBytes, MAX_HEADER_LEN,
+    serialize, Dtype, FieldOrder, HeaderReadError, SafetensorsError, SafetensorsFile,
+    SafetensorsHeader, TensorBytes, MAX_HEADER_LEN,
 };
 use engine::selfplay::{parse_shard, Example, ShardError, SHARD_FORMAT_VERSION};
 use half::{bf16, f16};
 use std::collections::BTreeMap;
+use std::io::Cursor;
 
 const FILE: &str = "crafted.safetensors";
 
@@ -68,11 +70,17 @@ fn assemble(parts: &[Part], metadata: Option<&str>) -> Vec<u8> {
 }
 
 /// Parses `bytes`, which must be rejected as a container; checks that the error names the
-/// file and that the weights loader and the shard reader reject it with the same error.
+/// file and that the header-only reader, the weights loader and the shard reader reject it with
+/// the same error.
 fn container_error(bytes: &[u8]) -> SafetensorsError {
     let err = SafetensorsFile::parse(bytes, FILE).expect_err("crafted file must be rejected");
     let text = err.to_string();
     assert!(text.contains(FILE), "error names the file: {text}");
+    let header = SafetensorsHeader::read(&mut Cursor::new(bytes), FILE).err();
+    assert!(
+        matches!(&header, Some(HeaderReadError::Format(e)) if e.to_string() == text),
+        "header reader on `{text}`: {header:?}"
+    );
     let weights = Weights::from_bytes(bytes, FILE).err();
     assert!(
         matches!(&weights, Some(WeightsError::Format(e)) if e.to_string() == text),
@@ -103,6 +111,16 @@ fn the_base_file_is_valid() {
     assert_eq!(st.tensor("a").unwrap().to_f32().unwrap(), [1.0, 2.0]);
     assert_eq!(st.tensor("b").unwrap().data, [1, 2, 3]);
     assert_eq!(st.metadata()["k"], "v");
+    // The header alone, then one tensor read from the file.
+    let mut file = Cursor::new(&bytes);
+    let header = SafetensorsHeader::read(&mut file, FILE).unwrap();
+    assert_eq!(header.metadata()["k"], "v");
+    let b = header.read_tensor(&mut file, "b").unwrap().unwrap();
+    assert_eq!(
+        (b.dtype, b.shape, b.data),
+        (Dtype::U8, vec![3], vec![1, 2, 3])
+    );
+    assert_eq!(header.read_tensor(&mut file, "c").unwrap(), None);
 }
 
 #[test]

@@ -24,7 +24,7 @@ mod read;
 mod write;
 
 pub use error::SafetensorsError;
-pub use read::{RawTensor, SafetensorsFile};
+pub use read::{HeaderReadError, OwnedTensor, RawTensor, SafetensorsFile, SafetensorsHeader};
 pub use write::{f32_bytes, serialize, FieldOrder, TensorBytes};
 
 use std::fmt;

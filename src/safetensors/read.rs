@@ -3,6 +3,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
 
 use half::{bf16, f16};
 
@@ -16,6 +17,15 @@ pub struct RawTensor<'a> {
     pub shape: Vec<usize>,
     /// Little-endian, row-major; its length is `shape` product × `dtype` size.
     pub data: &'a [u8],
+}
+
+/// One tensor read from a file on its own ([`SafetensorsHeader::read_tensor`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedTensor {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    /// Little-endian, row-major; its length is `shape` product × `dtype` size.
+    pub data: Vec<u8>,
 }
 
 impl RawTensor<'_> {
@@ -54,25 +64,124 @@ impl<'a> SafetensorsFile<'a> {
     /// Parses and checks the container; `file` names it in errors. Checks nothing about which
     /// tensors there are: that is the caller's schema.
     pub fn parse(bytes: &'a [u8], file: &str) -> Result<SafetensorsFile<'a>, SafetensorsError> {
+        let header_len = header_len(bytes, bytes.len() as u64, file)?;
+        // Checked against the length by `header_len`.
+        let (header, data) = bytes[8..].split_at(header_len);
+        let header = SafetensorsHeader::parse(header, data.len(), 8 + header_len as u64, file)?;
+        let tensors = header
+            .tensors
+            .into_iter()
+            .map(|(key, info)| {
+                let tensor = RawTensor {
+                    dtype: info.dtype,
+                    shape: info.shape,
+                    data: &data[info.begin..info.end],
+                };
+                (key, tensor)
+            })
+            .collect();
+        Ok(SafetensorsFile {
+            tensors,
+            metadata: header.metadata,
+        })
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&RawTensor<'a>> {
+        self.tensors.get(name)
+    }
+
+    /// All tensors, by name.
+    pub fn tensors(&self) -> impl Iterator<Item = (&str, &RawTensor<'a>)> {
+        self.tensors.iter().map(|(k, t)| (k.as_str(), t))
+    }
+
+    /// The `__metadata__` object (empty when the header has none).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+}
+
+/// The header length a file starting with `start` (at least its first 8 bytes, if it has
+/// them) declares, checked against the limit and the file's `file_len` bytes.
+fn header_len(start: &[u8], file_len: u64, file: &str) -> Result<usize, SafetensorsError> {
+    let Some(len_bytes) = start.first_chunk::<8>() else {
+        return Err(SafetensorsError::TooShort {
+            file: file.into(),
+            len: start.len(),
+        });
+    };
+    let header_len = u64::from_le_bytes(*len_bytes);
+    if header_len > MAX_HEADER_LEN {
+        return Err(SafetensorsError::HeaderTooLarge {
+            file: file.into(),
+            header_len,
+        });
+    }
+    let available = file_len - 8;
+    if header_len > available {
+        return Err(SafetensorsError::HeaderBeyondFile {
+            file: file.into(),
+            header_len,
+            available: available.try_into().unwrap_or(usize::MAX),
+        });
+    }
+    // Below MAX_HEADER_LEN, so it fits a usize.
+    Ok(header_len as usize)
+}
+
+/// Why [`SafetensorsHeader::read`] failed: the file could not be read, or is not a
+/// well-formed container.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderReadError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Format(#[from] SafetensorsError),
+}
+
+/// A file's header, checked as [`SafetensorsFile::parse`] checks it (the tensors must tile the
+/// rest of the file exactly), with the tensors' bytes left on disk: for reading a small tensor
+/// or the metadata of a large file.
+#[derive(Clone, Debug)]
+pub struct SafetensorsHeader {
+    tensors: BTreeMap<String, TensorInfo>,
+    metadata: BTreeMap<String, String>,
+    /// Where the data section starts in the file.
+    data_start: u64,
+}
+
+impl SafetensorsHeader {
+    /// Reads the header of `reader`'s file (from its start; the length is found by seeking to
+    /// the end); `file` names it in errors.
+    pub fn read<R: Read + Seek>(
+        reader: &mut R,
+        file: &str,
+    ) -> Result<SafetensorsHeader, HeaderReadError> {
+        let file_len = reader.seek(SeekFrom::End(0))?;
+        reader.seek(SeekFrom::Start(0))?;
+        let mut start = Vec::with_capacity(8);
+        reader.by_ref().take(8).read_to_end(&mut start)?;
+        let header_len = header_len(&start, file_len, file)?;
+        let mut header = vec![0; header_len];
+        reader.read_exact(&mut header)?;
+        let data_start = 8 + header_len as u64;
+        let data_len = (file_len - data_start)
+            .try_into()
+            .map_err(|_| std::io::Error::other(format!("{file}: too large for this machine")))?;
+        Ok(SafetensorsHeader::parse(
+            &header, data_len, data_start, file,
+        )?)
+    }
+
+    /// Checks the header bytes `header` against a data section of `data_len` bytes that starts
+    /// at `data_start` in the file.
+    fn parse(
+        header: &[u8],
+        data_len: usize,
+        data_start: u64,
+        file: &str,
+    ) -> Result<SafetensorsHeader, SafetensorsError> {
         let file = file.to_string();
-        let Some((len_bytes, rest)) = bytes.split_first_chunk::<8>() else {
-            return Err(SafetensorsError::TooShort {
-                file,
-                len: bytes.len(),
-            });
-        };
-        let header_len = u64::from_le_bytes(*len_bytes);
-        if header_len > MAX_HEADER_LEN {
-            return Err(SafetensorsError::HeaderTooLarge { file, header_len });
-        }
-        // Below MAX_HEADER_LEN, so it fits a usize.
-        let Some((header, data)) = rest.split_at_checked(header_len as usize) else {
-            return Err(SafetensorsError::HeaderBeyondFile {
-                file,
-                header_len,
-                available: rest.len(),
-            });
-        };
         let header = match std::str::from_utf8(header) {
             Ok(header) => header,
             Err(source) => return Err(SafetensorsError::HeaderNotUtf8 { file, source }),
@@ -117,38 +226,42 @@ impl<'a> SafetensorsFile<'a> {
                 Ok((key, info))
             })
             .collect::<Result<Vec<_>, SafetensorsError>>()?;
-        check_layout(&infos, data.len(), &file)?;
-
-        let tensors = infos
-            .into_iter()
-            .map(|(key, info)| {
-                let tensor = RawTensor {
-                    dtype: info.dtype,
-                    shape: info.shape,
-                    data: &data[info.begin..info.end],
-                };
-                (key, tensor)
-            })
-            .collect();
-        Ok(SafetensorsFile { tensors, metadata })
-    }
-
-    pub fn tensor(&self, name: &str) -> Option<&RawTensor<'a>> {
-        self.tensors.get(name)
-    }
-
-    /// All tensors, by name.
-    pub fn tensors(&self) -> impl Iterator<Item = (&str, &RawTensor<'a>)> {
-        self.tensors.iter().map(|(k, t)| (k.as_str(), t))
+        check_layout(&infos, data_len, &file)?;
+        Ok(SafetensorsHeader {
+            tensors: infos.into_iter().collect(),
+            metadata,
+            data_start,
+        })
     }
 
     /// The `__metadata__` object (empty when the header has none).
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
     }
+
+    /// Reads tensor `name` from `reader`'s file (the one the header was read from); `None` if
+    /// the file has no such tensor.
+    pub fn read_tensor<R: Read + Seek>(
+        &self,
+        reader: &mut R,
+        name: &str,
+    ) -> std::io::Result<Option<OwnedTensor>> {
+        let Some(info) = self.tensors.get(name) else {
+            return Ok(None);
+        };
+        reader.seek(SeekFrom::Start(self.data_start + info.begin as u64))?;
+        let mut data = vec![0; info.end - info.begin];
+        reader.read_exact(&mut data)?;
+        Ok(Some(OwnedTensor {
+            dtype: info.dtype,
+            shape: info.shape.clone(),
+            data,
+        }))
+    }
 }
 
 /// A tensor's header entry, checked on its own (not yet against the other tensors).
+#[derive(Clone, Debug)]
 struct TensorInfo {
     dtype: Dtype,
     shape: Vec<usize>,

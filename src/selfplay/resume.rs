@@ -9,7 +9,8 @@
 
 use super::out_dir::shards_in;
 use super::ShardMetadata;
-use crate::safetensors::SafetensorsFile;
+use crate::safetensors::{Dtype, HeaderReadError, SafetensorsHeader};
+use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -109,23 +110,27 @@ pub fn finished_units(
     let mut finished = Finished::default();
     let mut units = Vec::new();
     for (_, path) in shards {
-        let bytes = std::fs::read(&path).map_err(|source| ResumeError::Read {
+        // The header and the `unit` tensor only: a run's shards may be many gigabytes.
+        let read_error = |source| ResumeError::Read {
             path: path.clone(),
             source,
-        })?;
-        let file = SafetensorsFile::parse(&bytes, &path.display().to_string())
-            .map_err(ResumeError::Unreadable)?;
-        if !identity.is_same_run(file.metadata()) {
+        };
+        let mut file = File::open(&path).map_err(read_error)?;
+        let header = match SafetensorsHeader::read(&mut file, &path.display().to_string()) {
+            Ok(header) => header,
+            Err(HeaderReadError::Io(source)) => return Err(read_error(source)),
+            Err(HeaderReadError::Format(e)) => return Err(ResumeError::Unreadable(e)),
+        };
+        if !identity.is_same_run(header.metadata()) {
             continue;
         }
-        let unit = file
-            .tensor("unit")
-            .filter(|t| t.dtype == crate::safetensors::Dtype::I64)
-            .ok_or_else(|| ResumeError::NoUnits { path: path.clone() })?;
+        let unit = match header.read_tensor(&mut file, "unit").map_err(read_error)? {
+            Some(t) if t.dtype == Dtype::I64 => t.data,
+            _ => return Err(ResumeError::NoUnits { path: path.clone() }),
+        };
         let before = units.len();
         units.extend(
-            unit.data
-                .chunks_exact(8)
+            unit.chunks_exact(8)
                 .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as u64),
         );
         finished.rows += (units.len() - before) as u64;
