@@ -200,13 +200,15 @@ def load_weights(path: StrPath) -> dict[str, torch.Tensor]:
 
 
 def atomic_write(path: StrPath, write: Callable[[str], object]) -> None:
-    """Calls write(tmp_path) on a temporary file in path's folder, fsyncs it and renames it over path."""
+    """Calls write(tmp_path) on a temporary file in path's folder, fsyncs it and renames it over path. The file gets
+    the mode a plain open() would give it (0666 less the umask), not mkstemp's private 0600."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -220,6 +222,13 @@ def atomic_write(path: StrPath, write: Callable[[str], object]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and setting it back: there is no other portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: StrPath, obj: object) -> None:

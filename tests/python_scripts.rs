@@ -1,5 +1,5 @@
 //! The Python scripts' tests (`scripts/tests/`: checkpoint conversion, training, the generation loop, its plots
-//! and the sweep's, the fair PyTorch GPU baseline's CPU smoke run),
+//! and the sweep's, the fair PyTorch GPU baseline's CPU smoke run, atomic writes),
 //! run against this build's `engine` binary when a Python with PyTorch is at hand: `ENGINE_PYTHON`,
 //! else `python3`. Without one the tests report `ignored (<why>)` (tests/harness); `make python-tests` sets up
 //! a virtual environment from `scripts/requirements.txt` and runs them. Also: `scripts/shard_format.py`, the
