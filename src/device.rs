@@ -344,7 +344,7 @@ fn thread_shares(threads: usize, backends: usize) -> Vec<usize> {
 }
 
 /// The CPU backend: in the calling pool, or in a pool of its own of `threads` threads.
-fn open_cpu(
+pub fn open_cpu(
     options: &DeviceOptions,
     net: &Net,
     rows: usize,

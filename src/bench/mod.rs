@@ -134,20 +134,6 @@ pub fn run_in_flight(
     seconds: f64,
     seed: u64,
 ) -> Result<BenchResult, BenchError> {
-    run_in_flight_on(backend, batch, in_flight, seconds, seed, None)
-}
-
-/// [`run_in_flight`] with the backend's thread (the one that launches batches, and on the CPU
-/// computes them) inside `pool` when one is given: the CPU backend then spreads each batch
-/// over that pool's threads instead of the global pool's.
-pub fn run_in_flight_on(
-    backend: &mut dyn Backend,
-    batch: usize,
-    in_flight: usize,
-    seconds: f64,
-    seed: u64,
-    pool: Option<&rayon::ThreadPool>,
-) -> Result<BenchResult, BenchError> {
     let name = backend.name();
     let slots = in_flight.max(1);
     let ring = Ring::new(backend, slots, batch).map_err(BenchError::Slots)?;
@@ -165,10 +151,7 @@ pub fn run_in_flight_on(
     };
     std::thread::scope(|scope| {
         let ring = &ring;
-        let server = scope.spawn(move || match pool {
-            Some(pool) => pool.install(|| ring.serve(backend)),
-            None => ring.serve(backend),
-        });
+        let server = scope.spawn(move || ring.serve(backend));
         // Even if the client panics, the backend thread ends and the scope can join it.
         let _close = ring.close_on_drop();
         let timed = drive(&[ring], slots, &mut timer);

@@ -2,10 +2,10 @@
 //! (× the CPU backend's thread count, when asked), like KataGo's `benchmark -tune` or lc0's
 //! `backendbench`, and the self-play settings the best point corresponds to.
 //!
-//! Every point goes through the batch ring ([`super::run_in_flight_on`]), as self-play runs
+//! Every point goes through the batch ring ([`super::run_in_flight`]), as self-play runs
 //! its batches, for `seconds` after a warm-up. The CPU backend spreads a batch over a rayon
 //! pool: the global pool (`RAYON_NUM_THREADS`) unless the grid names thread counts, in which
-//! case each count gets its own pool and a backend opened inside it.
+//! case each count gets a CPU backend computing in a pool of its own of that many threads.
 //!
 //! The recommendation ([`recommend`]) is the smallest point within [`TOLERANCE`] of the best
 //! throughput: fewest rows in flight (batch × in flight: memory and latency), then fewest
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::{run_in_flight_on, BenchError, BenchResult, WARM_UP};
-use crate::device::{self, DeviceError, DeviceOptions, DeviceSpec, Net, Opened};
+use super::{run_in_flight, BenchError, BenchResult, WARM_UP};
+use crate::device::{self, DeviceError, DeviceOptions, Net, Opened};
 use crate::search::{LeafValues, SearchConfig};
 use crate::selfplay::{MAX_GAMES_PER_WORKER, MAX_WORKERS};
 
@@ -186,12 +186,6 @@ pub enum SweepError {
         #[source]
         source: DeviceError,
     },
-    #[error("building a pool of {threads} threads: {source}")]
-    Pool {
-        threads: usize,
-        #[source]
-        source: rayon::ThreadPoolBuildError,
-    },
     #[error("timing batch {batch} × {in_flight} in flight: {source}")]
     Bench {
         batch: usize,
@@ -215,8 +209,8 @@ pub struct Progress {
 
 /// Times every point of `grid` for `seconds` each on `opened` (which must take
 /// [`Grid::max_batch`] rows) and returns one result per point, in [`Grid::points`] order.
-/// Points with a thread count run on a CPU backend opened with `options` and `net` inside a
-/// pool of that many threads. `progress` is called before each point and once at the end.
+/// Points with a thread count run on a CPU backend opened with `options` and `net` that
+/// computes in a pool of that many threads of its own. `progress` is called before each point and once at the end.
 pub fn run(
     mut opened: Opened,
     options: &DeviceOptions,
@@ -232,8 +226,8 @@ pub fn run(
     let global_threads = opened.gpu.is_none().then(rayon::current_num_threads);
     let start = Instant::now();
     let mut results = Vec::with_capacity(points.len());
-    // The pool and the backend of the thread count being timed.
-    let mut pooled: Option<(usize, rayon::ThreadPool, Opened)> = None;
+    // The backend of the thread count being timed, computing in a pool of its own.
+    let mut pooled: Option<(usize, Opened)> = None;
     for (i, &point) in points.iter().enumerate() {
         progress(&Progress {
             done: i,
@@ -243,21 +237,23 @@ pub fn run(
         });
         if let Some(threads) = point.threads {
             if pooled.as_ref().map(|p| p.0) != Some(threads) {
-                drop(pooled.take()); // the previous pool and its backend go first
-                pooled = Some(open_in_pool(threads, options, net, grid.max_batch())?);
+                drop(pooled.take()); // the previous backend and its threads go first
+                let cpu = device::open_cpu(options, net, grid.max_batch(), Some(threads))
+                    .map_err(|source| SweepError::Device { threads, source })?;
+                pooled = Some((threads, cpu));
             }
         }
-        let (backend, pool) = match &mut pooled {
-            Some((_, pool, opened)) => (opened.backend.as_mut(), Some(&*pool)),
-            None => (opened.backend.as_mut(), None),
+        let backend = match &mut pooled {
+            Some((_, cpu)) => cpu.backend.as_mut(),
+            None => opened.backend.as_mut(),
         };
         let bench = |source| SweepError::Bench {
             batch: point.batch,
             in_flight: point.in_flight,
             source,
         };
-        let mut result = run_in_flight_on(backend, point.batch, point.in_flight, seconds, 0, pool)
-            .map_err(bench)?;
+        let mut result =
+            run_in_flight(backend, point.batch, point.in_flight, seconds, 0).map_err(bench)?;
         result.threads = point.threads.or(global_threads);
         results.push(result);
     }
@@ -268,25 +264,6 @@ pub fn run(
         eta: Duration::ZERO,
     });
     Ok(results)
-}
-
-/// A pool of `threads` threads and a CPU backend opened inside it (its scratch buffers are
-/// sized to the pool it was opened in).
-fn open_in_pool(
-    threads: usize,
-    options: &DeviceOptions,
-    net: &Net,
-    rows: usize,
-) -> Result<(usize, rayon::ThreadPool, Opened), SweepError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(move |i| format!("bench-cpu-{threads}-{i}"))
-        .build()
-        .map_err(|source| SweepError::Pool { threads, source })?;
-    let opened = pool
-        .install(|| device::open(DeviceSpec::Cpu, options, net, rows))
-        .map_err(|source| SweepError::Device { threads, source })?;
-    Ok((threads, pool, opened))
 }
 
 /// Time left after `done` of `total` points in `elapsed`: their mean so far, or before the
