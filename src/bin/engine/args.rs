@@ -76,8 +76,10 @@ pub(crate) enum Command {
     /// so `--a W --a-set search.sims=60 --b-set search.sims=30` compares two budgets on one net.
     ///
     /// Each deal is replayed once per seat rotation (same cards, same random stream) so both
-    /// sides sit in every seat equally often; prints each side's mean score per round, the
-    /// difference with its Student-t 95% confidence interval over deals, the deals won, drawn
+    /// sides sit in every seat equally often; prints each side's mean score per round and its
+    /// belief accuracy (the share of the other seats' cards its searched worlds dealt to the
+    /// right seat, counted against the true deal after each search), the difference with its
+    /// Student-t 95% confidence interval over deals, the deals won, drawn
     /// and lost with the Elo difference, its 95% interval and the likelihood of superiority,
     /// and with --sprt the test's decision and log-likelihood ratio. Each searching side runs
     /// on its own backend (--device); the result depends on the seed, the sides and the
