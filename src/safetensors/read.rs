@@ -1,5 +1,6 @@
 //! The strict reader: [`SafetensorsFile::parse`] checks the whole container before handing
-//! out a tensor (see the module above for what it refuses).
+//! out a tensor (see the module above for what it refuses); [`SafetensorsHeader::read`] makes
+//! the same checks from the header and the file's length alone, leaving the data on disk.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -117,7 +118,7 @@ fn header_len(start: &[u8], file_len: u64, file: &str) -> Result<usize, Safetens
             header_len,
         });
     }
-    let available = file_len - 8;
+    let available = file_len.saturating_sub(8);
     if header_len > available {
         return Err(SafetensorsError::HeaderBeyondFile {
             file: file.into(),
