@@ -1,6 +1,8 @@
 //! The fuzz targets' entry points on stable Rust, for CI (which has no cargo-fuzz): thousands of
 //! seeded inputs per entry point, random bytes and valid files or lines with bytes flipped,
-//! cut, inserted or copied, must each come back as `Ok` or a named `Err`, never a panic.
+//! cut, inserted or copied, must each come back as `Ok` or a named `Err`, never a panic; the
+//! shard inputs also through the header-only safetensors reader, which must agree with the
+//! whole-file one.
 //!
 //! `scripts/fuzz.sh` runs the same entry points under libFuzzer (`fuzz/fuzz_targets/`), with
 //! this test's valid inputs as its seed corpus: with `FUZZ_SEED_DIR` set, the test writes them
@@ -9,6 +11,7 @@
 use engine::analyze::{parse_line, serve, AnalyzeConfig, ServeSummary};
 use engine::net::weights::{Dims, Weights};
 use engine::net::UniformBackend;
+use engine::safetensors::{HeaderReadError, SafetensorsFile, SafetensorsHeader};
 use engine::search::SearchConfig;
 use engine::selfplay::{parse_shard, serialize, Example, SHARD_FORMAT_VERSION};
 use rand::{Rng, SeedableRng};
@@ -350,9 +353,31 @@ fn shard_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The header-only reader agrees with the whole-file parser: the same error, or the same
+/// metadata and, read from the file, the same tensors.
+fn header_reader_agrees(bytes: &[u8]) {
+    let header = SafetensorsHeader::read(&mut Cursor::new(bytes), SOURCE);
+    match (SafetensorsFile::parse(bytes, SOURCE), header) {
+        (Ok(file), Ok(header)) => {
+            assert_eq!(header.metadata(), file.metadata());
+            for (name, tensor) in file.tensors() {
+                let read = header.read_tensor(&mut Cursor::new(bytes), name).unwrap();
+                let read = read.expect("the header lists every tensor");
+                assert_eq!(
+                    (read.dtype, &read.shape, &read.data[..]),
+                    (tensor.dtype, &tensor.shape, tensor.data)
+                );
+            }
+        }
+        (Err(e), Err(HeaderReadError::Format(h))) => assert_eq!(h.to_string(), e.to_string()),
+        (file, header) => panic!("the readers disagree: {file:?} against {header:?}"),
+    }
+}
+
 #[test]
 fn shard_reader_never_panics() {
     fuzz("shard_reader", 2, &shard_seeds(), mutate_file, |bytes| {
+        header_reader_agrees(bytes);
         match parse_shard(bytes, SOURCE) {
             // What the reader accepts, the writer writes back as an equal shard.
             Ok(shard) => {
