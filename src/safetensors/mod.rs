@@ -1,6 +1,7 @@
 //! The safetensors container, read and written for the weights ([`crate::net::weights`]) and
-//! the training shards ([`crate::selfplay`]): one strict reader ([`SafetensorsFile::parse`])
-//! and one deterministic writer ([`serialize`]).
+//! the training shards ([`crate::selfplay`]): one strict reader ([`SafetensorsFile::parse`];
+//! [`SafetensorsHeader::read`] makes its checks with the data left on disk) and one
+//! deterministic writer ([`serialize`]).
 //!
 //! The container is an 8-byte little-endian header length, a JSON header of that many bytes
 //! (an object: tensor name → `{"dtype", "shape", "data_offsets"}`, plus an optional
