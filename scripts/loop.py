@@ -192,7 +192,7 @@ class Loop:
             "generation": g, "best_before": self.rel(best), "promoted": promoted,
             "best_after": self.state["best"],
             "selfplay": {k: sp.get(k) for k in ("rounds", "resumed_units", "examples", "rounds_per_min",
-                                                        "nn_rows_per_s", "wall_s")},
+                                                "nn_rows_per_s", "wall_s")},
             "train": {k: tr.get(k) for k in ("train_examples", "val_examples", "epochs", "steps", "device", "wall_s")}
             | {"first": first, "last": last, "log": self.rel(self.metrics_log(g))},
             "arena": {k: ar.get(k) for k in ("deals", "rounds_played", "mean_score_a", "mean_score_b", "difference",

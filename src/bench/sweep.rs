@@ -210,7 +210,8 @@ pub struct Progress {
 /// Times every point of `grid` for `seconds` each on `opened` (which must take
 /// [`Grid::max_batch`] rows) and returns one result per point, in [`Grid::points`] order.
 /// Points with a thread count run on a CPU backend opened with `options` and `net` that
-/// computes in a pool of that many threads of its own. `progress` is called before each point and once at the end.
+/// computes in a pool of that many threads of its own. `progress` is called before each point
+/// and once at the end.
 pub fn run(
     mut opened: Opened,
     options: &DeviceOptions,
