@@ -48,7 +48,7 @@ pub struct SearchSettings {
     pub cache_entries: usize,
     /// How worlds are sampled: uniformly, or weighed by the other seats' past decisions.
     pub beliefs: Beliefs,
-    /// Policy beliefs: the temperature of the observed actions' probabilities.
+    /// Policy beliefs: the temperature of the policy the observed actions are weighed under.
     pub belief_temperature: f32,
     /// Policy beliefs: the least factor one observed decision gives a world.
     pub belief_floor: f32,
@@ -96,7 +96,8 @@ encoder = "v2"            # the state layout the weights expect: "v2" or "v1"
 cache_entries = 65536     # evaluation cache per worker (and net), 0..=16777216; 0 turns it off
 beliefs = "uniform"       # worlds: "uniform" over the deals the seat's information allows, or
                           # "policy": weighed by the other seats' bids and plays under the net
-belief_temperature = 1.0  # policy beliefs: a decision's factor is max(p^(1/T), floor), T > 0
+belief_temperature = 1.0  # policy beliefs: a decision's factor is max(q, floor), T > 0, where
+                          # q = p^(1/T) renormalised over the legal actions
 belief_floor = 0.05       # policy beliefs: that floor, in (0, 1]
 belief_oversampling = 8   # policy beliefs: candidate worlds weighed per world, 1..=64
 belief_rows = 160         # policy beliefs: most extra network rows per decision, 0..=65536

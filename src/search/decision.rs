@@ -469,8 +469,7 @@ impl Search {
             let mask = query.state.legal_mask();
             match self.request_row(cache, requests, &query.state, query.seat, mask) {
                 RowAnswer::Known(eval) => {
-                    let p = prior_of(&eval.priors, mask, query.action);
-                    self.log_factors[q] = self.config.policy_beliefs.log_factor(p);
+                    self.log_factors[q] = self.log_factor(&eval.priors, mask, query.action);
                 }
                 RowAnswer::Row(row) => self.pending_beliefs.push(PendingBelief {
                     query: q as u32,
@@ -479,6 +478,16 @@ impl Search {
             }
         }
         self.stats.belief_rows += self.stats.nn_rows - sent_before;
+    }
+
+    /// What an observed decision (`action` among `mask`'s, with these priors) makes of its
+    /// candidate world.
+    fn log_factor(&self, priors: &[f32; MAX_LEGAL], mask: u64, action: u8) -> f64 {
+        let legal = (mask.count_ones() as usize).min(MAX_LEGAL);
+        let taken = legal_index(mask, action);
+        self.config
+            .policy_beliefs
+            .log_factor(&priors[..legal], taken)
     }
 
     /// With the root's evaluation: expands the roots, or, while the worlds are still to be
@@ -648,8 +657,8 @@ impl Search {
                 let mask = query.state.legal_mask();
                 // Through `legal_priors`, as the cache keeps it: a hit weighs alike.
                 let priors = legal_priors(mask, policy_row(belief.row));
-                let p = prior_of(&priors, mask, query.action);
-                self.log_factors[belief.query as usize] = self.config.policy_beliefs.log_factor(p);
+                self.log_factors[belief.query as usize] =
+                    self.log_factor(&priors, mask, query.action);
             }
             self.pending_beliefs.clear();
         } else if self.stage == Stage::ExpandRoots {
@@ -735,10 +744,10 @@ impl Search {
     }
 }
 
-/// The prior of legal `action` among `priors`, which are in `mask`'s bit order.
-fn prior_of(priors: &[f32; MAX_LEGAL], mask: u64, action: u8) -> f32 {
+/// The index of legal `action` among priors in `mask`'s bit order.
+fn legal_index(mask: u64, action: u8) -> usize {
     let below = mask & ((1u64 << action) - 1);
-    priors[below.count_ones() as usize]
+    below.count_ones() as usize
 }
 
 /// Every seat at the table.

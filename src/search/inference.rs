@@ -6,7 +6,8 @@
 //! ([`super::beliefs`]), replays each candidate's round from its deal (every hidden hand as it
 //! was: its cards now plus those it has played since; the history itself is public), asks the
 //! network for the policy of each other seat at each of its past decisions, weighs the
-//! candidate by `Π max(p(action)^(1/T), floor)`, and keeps `worlds` of the candidates by
+//! candidate by `Π max(q(action), floor)`, `q` the policy tempered by `T` (`p^(1/T)`
+//! renormalised over the legal actions), and keeps `worlds` of the candidates by
 //! systematic resampling. The searching seat's own decisions are left out (its view is the
 //! same in every world, so they weigh every world alike), and so are forced moves (probability
 //! 1 in every world).
@@ -28,7 +29,7 @@ pub const MAX_BELIEF_ROWS: u32 = 1 << 16;
 /// How `Beliefs::Policy` weighs and samples worlds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PolicyBeliefs {
-    /// Divides each observed action's log-probability: above 1 trusts the policy less.
+    /// Tempers the policy (`p^(1/T)`, renormalised): above 1 trusts it less, below 1 more.
     pub temperature: f32,
     /// Least factor one observed decision gives a world, so that one move the network finds
     /// unlikely does not rule a world out.
@@ -76,10 +77,23 @@ impl PolicyBeliefs {
         Ok(())
     }
 
-    /// Log of the factor one observed decision gives a world: `max(p^(1/T), floor)`.
-    pub(crate) fn log_factor(&self, probability: f32) -> f64 {
-        let log_p = f64::from(probability).ln() / f64::from(self.temperature);
-        log_p.max(f64::from(self.floor).ln())
+    /// Log of the factor one observed decision gives a world: `max(q, floor)`, where `q` is the
+    /// probability of the action taken under the tempered policy `p^(1/T)` renormalised over
+    /// the legal actions (`priors`, which sum to 1). Renormalising matters below T 1: `p^(1/T)`
+    /// alone would also favour the worlds where the seat's policy was merely more certain,
+    /// whatever it did.
+    pub(crate) fn log_factor(&self, priors: &[f32], taken: usize) -> f64 {
+        let inverse_t = 1.0 / f64::from(self.temperature);
+        let log_p = |p: f32| f64::from(p).ln() * inverse_t;
+        let log_q = match self.temperature {
+            1.0 => log_p(priors[taken]),
+            _ => {
+                let max = priors.iter().copied().fold(0.0, f32::max);
+                let total: f64 = priors.iter().map(|&p| (log_p(p) - log_p(max)).exp()).sum();
+                log_p(priors[taken]) - log_p(max) - total.ln()
+            }
+        };
+        log_q.max(f64::from(self.floor).ln())
     }
 
     /// What the beliefs of a decision of `me` in `round` weigh, from public information only;
@@ -195,6 +209,35 @@ mod tests {
         // Weights far below the largest are not lost to underflow of the largest.
         resample(&[-2000.0, -1000.0, -2000.0], 3, &mut rng, &mut out);
         assert_eq!(out, [1, 1, 1]);
+    }
+
+    #[test]
+    fn the_tempered_policy_is_renormalised_over_the_legal_actions() {
+        let beliefs = |temperature| PolicyBeliefs {
+            temperature,
+            floor: 0.01,
+            ..PolicyBeliefs::default()
+        };
+        let priors = [0.5, 0.3, 0.2];
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(close(beliefs(1.0).log_factor(&priors, 1), 0.3f64.ln()));
+        // T 0.5 squares the priors: 0.25, 0.09, 0.04 of 0.38.
+        assert!(close(
+            beliefs(0.5).log_factor(&priors, 0),
+            (0.25f64 / 0.38).ln()
+        ));
+        assert!(close(
+            beliefs(0.5).log_factor(&priors, 2),
+            (0.04f64 / 0.38).ln()
+        ));
+        // An action the policy was sure of weighs 1 at any temperature.
+        assert!(close(beliefs(0.25).log_factor(&[1.0, 0.0], 0), 0.0));
+        assert!(close(beliefs(4.0).log_factor(&[1.0, 0.0], 0), 0.0));
+        // Below the floor, the floor.
+        assert!(close(
+            beliefs(0.5).log_factor(&[0.99, 0.01], 1),
+            0.01f64.ln()
+        ));
     }
 
     #[test]
