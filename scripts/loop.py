@@ -1,14 +1,17 @@
 """AlphaZero loop: generations of self-play → training → arena, promoting a candidate that beats the best net.
 
     python -m scripts.loop --run DIR [--generations 3] [--rounds-per-gen 500] [--players 4 --cards 3 --preset light]
-                           [--arena-deals 100] [--epochs 2] [--init W.safetensors] [--engine target/release/engine]
+                           [--arena-deals 100] [--arena-sprt ELO0,ELO1] [--epochs 2] [--init W.safetensors]
+                           [--engine target/release/engine]
 
 Generation g (1, 2, …), each step skipped when its output is already complete:
   1. `engine selfplay` with the best net           → DIR/shards/gen-g/shard-*.safetensors, selfplay.json
   2. `train.py` from the best net on the newest --window shards of DIR/shards
                                                      → DIR/weights/cand-g.safetensors, DIR/metrics/gen-g.jsonl
   3. `engine arena --a cand-g --b best` (paired deals, rotated seats)  → DIR/arena/gen-g.json
-  4. promotion when the arena's Student-t 95% CI of (candidate − best) mean round score lies above 0 (ci95_low > 0);
+  4. promotion when the arena's Student-t 95% CI of (candidate − best) mean round score lies above 0 (ci95_low > 0),
+     or, with --arena-sprt ELO0,ELO1, when the arena's sequential test accepts H1 (the candidate is ELO1 Elo better
+     rather than ELO0): the arena then stops as soon as the test decides, after at most --arena-deals deals;
      DIR/state.json records every generation (self-play summary, losses, arena result, wall times) and the best net.
   5. plots of the run so far: DIR/tensorboard/ (`tensorboard --logdir DIR/tensorboard`) and DIR/report.html
      (scripts/tensorboard_events.py, scripts/report.py).
@@ -39,8 +42,8 @@ from .blobnet import StrPath, atomic_write, atomic_write_json, script_command
 SCRIPTS = Path(__file__).resolve().parent
 DEFAULTS = {
     "generations": 3, "rounds_per_gen": 500, "players": 4, "cards": 3, "preset": "light", "leaf_values": "all",
-    "encoder": "v2", "arena_rounds": 100, "arena_preset": None, "epochs": 2, "batch_size": 256, "lr": 3e-4,
-    "window": 20, "device": "auto", "workers": None, "seed": 0, "init": None,
+    "encoder": "v2", "arena_rounds": 100, "arena_sprt": None, "arena_preset": None, "epochs": 2, "batch_size": 256,
+    "lr": 3e-4, "window": 20, "device": "auto", "workers": None, "seed": 0, "init": None,
     "engine": str(SCRIPTS.parent / "target" / "release" / "engine"),
 }
 
@@ -160,6 +163,8 @@ class Loop:
                "--cards", c["cards"], "--preset", c["arena_preset"] or c["preset"], "--leaf-values", c["leaf_values"],
                "--encoder", c["encoder"], "--device", c["device"], "--seed", c["seed"] + g, "--json",
                "--log-file", self.dir / "engine.log"]
+        if c["arena_sprt"]:
+            cmd += ["--sprt", c["arena_sprt"]]
         result = last_json(run(cmd, "arena"), "arena")
         result.update(a=self.rel(cand), b=self.rel(best), wall_s=round(time.perf_counter() - t0, 3))
         atomic_write_json(done, result)
@@ -182,8 +187,14 @@ class Loop:
         cand = self.dir / "weights" / f"cand-{g:03d}.safetensors"
         ar = self.arena(g, cand, best)
         low, high = ar["ci95_low"], ar["ci95_high"]  # null below two deals
-        promoted = low is not None and low > 0
         ci = f"95% CI [{low:+.3f}, {high:+.3f}]" if low is not None else "no CI"
+        if self.cfg["arena_sprt"]:
+            test = ar["sprt"]
+            promoted = test["decision"] == "H1"
+            ci += (f"; SPRT {test['elo0']:g},{test['elo1']:g}: {test['decision']} (LLR {test['llr']:+.2f} in "
+                   f"[{test['lower_bound']:.2f}, {test['upper_bound']:.2f}])")
+        else:
+            promoted = low is not None and low > 0
         print(f"  arena: candidate − best = {ar['difference']:+.3f} points/round, {ci} over {ar['deals']} deals, "
               f"{ar['wall_s']:.1f} s → {'promoted' if promoted else 'kept the best'}", flush=True)
         if promoted:
@@ -197,7 +208,7 @@ class Loop:
             | {"first": first, "last": last, "log": self.rel(self.metrics_log(g))},
             "arena": {k: ar.get(k) for k in ("deals", "rounds_played", "mean_score_a", "mean_score_b", "difference",
                                              "ci95_low", "ci95_high", "wins", "draws", "losses", "elo", "elo_low",
-                                             "elo_high", "los", "wall_s")},
+                                             "elo_high", "los", "sprt", "wall_s")},
             "wall_s": round(sp["wall_s"] + tr["wall_s"] + ar["wall_s"], 3),
         })
         self.save_state()
@@ -224,6 +235,20 @@ class Loop:
         print(f"done: {len(self.state['generations'])} generations, best = {self.state['best']}")
 
 
+def sprt_bounds(text: str) -> str | None:
+    """ELO0,ELO1 as engine arena --sprt takes it (None for "off"), checked here so that a typo fails before
+    self-play, not after it."""
+    if text == "off":
+        return None
+    try:
+        elo0, elo1 = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers ELO0,ELO1 (e.g. 0,20)") from None
+    if not elo0 < elo1:
+        raise argparse.ArgumentTypeError(f"{text!r}: ELO0 must be below ELO1")
+    return f"{elo0:g},{elo1:g}"
+
+
 def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -241,6 +266,12 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
                                                               "BlobMaster's published checkpoints)")
     ap.add_argument("--arena-deals", "--arena-rounds", dest="arena_rounds", metavar="M", type=int,
                     help=f"arena deals, each played once per seat rotation (default {d['arena_rounds']})")
+    ap.add_argument("--arena-sprt", metavar="ELO0,ELO1", type=sprt_bounds,
+                    help="promote by a sequential probability ratio test instead of the CI: the arena stops as soon "
+                         "as it decides between H0 'the candidate is ELO0 Elo better' and H1 'ELO1 better' (at most "
+                         "--arena-deals deals) and the candidate is promoted when it accepts H1; e.g. 0,20 with "
+                         "--arena-deals 1000 (a negative ELO0 needs the = form: --arena-sprt=-5,20); off (the default) "
+                         "promotes by the CI")
     ap.add_argument("--arena-preset", choices=["light", "medium", "heavy"],
                     help="arena search preset (default: --preset)")
     ap.add_argument("--epochs", metavar="E", type=int, help=f"training epochs per generation (default {d['epochs']})")

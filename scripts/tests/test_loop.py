@@ -1,5 +1,5 @@
 """loop.py: a tiny two-generation run that survives a crash and a Ctrl-C, skipping the steps already done, and
-plots itself (report.html, TensorBoard files) without duplicating a point on a rerun."""
+plots itself (report.html, TensorBoard files) without duplicating a point on a rerun; promotion by SPRT."""
 import json
 import shutil
 import stat
@@ -108,6 +108,31 @@ class LoopTest(unittest.TestCase):
         self.assertEqual(sorted((self.run_dir / "tensorboard").iterdir()), events)
         self.assertEqual([p.stat().st_mtime_ns for p in events], event_mtimes, "event files were rewritten")
         check_scalars(self, self.run_dir / "tensorboard", 2)
+
+    def test_sprt_promotion(self):
+        bad = self.loop("", "--arena-sprt", "20,0")
+        self.assertEqual(bad.returncode, 2, bad.stderr)
+        self.assertIn("ELO0 must be below ELO1", bad.stderr)
+        self.assertFalse(self.run_dir.exists(), "a refused option still started the run")
+
+        # Wide hypotheses, so that a few deals can decide; --arena-deals is the most it may play. A negative ELO0
+        # needs the = form (argparse would take "-400,400" for an option).
+        ok = self.loop("", "--generations", 1, "--rounds-per-gen", 12, "--players", 3, "--cards", 2,
+                       "--arena-deals", 40, "--arena-sprt=-400,400", "--epochs", 1, "--batch-size", 64,
+                       "--workers", 1)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn(" --sprt -400,400", ok.stdout)
+        arena = json.loads((self.run_dir / "arena" / "gen-001.json").read_text())
+        test = arena["sprt"]
+        self.assertEqual((test["elo0"], test["elo1"]), (-400, 400))
+        self.assertIn(f"SPRT -400,400: {test['decision']}", ok.stdout)
+        if test["decision"] == "none":
+            self.assertEqual(arena["deals"], 40)
+        else:
+            self.assertLessEqual(arena["deals"], 40)
+        (gen,) = json.loads((self.run_dir / "state.json").read_text())["generations"]
+        self.assertEqual(gen["promoted"], test["decision"] == "H1")
+        self.assertEqual(gen["arena"]["sprt"], test)
 
 
 if __name__ == "__main__":
