@@ -107,7 +107,8 @@ def arena_chart(fig: Figure, history: list[Generation]) -> None:
     arena_panel(elo, history, "elo", "elo_low", "elo_high")
     elo.set_title("Arena: candidate's Elo over the best net")
     elo.set_ylabel("Elo (95% interval)")
-    elo.legend(fontsize="small")
+    if elo.get_legend_handles_labels()[0]:  # nothing to draw when every Elo and its interval are infinite
+        elo.legend(fontsize="small")
     arena_panel(diff, history, "difference", "ci95_low", "ci95_high")
     diff.set_title("Arena: candidate − best, mean round score")
     diff.set_ylabel("points per round (Student-t 95% CI)")

@@ -7,6 +7,7 @@ import shutil
 import struct
 import tempfile
 import unittest
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -126,6 +127,14 @@ class PlotsTest(unittest.TestCase):
         self.assertEqual(path, self.run_dir / "report.html")
         check_report(self, path, 1)
         self.assertEqual([p.name for p in self.run_dir.iterdir() if p.name.endswith(".tmp")], [])
+
+    def test_report_without_any_finite_elo_draws_without_warnings(self):
+        # Two deals, one net won both: the Elo and both ends of its interval are infinite (null).
+        self.generations = [record(1, False, None, None, None)]
+        self.add_generation(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            check_report(self, write_report(self.run_dir), 1)
 
     def test_tensorboard_points_are_written_once(self):
         first = write_events(self.run_dir)
