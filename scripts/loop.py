@@ -188,8 +188,10 @@ class Loop:
         ar = self.arena(g, cand, best)
         low, high = ar["ci95_low"], ar["ci95_high"]  # null below two deals
         ci = f"95% CI [{low:+.3f}, {high:+.3f}]" if low is not None else "no CI"
-        if self.cfg["arena_sprt"]:
-            test = ar["sprt"]
+        # By the test whenever the arena ran one (it stopped when the test decided), even if a rerun changed
+        # --arena-sprt after this arena had finished.
+        test = ar.get("sprt")
+        if test:
             promoted = test["decision"] == "H1"
             ci += (f"; SPRT {test['elo0']:g},{test['elo1']:g}: {test['decision']} (LLR {test['llr']:+.2f} in "
                    f"[{test['lower_bound']:.2f}, {test['upper_bound']:.2f}])")
