@@ -11,7 +11,8 @@ Generation g (1, 2, …), each step skipped when its output is already complete:
   3. `engine arena --a cand-g --b best` (paired deals, rotated seats)  → DIR/arena/gen-g.json
   4. promotion when the arena's Student-t 95% CI of (candidate − best) mean round score lies above 0 (ci95_low > 0),
      or, with --arena-sprt ELO0,ELO1, when the arena's sequential test accepts H1 (the candidate is ELO1 Elo better
-     rather than ELO0): the arena then stops as soon as the test decides, after at most --arena-deals deals;
+     rather than ELO0): the arena then stops as soon as the test decides, and a test still undecided after
+     --arena-deals deals leaves the decision to the CI over them;
      DIR/state.json records every generation (self-play summary, losses, arena result, wall times) and the best net.
   5. plots of the run so far: DIR/tensorboard/ (`tensorboard --logdir DIR/tensorboard`) and DIR/report.html
      (scripts/tensorboard_events.py, scripts/report.py).
@@ -188,15 +189,11 @@ class Loop:
         ar = self.arena(g, cand, best)
         low, high = ar["ci95_low"], ar["ci95_high"]  # null below two deals
         ci = f"95% CI [{low:+.3f}, {high:+.3f}]" if low is not None else "no CI"
-        # By the test whenever the arena ran one (it stopped when the test decided), even if a rerun changed
-        # --arena-sprt after this arena had finished.
-        test = ar.get("sprt")
-        if test:
-            promoted = test["decision"] == "H1"
+        promoted = promotes(ar)
+        if test := ar.get("sprt"):
             ci += (f"; SPRT {test['elo0']:g},{test['elo1']:g}: {test['decision']} (LLR {test['llr']:+.2f} in "
-                   f"[{test['lower_bound']:.2f}, {test['upper_bound']:.2f}])")
-        else:
-            promoted = low is not None and low > 0
+                   f"[{test['lower_bound']:.2f}, {test['upper_bound']:.2f}])"
+                   + (", undecided: by the CI" if test["decision"] == "none" else ""))
         print(f"  arena: candidate − best = {ar['difference']:+.3f} points/round, {ci} over {ar['deals']} deals, "
               f"{ar['wall_s']:.1f} s → {'promoted' if promoted else 'kept the best'}", flush=True)
         if promoted:
@@ -237,6 +234,19 @@ class Loop:
         print(f"done: {len(self.state['generations'])} generations, best = {self.state['best']}")
 
 
+def promotes(arena: dict[str, Any]) -> bool:
+    """Whether an arena's result promotes its candidate (side a). By the SPRT whenever the arena ran one (it stopped
+    when the test decided), even if a rerun changed --arena-sprt after this arena had finished; by the CI over all
+    the deals when the test ran out of them undecided (a gain smaller than ELO1 can still be clear then) or when
+    there was no test."""
+    low = arena["ci95_low"]  # null below two deals
+    above_zero = low is not None and low > 0
+    test = arena.get("sprt")
+    if test and test["decision"] != "none":
+        return test["decision"] == "H1"
+    return above_zero
+
+
 def sprt_bounds(text: str) -> str | None:
     """ELO0,ELO1 as engine arena --sprt takes it (None for "off"), checked here so that a typo fails before
     self-play, not after it."""
@@ -271,9 +281,9 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--arena-sprt", metavar="ELO0,ELO1", type=sprt_bounds,
                     help="promote by a sequential probability ratio test instead of the CI: the arena stops as soon "
                          "as it decides between H0 'the candidate is ELO0 Elo better' and H1 'ELO1 better' (at most "
-                         "--arena-deals deals) and the candidate is promoted when it accepts H1; e.g. 0,20 with "
-                         "--arena-deals 1000 (a negative ELO0 needs the = form: --arena-sprt=-5,20); off (the default) "
-                         "promotes by the CI")
+                         "--arena-deals deals, then the CI decides) and the candidate is promoted when it accepts "
+                         "H1; e.g. 0,20 with --arena-deals 1000 (a negative ELO0 needs the = form: "
+                         "--arena-sprt=-5,20); off (the default) promotes by the CI")
     ap.add_argument("--arena-preset", choices=["light", "medium", "heavy"],
                     help="arena search preset (default: --preset)")
     ap.add_argument("--epochs", metavar="E", type=int, help=f"training epochs per generation (default {d['epochs']})")

@@ -8,6 +8,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
+from scripts.loop import promotes
+
 from .helpers import engine, python
 from .test_plots import check_report, check_scalars
 
@@ -109,6 +111,19 @@ class LoopTest(unittest.TestCase):
         self.assertEqual([p.stat().st_mtime_ns for p in events], event_mtimes, "event files were rewritten")
         check_scalars(self, self.run_dir / "tensorboard", 2)
 
+    def test_promotion_rule(self):
+        def arena(low, decision=None):
+            test = {"decision": decision} if decision else None
+            return {"ci95_low": low, "sprt": test}
+
+        self.assertTrue(promotes(arena(0.1)))
+        self.assertFalse(promotes(arena(-0.1)))
+        self.assertFalse(promotes(arena(None)))  # one deal: no CI
+        self.assertTrue(promotes(arena(-0.1, "H1")))  # the test decides when it did
+        self.assertFalse(promotes(arena(0.1, "H0")))
+        self.assertTrue(promotes(arena(0.1, "none")))  # undecided after every deal: the CI
+        self.assertFalse(promotes(arena(-0.1, "none")))
+
     def test_sprt_promotion(self):
         bad = self.loop("", "--arena-sprt", "20,0")
         self.assertEqual(bad.returncode, 2, bad.stderr)
@@ -131,7 +146,7 @@ class LoopTest(unittest.TestCase):
         else:
             self.assertLessEqual(arena["deals"], 40)
         (gen,) = json.loads((self.run_dir / "state.json").read_text())["generations"]
-        self.assertEqual(gen["promoted"], test["decision"] == "H1")
+        self.assertEqual(gen["promoted"], promotes(arena))
         self.assertEqual(gen["arena"]["sprt"], test)
 
 
