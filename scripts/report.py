@@ -195,6 +195,16 @@ def number(x: float | None, fmt: str) -> str:
     return format(x, fmt) if finite(x) else "–"
 
 
+def promotion(g: Generation) -> str:
+    """Promoted or not, and by what when the arena ran a sequential test (loop.py --arena-sprt)."""
+    verdict = "yes" if g.promoted else "no"
+    test = g.arena.get("sprt")
+    if not test:
+        return verdict
+    by = {"H0": "SPRT: H0", "H1": "SPRT: H1"}.get(test["decision"], "SPRT undecided: by the CI")
+    return f"{verdict} ({by})"
+
+
 def table(history: list[Generation]) -> str:
     head = ["gen", "self-play rounds", "rounds/min", "examples", "train examples × epochs",
             "held-out policy loss: start → end", "held-out value MSE: start → end", "arena deals",
@@ -210,7 +220,7 @@ def table(history: list[Generation]) -> str:
             str(ar["deals"]),
             f"{number(ar['difference'], '+.2f')} [{number(ar['ci95_low'], '+.2f')}, {number(ar['ci95_high'], '+.2f')}]",
             f"{number(ar['elo'], '+.0f')} [{number(ar['elo_low'], '+.0f')}, {number(ar['elo_high'], '+.0f')}]",
-            "yes" if g.promoted else "no", number(g.wall_s, ".0f"),
+            promotion(g), number(g.wall_s, ".0f"),
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     header = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"

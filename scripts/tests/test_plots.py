@@ -136,6 +136,14 @@ class PlotsTest(unittest.TestCase):
             warnings.simplefilter("error")
             check_report(self, write_report(self.run_dir), 1)
 
+    def test_report_says_what_promoted(self):
+        self.generations.append(record(2, False, -30.0, -80.0, 20.0))
+        self.generations[1]["arena"]["sprt"] = {"elo0": 0, "elo1": 20, "llr": 1.0, "decision": "none"}
+        self.add_generation(2)
+        text = write_report(self.run_dir).read_text()
+        self.assertIn("<td>yes</td>", text)  # generation 1: no test, by the CI
+        self.assertIn("<td>no (SPRT undecided: by the CI)</td>", text)
+
     def test_tensorboard_points_are_written_once(self):
         first = write_events(self.run_dir)
         self.assertEqual([p.name for p in first], ["events.out.tfevents.gen-001"])
