@@ -11,10 +11,13 @@
 //! the score is `ln L(true hand) − ln mean L(alternative hands)`, `L` the model's probability
 //! of the action taken: averaged, the expected log Bayes factor in favour of the truth, in
 //! nats. 0 means the model reads nothing from the decision that the observer did not know;
-//! a negative mean means it reads the wrong thing.
+//! a negative mean means it reads the wrong thing. (The log of a mean over a sample
+//! underestimates the log of the true mean, so the figures lean high, the more so for sharp
+//! models and few alternatives.)
 //!
-//! Models: `policy`, the net's policy over the legal actions (policy beliefs at T 1);
-//! `policy T 0.3`, that policy tempered and renormalised (`search.belief_temperature = 0.3`);
+//! Models (without policy beliefs' floor): `policy`, the net's policy over the legal actions
+//! (policy beliefs at T 1); `policy T 0.3`, that policy tempered and renormalised
+//! (`search.belief_temperature = 0.3`);
 //! `prior × value`, the softmax over the legal actions of `ln p(a) + V(after a) / 0.1`, the
 //! decider's value after each action weighed as a search would; and with `--search-model`
 //! (slow: one Medium search per alternative), the visit counts of the decider's own search
@@ -39,11 +42,11 @@ struct Args {
     /// BlobNet weights (safetensors).
     weights: PathBuf,
     /// Rounds of 4 players × 5 cards to play.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     deals: u64,
     /// Observer's worlds each decision is weighed in besides the true one.
-    #[arg(long, default_value_t = 31)]
-    alternatives: usize,
+    #[arg(long, default_value_t = 31, value_parser = clap::value_parser!(u16).range(1..))]
+    alternatives: u16,
     /// Also score the decider's own search as the model (a Medium search per alternative).
     #[arg(long)]
     search_model: bool,
@@ -88,8 +91,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut likelihoods = log_likelihoods(&mut net, &worlds, seat, action);
                 if args.search_model {
                     for (w, world) in worlds.iter().enumerate() {
-                        let mut search =
-                            Search::new(world, SearchConfig::medium(), seed ^ 1 << 40 | w as u64)?;
+                        let mut search = Search::new(
+                            world,
+                            SearchConfig::medium(),
+                            (seed << 16 | w as u64) ^ 1 << 63,
+                        )?;
                         let visits = run_blocking(&mut search, &mut net, &mut cache)?.visits;
                         let legal = world.legal_mask();
                         let count = |a: u8| f64::from(visits[usize::from(a)]) + 1.0;
@@ -102,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for (m, score) in scores[phase].iter_mut().enumerate() {
                     let alternatives: Vec<f64> = likelihoods[1..].iter().map(|l| l[m]).collect();
                     *score += likelihoods[0][m]
-                        - (log_sum_exp(&alternatives) - (args.alternatives as f64).ln());
+                        - (log_sum_exp(&alternatives) - f64::from(args.alternatives).ln());
                 }
             }
             round.apply(action);

@@ -28,6 +28,7 @@ Seeds: self-play, training and arena of generation g use SEED + g, so a run is r
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -248,17 +249,20 @@ def promotes(arena: dict[str, Any]) -> bool:
 
 
 def sprt_bounds(text: str) -> str | None:
-    """ELO0,ELO1 as engine arena --sprt takes it (None for "off"), checked here so that a typo fails before
-    self-play, not after it."""
+    """ELO0,ELO1 for engine arena --sprt, as given (None for "off"). Its form is checked here, so that a typo fails
+    before self-play rather than after it; the engine checks the range (and a rerun with a fixed value redoes only
+    the arena)."""
     if text == "off":
         return None
     try:
         elo0, elo1 = (float(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not two numbers ELO0,ELO1 (e.g. 0,20)") from None
+    if not (math.isfinite(elo0) and math.isfinite(elo1)):
+        raise argparse.ArgumentTypeError(f"{text!r}: the Elos must be finite")
     if not elo0 < elo1:
         raise argparse.ArgumentTypeError(f"{text!r}: ELO0 must be below ELO1")
-    return f"{elo0:g},{elo1:g}"
+    return text.strip()
 
 
 def parse_args(argv: list[str] | None = None) -> dict[str, Any]:

@@ -196,13 +196,13 @@ def number(x: float | None, fmt: str) -> str:
 
 
 def promotion(g: Generation) -> str:
-    """Promoted or not, and by what when the arena ran a sequential test (loop.py --arena-sprt)."""
+    """Promoted or not, with the decision of the arena's sequential test if it ran one (loop.py --arena-sprt; an
+    undecided test left the promotion to the CI)."""
     verdict = "yes" if g.promoted else "no"
     test = g.arena.get("sprt")
     if not test:
         return verdict
-    by = {"H0": "SPRT: H0", "H1": "SPRT: H1"}.get(test["decision"], "SPRT undecided: by the CI")
-    return f"{verdict} ({by})"
+    return f"{verdict} (SPRT: {'undecided' if test['decision'] == 'none' else test['decision']})"
 
 
 def table(history: list[Generation]) -> str:

@@ -129,8 +129,8 @@ class PlotsTest(unittest.TestCase):
         self.assertEqual([p.name for p in self.run_dir.iterdir() if p.name.endswith(".tmp")], [])
 
     def test_report_without_any_finite_elo_draws_without_warnings(self):
-        # Two deals, one net won both: the Elo and both ends of its interval are infinite (null).
-        self.generations = [record(1, False, None, None, None)]
+        # The candidate won every deal: the Elo and both ends of its interval are infinite (null).
+        self.generations = [record(1, True, None, None, None)]
         self.add_generation(1)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
@@ -138,11 +138,12 @@ class PlotsTest(unittest.TestCase):
 
     def test_report_says_what_promoted(self):
         self.generations.append(record(2, False, -30.0, -80.0, 20.0))
-        self.generations[1]["arena"]["sprt"] = {"elo0": 0, "elo1": 20, "llr": 1.0, "decision": "none"}
+        # Undecided after every deal, and the CI not above 0: kept.
+        self.generations[1]["arena"] |= {"ci95_low": -0.5, "sprt": {"elo0": 0, "elo1": 20, "decision": "none"}}
         self.add_generation(2)
         text = write_report(self.run_dir).read_text()
-        self.assertIn("<td>yes</td>", text)  # generation 1: no test, by the CI
-        self.assertIn("<td>no (SPRT undecided: by the CI)</td>", text)
+        self.assertIn("<td>yes</td>", text)  # generation 1: no test
+        self.assertIn("<td>no (SPRT: undecided)</td>", text)
 
     def test_tensorboard_points_are_written_once(self):
         first = write_events(self.run_dir)

@@ -746,6 +746,7 @@ impl Search {
 
 /// The index of legal `action` among priors in `mask`'s bit order.
 fn legal_index(mask: u64, action: u8) -> usize {
+    debug_assert!(mask >> action & 1 == 1, "action {action} is not legal");
     let below = mask & ((1u64 << action) - 1);
     below.count_ones() as usize
 }

@@ -79,19 +79,19 @@ impl PolicyBeliefs {
 
     /// Log of the factor one observed decision gives a world: `max(q, floor)`, where `q` is the
     /// probability of the action taken under the tempered policy `p^(1/T)` renormalised over
-    /// the legal actions (`priors`, which sum to 1). Renormalising matters below T 1: `p^(1/T)`
-    /// alone would also favour the worlds where the seat's policy was merely more certain,
-    /// whatever it did.
+    /// the legal actions (`priors`, which sum to 1). Renormalising matters at any T but 1:
+    /// `p^(1/T)` alone would also favour the worlds where the seat's policy was more certain
+    /// (T below 1) or more spread out (T above 1), whatever it did.
     pub(crate) fn log_factor(&self, priors: &[f32], taken: usize) -> f64 {
         let inverse_t = 1.0 / f64::from(self.temperature);
         let log_p = |p: f32| f64::from(p).ln() * inverse_t;
-        let log_q = match self.temperature {
-            1.0 => log_p(priors[taken]),
-            _ => {
-                let max = priors.iter().copied().fold(0.0, f32::max);
-                let total: f64 = priors.iter().map(|&p| (log_p(p) - log_p(max)).exp()).sum();
-                log_p(priors[taken]) - log_p(max) - total.ln()
-            }
+        let log_q = if self.temperature == 1.0 {
+            log_p(priors[taken])
+        } else {
+            // Relative to the largest prior, so that no power underflows to 0 for small T.
+            let top = log_p(priors.iter().copied().fold(0.0, f32::max));
+            let total: f64 = priors.iter().map(|&p| (log_p(p) - top).exp()).sum();
+            log_p(priors[taken]) - top - total.ln()
         };
         log_q.max(f64::from(self.floor).ln())
     }
