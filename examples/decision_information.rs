@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use engine::encode::{encode, EncoderVersion};
-use engine::game::{Card, CardSet, Phase, Round, Seat};
+use engine::game::{Phase, Round, Seat};
 use engine::net::cpu::CpuBackend;
 use engine::net::weights::{PreparedWeights, Weights};
 use engine::net::{Backend, BatchIn, BatchOut, INPUT_DIM, POLICY_DIM};
@@ -180,15 +180,9 @@ fn log_likelihoods(
         .collect()
 }
 
-/// The world as it was `steps` actions into its round: every hand with the cards it has
-/// played since.
+/// The world as it was `steps` actions into its round.
 fn rewind(world: &Round, steps: usize) -> Round {
-    let mut dealt: Vec<CardSet> = world.seats().map(|s| world.hand(s)).collect();
-    let bids = world.seats().filter(|&s| world.bid(s).is_some()).count();
-    for (seat, card) in world.history().skip(bids) {
-        dealt[seat.index()].insert(Card::from_index(card).expect("a play is a card"));
-    }
-    let mut round = Round::new(world.config(), &dealt).expect("the same deal");
+    let mut round = world.as_dealt();
     for (_, action) in world.history().take(steps) {
         round.apply(action);
     }

@@ -276,6 +276,17 @@ impl Round {
         });
         bids.chain(plays)
     }
+    /// This round back at its deal: every hand with the cards it has played since, no bids and
+    /// no plays. Replaying [`Round::history`] on it gives this round again.
+    pub fn as_dealt(&self) -> Round {
+        let mut hands = self.hands;
+        let bids = self.seats().filter(|&s| self.bid(s).is_some()).count();
+        for (seat, card) in self.history().skip(bids) {
+            hands[seat.index()].insert(Card::from_index(card).expect("a play is a card"));
+        }
+        let players = usize::from(self.config.players);
+        Round::new(self.config, &hands[..players]).expect("a round's hands and plays form its deal")
+    }
     /// Leader of the current (or next) trick.
     pub fn leader(&self) -> Seat {
         self.leader

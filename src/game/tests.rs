@@ -216,6 +216,31 @@ fn deal_is_seeded_and_valid() {
 }
 
 #[test]
+fn as_dealt_is_the_deal_and_replaying_the_history_returns() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    for _ in 0..100 {
+        let players = rng.random_range(3..=8);
+        let cards = rng.random_range(1..=RoundConfig::max_cards(players));
+        let dealt = Round::deal_random(players, cards, &mut rng).unwrap();
+        let mut round = dealt;
+        loop {
+            assert_eq!(round.as_dealt(), dealt);
+            let mut replayed = round.as_dealt();
+            round
+                .history()
+                .for_each(|(_, action)| replayed.apply(action));
+            assert_eq!(replayed, round);
+            if round.is_over() {
+                break;
+            }
+            let legal: Vec<u8> = (0..52).filter(|&a| round.is_legal(a)).collect();
+            round.apply(legal[rng.random_range(0..legal.len())]);
+        }
+    }
+}
+
+#[test]
 fn history_is_every_action_in_order_with_its_seat() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);

@@ -18,7 +18,7 @@
 //! the strongest signal) and then the most recent plays (made with hands closest to the
 //! cards still held).
 
-use crate::game::{Card, CardSet, Phase, Round, Seat, MAX_PLAYERS};
+use crate::game::{Phase, Round, Seat};
 use rand::Rng;
 
 /// Largest `oversampling`: 64 worlds × 64 candidates are 4,096 replays per decision.
@@ -86,6 +86,7 @@ impl PolicyBeliefs {
         let inverse_t = 1.0 / f64::from(self.temperature);
         let log_p = |p: f32| f64::from(p).ln() * inverse_t;
         let log_q = if self.temperature == 1.0 {
+            // The priors are the policy itself, already summing to 1.
             log_p(priors[taken])
         } else {
             // Relative to the largest prior, so that no power underflows to 0 for small T.
@@ -144,17 +145,7 @@ pub(crate) fn for_each_decision(
     steps: u64,
     mut weigh: impl FnMut(&Round, Seat, u8),
 ) {
-    let mut dealt = [CardSet::EMPTY; MAX_PLAYERS];
-    for seat in world.seats() {
-        dealt[seat.index()] = world.hand(seat);
-    }
-    let bids = world.seats().filter(|&s| world.bid(s).is_some()).count();
-    for (seat, card) in world.history().skip(bids) {
-        dealt[seat.index()].insert(Card::from_index(card).expect("a play is a card"));
-    }
-    let players = usize::from(world.players());
-    let mut state = Round::new(world.config(), &dealt[..players])
-        .expect("a world's hands and the cards played form a deal");
+    let mut state = world.as_dealt();
     for (i, (seat, action)) in world.history().enumerate() {
         debug_assert!(state.phase() != Phase::Scoring && state.to_act() == seat);
         if steps >> i & 1 == 1 && state.legal_mask().count_ones() > 1 {
