@@ -2,9 +2,10 @@
 //! weighting could use: the measure behind BENCHMARKS.md, "What a decision says about a hand".
 //!
 //!     cargo run --release --example decision_information -- WEIGHTS [--deals 100]
-//!         [--alternatives 31] [--search-model] [--seed 7]
+//!         [--alternatives 31] [--search-model] [--search-choices R] [--reader NET] [--cards 5]
+//!         [--seed 7]
 //!
-//! Seats play 4 × 5 rounds with Medium searches, taking the most visited action (as
+//! Seats play 4 × 5 rounds (`--cards` sets the 5) with Medium searches, taking the most visited action (as
 //! `engine arena` plays). At each decision with a choice, the next seat (the observer) samples
 //! `--alternatives` worlds from its information after the decision, rewound to before it (so
 //! the decider holds what it played, as policy beliefs assume). For each model of the decider,
@@ -21,7 +22,11 @@
 //! `prior × value`, the softmax over the legal actions of `ln p(a) + V(after a) / 0.1`, the
 //! decider's value after each action weighed as a search would; and with `--search-model`
 //! (slow: one Medium search per alternative), the visit counts of the decider's own search
-//! in each alternative, plus one.
+//! in each alternative, plus one; and with `--search-choices R` (slower still: R Medium searches
+//! per world), the share of R searches of the decider's with fresh seeds that take the action
+//! (ties split, add-½ smoothed): the process that really chose it, so no model of the seat can
+//! read much more than this one does; and with `--reader NET`, another net's policy (T 1), e.g.
+//! one trained on the actions taken (`scripts/train.py --policy-target chosen`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,35 +55,63 @@ struct Args {
     /// Also score the decider's own search as the model (a Medium search per alternative).
     #[arg(long)]
     search_model: bool,
+    /// Also score the share of this many fresh searches of the decider's that take the action.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    search_choices: Option<u16>,
+    /// Also score this net's policy as the model of the decider.
+    #[arg(long)]
+    reader: Option<PathBuf>,
+    /// Cards dealt to each of the 4 seats.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=13))]
+    cards: u8,
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
 
-const MODELS: [&str; 4] = ["policy", "policy T 0.3", "prior × value", "search"];
+const MODELS: [&str; 6] = [
+    "policy",
+    "policy T 0.3",
+    "prior × value",
+    "search visits",
+    "search choices",
+    "reader",
+];
 const BATCH: usize = 4096;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let weights = Weights::load(&args.weights)?;
     let mut net = CpuBackend::new(Arc::new(PreparedWeights::new(&weights)), BATCH);
+    let mut reader = match &args.reader {
+        Some(path) => Some(CpuBackend::new(
+            Arc::new(PreparedWeights::new(&Weights::load(path)?)),
+            BATCH,
+        )),
+        None => None,
+    };
     let mut cache = EvalCache::new(1 << 16);
     let mut sampler = WorldSampler::new();
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     // Per phase (bids, plays): decisions and each model's summed score.
     let mut decisions = [0u32; 2];
     let mut scores = [[0.0f64; MODELS.len()]; 2];
+    let started = std::time::Instant::now();
     for deal in 0..args.deals {
-        let mut round = Round::deal_random(4, 5, &mut rng)?;
+        if deal > 0 {
+            let each = started.elapsed().as_secs_f64() / deal as f64;
+            eprintln!(
+                "deal {deal}/{}, {each:.1} s a deal, ETA {:.0} s",
+                args.deals,
+                each * (args.deals - deal) as f64
+            );
+        }
+        let mut round = Round::deal_random(4, args.cards, &mut rng)?;
         while !round.is_over() {
             let step = round.history().count();
             let seat = round.to_act();
             let seed = deal << 8 | step as u64;
-            let mut search = Search::new(&round, SearchConfig::medium(), seed)?;
-            let action = choose_action(
-                &run_blocking(&mut search, &mut net, &mut cache)?.visits,
-                0.0,
-                &mut rng,
-            );
+            let visits = search_visits(&round, seed, &mut net, &mut cache)?;
+            let action = choose_action(&visits, 0.0, &mut rng);
             if round.legal_mask().count_ones() > 1 {
                 let mut after = round;
                 after.apply(action);
@@ -89,18 +122,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     worlds.push(rewind(&world, step));
                 }
                 let mut likelihoods = log_likelihoods(&mut net, &worlds, seat, action);
-                if args.search_model {
+                if let Some(reader) = &mut reader {
+                    let (policy, _) = evaluate(reader, worlds.iter().map(|w| (*w, seat)));
                     for (w, world) in worlds.iter().enumerate() {
-                        let mut search = Search::new(
-                            world,
-                            SearchConfig::medium(),
-                            (seed << 16 | w as u64) ^ 1 << 63,
-                        )?;
-                        let visits = run_blocking(&mut search, &mut net, &mut cache)?.visits;
-                        let legal = world.legal_mask();
+                        let p = |a: u8| f64::from(policy[w * POLICY_DIM + usize::from(a)]);
+                        let total: f64 = legal_actions(world.legal_mask()).map(p).sum();
+                        likelihoods[w][5] = (p(action).max(1e-12) / total).ln();
+                    }
+                }
+                for (w, world) in worlds.iter().enumerate() {
+                    let legal = world.legal_mask();
+                    let world_seed = (seed << 16 | w as u64) ^ 1 << 63;
+                    if args.search_model {
+                        let visits = search_visits(world, world_seed, &mut net, &mut cache)?;
                         let count = |a: u8| f64::from(visits[usize::from(a)]) + 1.0;
                         let total: f64 = legal_actions(legal).map(count).sum();
                         likelihoods[w][3] = (count(action) / total).ln();
+                    }
+                    if let Some(repeats) = args.search_choices {
+                        let mut taken = 0.0;
+                        for r in 0..u64::from(repeats) {
+                            let visits =
+                                search_visits(world, world_seed ^ r << 40, &mut net, &mut cache)?;
+                            let most = visits.iter().max().copied().unwrap_or(0);
+                            if visits[usize::from(action)] == most {
+                                let ties = visits.iter().filter(|&&v| v == most).count();
+                                taken += 1.0 / ties as f64;
+                            }
+                        }
+                        let choices = f64::from(legal.count_ones());
+                        likelihoods[w][4] =
+                            ((taken + 0.5) / (f64::from(repeats) + 0.5 * choices)).ln();
                     }
                 }
                 let phase = usize::from(round.phase() != Phase::Bidding);
@@ -114,14 +166,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             round.apply(action);
         }
     }
-    let models = if args.search_model {
-        MODELS.len()
-    } else {
-        MODELS.len() - 1
-    };
+    let scored = [
+        true,
+        true,
+        true,
+        args.search_model,
+        args.search_choices.is_some(),
+        args.reader.is_some(),
+    ];
     for (phase, name) in ["bids", "plays"].into_iter().enumerate() {
         let n = f64::from(decisions[phase]);
-        let each: Vec<String> = (0..models)
+        let each: Vec<String> = (0..MODELS.len())
+            .filter(|&m| scored[m])
             .map(|m| format!("{} {:.3}", MODELS[m], scores[phase][m] / n))
             .collect();
         println!(
@@ -133,13 +189,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Each world's log-probability of `action` by `seat` under the models (`search` left 0).
+/// The visit counts of a Medium search of `round` by the seat to act.
+fn search_visits(
+    round: &Round,
+    seed: u64,
+    net: &mut CpuBackend,
+    cache: &mut EvalCache,
+) -> Result<[u32; POLICY_DIM], Box<dyn std::error::Error>> {
+    let mut search = Search::new(round, SearchConfig::medium(), seed)?;
+    Ok(run_blocking(&mut search, net, cache)?.visits)
+}
+
+/// Each world's log-probability of `action` by `seat` under the net's models (the searches'
+/// left 0).
 fn log_likelihoods(
     net: &mut CpuBackend,
     worlds: &[Round],
     seat: Seat,
     action: u8,
-) -> Vec<[f64; 4]> {
+) -> Vec<[f64; MODELS.len()]> {
     let (policy, _) = evaluate(net, worlds.iter().map(|w| (*w, seat)));
     let successors = worlds.iter().flat_map(|w| {
         legal_actions(w.legal_mask()).map(move |a| {
@@ -157,7 +225,7 @@ fn log_likelihoods(
             let legal: Vec<u8> = legal_actions(world.legal_mask()).collect();
             let value: Vec<f64> = values.by_ref().take(legal.len()).map(f64::from).collect();
             let Some(taken) = legal.iter().position(|&a| a == action) else {
-                return [f64::NEG_INFINITY; 4];
+                return [f64::NEG_INFINITY; MODELS.len()];
             };
             let log_p: Vec<f64> = legal
                 .iter()
@@ -174,6 +242,8 @@ fn log_likelihoods(
                 log_softmax(&log_p),
                 log_softmax(&tempered),
                 log_softmax(&weighed),
+                0.0,
+                0.0,
                 0.0,
             ]
         })

@@ -7,6 +7,8 @@ Data: every `shard-*.safetensors` under DIR (searched recursively; `engine selfp
 newest --window are used; newest = last in path order (loop.py's gen-NNN/shard-NNNNNN names sort in time order).
 Each shard is read with read_shard.py's checks (format version, tensor set, dtypes, shapes, finite values, 0/1 masks).
 A seeded --val-fraction of the examples is held out and scored before training and after every epoch.
+With --policy-target chosen the policy target is the action a greedy search takes (the most visited; ties share),
+not the visit shares: a model of what the seats do, for reading their hands, not a net to search with.
 
 Loss per example: policy cross-entropy −Σ π·log p against the shard's root visit shares π, log p a log-softmax
 over the legal actions only (the shard's mask; illegal logits never enter, no double softmax), plus --value-weight ×
@@ -152,6 +154,14 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return min(1.0, (step + 1) / (warmup + 1)) * (0.1 + 0.45 * (1 + math.cos(math.pi * min(step, total) / total)))
 
 
+def chosen_actions(visits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+    """The action a greedy search takes from each row of root visits, as a distribution: the most visited legal
+    action, ties sharing equally (a greedy search breaks them at random)."""
+    visits = visits.masked_fill(~legal, -1.0)
+    most = (visits == visits.max(-1, keepdim=True).values).float()
+    return most / most.sum(-1, keepdim=True)
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     torch.manual_seed(args.seed)
@@ -167,6 +177,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     shards = find_shards(args.shards, args.window)
     data = load_shards(shards)
+    if args.policy_target == "chosen":
+        data["policy"] = chosen_actions(data["policy"], data["mask"])
     n = data["value"].shape[0]
     gen = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(n, generator=gen)
@@ -232,6 +244,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     save_weights({k: v.float().cpu() for k, v in net.state_dict().items()}, args.out, "f32",
                  {"trained_by": "scripts/train.py", "init": os.path.basename(args.init), "shards": len(shards),
+                  "policy_target": args.policy_target,
                   "examples": n_train, "epochs": args.epochs, "seed": args.seed})
     return {"out": args.out, "shards": len(shards), "train_examples": n_train, "val_examples": n_val,
             "epochs": args.epochs, "steps": step, "device": str(device),
@@ -255,6 +268,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="AdamW decay on weight matrices (default 1e-4)")
     ap.add_argument("--value-weight", metavar="W", type=float, default=1.0, help="weight of the value loss (default 1)")
     ap.add_argument("--dropout", metavar="P", type=float, default=0.1, help="dropout while training (BlobMaster: 0.1)")
+    ap.add_argument("--policy-target", choices=["visits", "chosen"], default="visits",
+                    help="train the policy on the root visit shares (default) or on the action a greedy search takes")
     ap.add_argument("--window", type=int, default=20, metavar="N", help="use the newest N shards (0: all; default 20)")
     ap.add_argument("--val-fraction", metavar="F", type=float, default=0.05,
                     help="examples held out for validation (default 0.05)")

@@ -45,6 +45,23 @@ class MaskedLossTest(unittest.TestCase):
         self.assertTrue(torch.all(torch.isfinite(base)))
 
 
+class ChosenActionsTest(unittest.TestCase):
+    def test_the_most_visited_legal_action_ties_sharing(self):
+        visits = torch.zeros(3, POLICY_DIM)
+        mask = torch.zeros(3, POLICY_DIM, dtype=torch.bool)
+        mask[:, :4] = True
+        visits[0, :4] = torch.tensor([3.0, 9.0, 1.0, 0.0])
+        visits[1, :4] = torch.tensor([5.0, 2.0, 5.0, 5.0])
+        visits[2, :4] = torch.tensor([1.0, 2.0, 0.0, 0.0])
+        visits[2, 40] = 99.0  # illegal, never chosen
+        chosen = train.chosen_actions(visits, mask)
+        self.assertEqual(chosen[0].nonzero().squeeze(1).tolist(), [1])
+        self.assertTrue(torch.allclose(chosen[1, [0, 2, 3]], torch.full((3,), 1 / 3)))
+        self.assertEqual(chosen[1, 1].item(), 0.0)
+        self.assertEqual(chosen[2].nonzero().squeeze(1).tolist(), [1])
+        self.assertTrue(torch.allclose(chosen.sum(-1), torch.ones(3)))
+
+
 class TrainTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -87,6 +104,15 @@ class TrainTest(unittest.TestCase):
             self.assertEqual(f.metadata()["format"], "pt")
         self.assertFalse(torch.equal(init["policy_fc.3.weight"], trained["policy_fc.3.weight"]))
         self.assertFalse([p for p in os.listdir(self.tmp) if p.endswith(".tmp")])
+
+    def test_chosen_policy_target_is_recorded_and_learned(self):
+        summary = self.train("c.safetensors", "--epochs", 2, "--policy-target", "chosen", "--val-fraction", 0.1)
+        first, last = summary["first"], summary["last"]
+        # One-hot targets (ties aside) have no entropy: the policy loss is nearly all KL, and it falls.
+        self.assertLess(first["val_policy_loss"] - first["val_policy_kl"], 0.05)
+        self.assertLess(last["val_policy_loss"], first["val_policy_loss"])
+        with safe_open(str(self.tmp / "c.safetensors"), "pt") as f:
+            self.assertEqual(f.metadata()["policy_target"], "chosen")
 
     def test_same_seed_same_weights_and_window(self):
         a = self.train("w1.safetensors", "--epochs", 1, "--window", 2, "--seed", 9, "--log", self.tmp / "w.csv")
