@@ -2,12 +2,12 @@
 //! weighting could use: the measure behind BENCHMARKS.md, "What a decision says about a hand".
 //!
 //!     cargo run --release --example decision_information -- WEIGHTS [--deals 100]
-//!         [--alternatives 31] [--search-model] [--search-choices R] [--reader NET] [--cards 5]
-//!         [--seed 7]
+//!         [--alternatives 31] [--search-model] [--search-choices R] [--reader NET]
+//!         [--cards 5] [--seed 7]
 //!
-//! Seats play 4 × 5 rounds (`--cards` sets the 5) with Medium searches, taking the most visited action (as
-//! `engine arena` plays). At each decision with a choice, the next seat (the observer) samples
-//! `--alternatives` worlds from its information after the decision, rewound to before it (so
+//! Seats play 4 × 5 rounds (`--cards` sets the 5) with Medium searches, taking the most visited
+//! action (as `engine arena` plays). At each decision with a choice, the next seat (the observer)
+//! samples `--alternatives` worlds from its information after the decision, rewound to before it (so
 //! the decider holds what it played, as policy beliefs assume). For each model of the decider,
 //! the score is `ln L(true hand) − ln mean L(alternative hands)`, `L` the model's probability
 //! of the action taken: averaged, the expected log Bayes factor in favour of the truth, in
