@@ -107,9 +107,7 @@ fn post(addr: SocketAddr, path: &str, body: &Value) -> Answer {
 
 /// A new game (`body`); returns its view.
 fn new_game(addr: SocketAddr, body: Value) -> Value {
-    let answer = post(addr, "/api/games", &body);
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.json()
+    post(addr, "/api/games", &body).ok()
 }
 
 /// A small, fast game: 4 players, 2 cards, the person in seat 1, 1 world × 8 simulations.
@@ -141,13 +139,10 @@ fn play_round(addr: SocketAddr, mut view: Value) -> Value {
                 &format!("/api/games/{id}/move"),
                 &json!({"action": legal[0]}),
             );
-            assert_eq!(answer.status, 200, "{}", answer.body);
-            view = answer.json();
+            view = answer.ok();
         } else {
             assert_eq!(view["legal_actions"], json!([]), "no moves shown off turn");
-            let answer = post(addr, &format!("/api/games/{id}/engine"), &json!({}));
-            assert_eq!(answer.status, 200, "{}", answer.body);
-            view = answer.json();
+            view = post(addr, &format!("/api/games/{id}/engine"), &json!({})).ok();
             let last = &view["last_engine_move"];
             assert_eq!(last["analysis"]["best_action"], last["action"]);
         }
