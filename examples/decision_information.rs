@@ -125,9 +125,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let Some(reader) = &mut reader {
                     let (policy, _) = evaluate(reader, worlds.iter().map(|w| (*w, seat)));
                     for (w, world) in worlds.iter().enumerate() {
-                        let p = |a: u8| f64::from(policy[w * POLICY_DIM + usize::from(a)]);
-                        let total: f64 = legal_actions(world.legal_mask()).map(p).sum();
-                        likelihoods[w][5] = (p(action).max(1e-12) / total).ln();
+                        let row = &policy[w * POLICY_DIM..(w + 1) * POLICY_DIM];
+                        likelihoods[w][5] = policy_log_likelihood(row, world, action);
                     }
                 }
                 for (w, world) in worlds.iter().enumerate() {
@@ -227,14 +226,7 @@ fn log_likelihoods(
             let Some(taken) = legal.iter().position(|&a| a == action) else {
                 return [f64::NEG_INFINITY; MODELS.len()];
             };
-            let log_p: Vec<f64> = legal
-                .iter()
-                .map(|&a| {
-                    f64::from(policy[w * POLICY_DIM + usize::from(a)])
-                        .max(1e-12)
-                        .ln()
-                })
-                .collect();
+            let log_p = legal_log_policy(&policy[w * POLICY_DIM..(w + 1) * POLICY_DIM], &legal);
             let tempered: Vec<f64> = log_p.iter().map(|l| l / 0.3).collect();
             let weighed: Vec<f64> = log_p.iter().zip(&value).map(|(l, v)| l + v / 0.1).collect();
             let log_softmax = |x: &[f64]| x[taken] - log_sum_exp(x);
@@ -247,6 +239,26 @@ fn log_likelihoods(
                 0.0,
             ]
         })
+        .collect()
+}
+
+/// The log-probability of `action` under a policy row renormalised over `world`'s legal actions.
+fn policy_log_likelihood(policy: &[f32], world: &Round, action: u8) -> f64 {
+    let legal: Vec<u8> = legal_actions(world.legal_mask()).collect();
+    match legal.iter().position(|&a| a == action) {
+        Some(taken) => {
+            let log_p = legal_log_policy(policy, &legal);
+            log_p[taken] - log_sum_exp(&log_p)
+        }
+        None => f64::NEG_INFINITY,
+    }
+}
+
+/// The log of a policy row's entries for `legal` (floored at 1e-12, so never −∞).
+fn legal_log_policy(policy: &[f32], legal: &[u8]) -> Vec<f64> {
+    legal
+        .iter()
+        .map(|&a| f64::from(policy[usize::from(a)]).max(1e-12).ln())
         .collect()
 }
 
